@@ -1,0 +1,45 @@
+# Two entry points for a fresh machine: `make demo` and `make test`.
+# Both create .venv and install the pinned toolchain first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STUBS := $(VENV)/mpy-stubs
+BOARD ?= esp32c3-coin
+STAMP := $(VENV)/.installed
+
+.PHONY: all demo test lint typecheck firmware bench clean
+
+all: test
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	# The MicroPython stubs shadow CPython's stdlib names, so they live apart
+	# from the host environment and are used only to type-check the firmware.
+	$(BIN)/pip install --quiet -c constraints.txt --target $(STUBS) --no-deps \
+		micropython-esp32-stubs micropython-stdlib-stubs
+	touch $@
+
+demo: $(STAMP)
+	$(BIN)/amr demo --board $(BOARD)
+
+test: $(STAMP) lint typecheck
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+	$(BIN)/mypy --config-file tools/mypy-firmware.ini
+
+firmware: $(STAMP)
+	$(BIN)/python tools/build_firmware.py --board $(BOARD)
+
+bench: $(STAMP)
+	$(BIN)/python tools/bench.py --board $(BOARD) --out build/bench.json
+
+clean:
+	rm -rf build $(VENV)

@@ -1,0 +1,102 @@
+# Alert sequencing: which alert frames go out when.
+#
+# An alarm first reserves a fresh alert id through Counters.raise_alert(),
+# which persists it; only then is it scheduled. Each alert then goes out as a
+# burst (burst_ms of fast advertising), followed by retries with doubling
+# back-off from retry_first_s up to retry_max_s (never more than 60 s apart),
+# until the receiver acknowledges it or the battery falls below its floor.
+# A second alarm during an alert is a new alert with its own id and burst;
+# the first keeps its schedule. Pure logic: times are ms on the RTC clock,
+# which keeps running through deep sleep.
+import struct
+
+from amr.compat import const
+
+RETRY_ADVERTISE_MS = const(1000)  # how long one retry advertises
+_MAX_BACKOFF_MS = const(60000)
+_RTC_FORMAT = "<IQH"  # alert id, next due (RTC ms), attempt
+_RTC_SIZE = const(14)
+
+
+class Sequencer:
+    def __init__(self, cfg, counters):
+        self._burst = cfg["burst_ms"]
+        self._first = cfg["retry_first_s"] * 1000
+        self._cap = min(cfg["retry_max_s"] * 1000, _MAX_BACKOFF_MS)
+        self._floor = cfg["battery_floor_mv"]
+        self._counters = counters
+        # alert id -> [next due ms, attempt]; attempt 0 is the burst
+        self._plan = {}
+
+    def restore(self, now, saved=b""):
+        """Rebuild the schedule of the persisted pending alerts.
+
+        `saved` is the RTC snapshot from before deep sleep; an alert it does
+        not cover (after a power loss) is retried at once.
+        """
+        known = {}
+        for i in range(0, len(saved) - _RTC_SIZE + 1, _RTC_SIZE):
+            alert_id, due, attempt = struct.unpack_from(_RTC_FORMAT, saved, i)
+            known[alert_id] = [due, attempt]
+        for alert_id in self._counters.state.pending:
+            self._plan[alert_id] = known.get(alert_id, [now, 1])
+
+    def snapshot(self):
+        out = bytearray(_RTC_SIZE * len(self._plan))
+        for i, alert_id in enumerate(self._plan):
+            due, attempt = self._plan[alert_id]
+            struct.pack_into(_RTC_FORMAT, out, i * _RTC_SIZE, alert_id, due, attempt)
+        return bytes(out)
+
+    def alarm(self, now):
+        """A recognised alarm: persist a new alert, then schedule its burst."""
+        counters = self._counters
+        alert_id = counters.raise_alert()
+        if counters.evicted is not None:
+            del self._plan[counters.evicted]
+        self._plan[alert_id] = [now, 0]
+        return alert_id
+
+    def acknowledge(self, alert_id):
+        if self._counters.acknowledge(alert_id):
+            del self._plan[alert_id]
+            return True
+        return False
+
+    @property
+    def pending(self):
+        return len(self._plan)
+
+    def due(self, now, battery_mv):
+        """Transmissions due at `now`: a list of (alert id, attempt, advertise ms).
+
+        Below the battery floor nothing is sent; the alerts stay persisted and
+        resume when the cell recovers or is replaced.
+        """
+        out = []
+        if battery_mv < self._floor:
+            return out
+        for alert_id in self._plan:
+            entry = self._plan[alert_id]
+            due, attempt = entry
+            if now < due:
+                continue
+            span = self._burst if attempt == 0 else RETRY_ADVERTISE_MS
+            out.append((alert_id, attempt, span))
+            entry[0] = now + span + self.backoff(attempt + 1)
+            entry[1] = attempt + 1
+        return out
+
+    def backoff(self, attempt):
+        """Quiet time before retry `attempt` (>= 1): doubling, capped."""
+        wait = self._first << min(attempt - 1, 16)
+        return wait if wait < self._cap else self._cap
+
+    def next_due(self):
+        """The earliest time an alert needs the radio, or None."""
+        best = None
+        for alert_id in self._plan:
+            due = self._plan[alert_id][0]
+            if best is None or due < best:
+                best = due
+        return best

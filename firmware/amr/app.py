@@ -1,0 +1,240 @@
+# The application: one run per wake. Every wake from deep sleep is a reboot;
+# this module reads why it woke, does what that wake is for, and goes back to
+# deep sleep with the next wake chosen by the logic.
+#   button -> recognise the gesture (staying awake for its whole window) -> alert
+#   timer  -> heartbeat and alert retries
+#   cold boot (power-on, reset) -> resume pending alerts, schedule the heartbeat
+# A corrupt or missing config or state is a visible fault: the unit records
+# the reason, sends nothing, and waits to be serviced. It never runs on
+# defaults.
+import struct
+from binascii import crc32
+
+from amr import battery, board, hw, press
+from amr import diag as diagnostics
+from amr.alert import Sequencer
+from amr.compat import const
+from amr.config import decode_config
+from amr.nvs import NvsBackend
+from amr.radio import ALERT, HEARTBEAT, RETRY, Radio
+from amr.state import Counters, decode_state
+from amr.store import SlotStore, StoreFault
+
+NVS_NAMESPACE = "amr"
+KIND_CONFIG = const(0x43)  # "C"
+KIND_STATE = const(0x53)  # "S"
+
+# Fault codes kept in diagnostics (last_error).
+E_CONFIG = const(1)
+E_STATE = const(2)
+E_BATTERY_FLOOR = const(3)
+
+_FAULT_SLEEP_MS = const(3600000)
+_HEARTBEAT_ADVERTISE_MS = const(1000)
+_RTC_HEADER = "<IQH"  # next counter, next heartbeat (RTC ms), alert snapshot length
+_RTC_HEADER_SIZE = const(14)
+
+_GESTURE_NAMES = {
+    press.ALARM_HOLD: "alarm (hold)",
+    press.ALARM_MULTI: "alarm (presses)",
+    press.SERVICE: "service gesture",
+    press.REJECTED: "rejected",
+}
+
+
+def log(chip, message):
+    print("amr: [%d ms] %s" % (chip.ticks(), message))
+
+
+def _unpack_rtc(data):
+    """RTC memory -> (diagnostics bytes, app bytes), or None if not ours."""
+    if len(data) < 8:
+        return None
+    (body_len,) = struct.unpack_from("<H", data, 0)
+    if 2 + body_len + 4 > len(data):
+        return None
+    body = bytes(data[2 : 2 + body_len])
+    if struct.unpack_from("<I", data, 2 + body_len)[0] != crc32(body):
+        return None
+    (diag_len,) = struct.unpack_from("<H", body, 0)
+    return body[2 : 2 + diag_len], body[2 + diag_len :]
+
+
+def _pack_rtc(diag_bytes, app_bytes):
+    body = struct.pack("<H", len(diag_bytes)) + diag_bytes + app_bytes
+    return struct.pack("<H", len(body)) + body + struct.pack("<I", crc32(body))
+
+
+class App:
+    def __init__(self, chip, radio):
+        self.chip = chip
+        self.radio = radio
+        saved = _unpack_rtc(chip.rtc_memory())
+        self.diag = diagnostics.load(saved[0] if saved else None)
+        if not self.diag.restored:
+            log(chip, "diagnostics start afresh (RTC memory lost: power-on)")
+        self.diag.count_reset(chip.reset_cause())
+        self._saved = saved[1] if saved else b""
+        self.cfg = None
+        self.counters = None
+        self.alerts = None
+        self.next_heartbeat = 0
+        self._mv = None
+        self._low = False
+
+    # -- boot --------------------------------------------------------------
+
+    def load(self):
+        """Config and state from flash; raises StoreFault with a reason."""
+        now = self.chip.clock_ms()
+        try:
+            self.cfg = decode_config(SlotStore(NvsBackend(NVS_NAMESPACE, "c"), KIND_CONFIG).load())
+        except StoreFault as fault:
+            fault.code = E_CONFIG
+            raise
+        store = SlotStore(NvsBackend(NVS_NAMESPACE, "s"), KIND_STATE)
+        try:
+            state = decode_state(store.load())
+        except StoreFault as fault:
+            fault.code = E_STATE
+            raise
+        resume_at, self.next_heartbeat, snapshot = self._app_rtc()
+        # The RTC copy of the next counter is valid for this boot only: were
+        # this run reset before it sleeps, the stale value would reuse counters.
+        self.chip.keep(_pack_rtc(self.diag.encode(), b""))
+        self.counters = Counters(store, state, resume_at)
+        self.alerts = Sequencer(self.cfg, self.counters)
+        self.alerts.restore(now, snapshot)
+        if self.next_heartbeat == 0:
+            self.next_heartbeat = now + self.cfg["heartbeat_s"] * 1000
+
+    def _app_rtc(self):
+        data = self._saved
+        if len(data) < _RTC_HEADER_SIZE:
+            return None, 0, b""
+        resume_at, heartbeat, n = struct.unpack_from(_RTC_HEADER, data, 0)
+        return resume_at, heartbeat, data[_RTC_HEADER_SIZE : _RTC_HEADER_SIZE + n]
+
+    # -- one wake ----------------------------------------------------------
+
+    def run(self):
+        chip = self.chip
+        wake = chip.wake()
+        log(chip, "boot: reset cause %d, wake %s" % (chip.reset_cause(), _WAKES[wake]))
+        try:
+            self.load()
+        except StoreFault as fault:
+            self.fault(fault)
+            return
+        rec = press.Recogniser(self.cfg)
+        if wake == hw.BUTTON_WAKE:
+            self._gesture(rec.woke(chip.ticks(), chip.pressed()), rec)
+        else:
+            rec.reset(chip.ticks(), chip.pressed())
+        self._awake(rec)
+        self.sleep()
+
+    def _awake(self, rec):
+        """Stay up while a gesture is open or the radio has work."""
+        chip = self.chip
+        radio_until = 0
+        while True:
+            now = chip.clock_ms()
+            radio_until = max(radio_until, self._transmit(now))
+            if not rec.open and now >= radio_until:
+                break
+            # Next thing to do, on the ticks clock: a gesture deadline, the end
+            # of advertising, or an alert falling due.
+            ticks = chip.ticks()
+            wait = rec.deadline()
+            if radio_until > now:
+                wait = _earliest(wait, radio_until - now + ticks)
+            due = self.alerts.next_due()
+            if due is not None:
+                wait = _earliest(wait, max(due, now) - now + ticks)
+            was = chip.pressed()
+            chip.wait_edge(None if wait is None else max(1, wait - ticks))
+            t = chip.ticks()
+            level = chip.pressed()
+            event = rec.edge(t, level) if level != was else rec.poll(t)
+            self._gesture(event, rec)
+        self.radio.stop()
+
+    def _transmit(self, now):
+        """Send what is due now; returns when the radio may stop (RTC ms)."""
+        until = 0
+        if now >= self.next_heartbeat:
+            self._send(HEARTBEAT, 0, False)
+            self.next_heartbeat = now + self.cfg["heartbeat_s"] * 1000
+            until = now + _HEARTBEAT_ADVERTISE_MS
+        if self.alerts.pending:
+            for alert_id, attempt, span in self.alerts.due(now, self._battery()):
+                self._send(ALERT if attempt == 0 else RETRY, alert_id, attempt == 0)
+                log(self.chip, "alert %d attempt %d: advertising %d ms" % (alert_id, attempt, span))
+                until = max(until, now + span)
+            if self._mv < self.cfg["battery_floor_mv"]:
+                self.diag.error(E_BATTERY_FLOOR)
+        return until
+
+    def _send(self, kind, alert_id, fast):
+        self.radio.advertise(kind, alert_id, self.counters.take(), fast)
+        self.diag.frames_sent += 1
+
+    def _gesture(self, event, rec):
+        if event is None:
+            return
+        # Each event ends a gesture (an alarm latches until release).
+        self.diag.presses += rec.presses
+        log(self.chip, "gesture: %s after %d presses" % (_GESTURE_NAMES[event], rec.presses))
+        if event in (press.ALARM_HOLD, press.ALARM_MULTI):
+            alert_id = self.alerts.alarm(self.chip.clock_ms())
+            self.diag.alerts += 1
+            log(self.chip, "alert %d reserved and persisted" % alert_id)
+            if self.counters.evicted is not None:
+                log(self.chip, "alert %d no longer retried: too many pending" % self.counters.evicted)
+        elif event == press.REJECTED:
+            self.diag.gestures_rejected += 1
+
+    def _battery(self):
+        if self._mv is None:
+            self._mv = battery.millivolts(
+                self.chip.battery_uv(), board.BATT_DIV_NUM, board.BATT_DIV_DEN
+            )
+            self._low = battery.is_low(self._mv, self.cfg["low_battery_mv"], self._low)
+            log(self.chip, "battery %d mV (%d%%)" % (self._mv, battery.percent(self._mv)))
+        return self._mv
+
+    # -- sleep and faults --------------------------------------------------
+
+    def sleep(self):
+        now = self.chip.clock_ms()
+        wake_at = self.next_heartbeat
+        due = self.alerts.next_due()
+        if due is not None and due < wake_at:
+            wake_at = due
+        ms = max(0, wake_at - now)
+        snapshot = self.alerts.snapshot()
+        app = struct.pack(_RTC_HEADER, self.counters.next, self.next_heartbeat, len(snapshot))
+        self.diag.store_writes = self.counters.writes
+        self.chip.keep(_pack_rtc(self.diag.encode(), app + snapshot))
+        log(self.chip, "deep sleep %d ms (%d alerts pending)" % (ms, self.alerts.pending))
+        self.chip.deepsleep(ms)
+
+    def fault(self, fault):
+        self.diag.error(getattr(fault, "code", E_STATE))
+        log(self.chip, "FAULT %s: %s" % (fault.reason, fault))
+        self.chip.keep(_pack_rtc(self.diag.encode(), b""))
+        self.chip.deepsleep(_FAULT_SLEEP_MS)
+
+
+_WAKES = {hw.BUTTON_WAKE: "button", hw.TIMER_WAKE: "timer", hw.COLD_BOOT: "cold boot"}
+
+
+def _earliest(a, b):
+    if a is None:
+        return b
+    return a if b is None or a < b else b
+
+
+def main():
+    App(hw.Chip(), Radio()).run()

@@ -1,0 +1,3 @@
+"""amrkit: host toolkit for the AMR discreet panic button."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,83 @@
+# Shared state of one virtual unit for the platform emulations (runs under
+# the MicroPython unix port). The supervisor writes unit.json in the unit's
+# directory before each boot; the emulations report back through files there.
+#
+# Time is virtual: it advances only when the firmware sleeps or waits, so a
+# run is deterministic and deep sleep costs nothing. The clock is the RTC
+# (ms since the unit was first powered); ticks count from the wake.
+import json
+import os
+import sys
+
+DIR = os.getenv("AMR_TWIN_DIR")
+if not DIR:
+    raise ImportError("AMR_TWIN_DIR is not set: run the firmware through amrkit.twin")
+
+EXIT_SLEEP = 0  # deepsleep(): the supervisor wakes the unit again
+EXIT_POWER_CUT = 3  # an injected power cut
+
+with open(DIR + "/unit.json") as _f:
+    UNIT = json.load(_f)
+
+_wake = UNIT["clock_ms"]
+_now = _wake + UNIT["boot_ms"]
+_samples = UNIT["samples"]  # [[t_ms, pressed], ...] on the RTC clock, sorted
+
+
+def now():
+    return _now
+
+
+def since_wake():
+    return _now - _wake
+
+
+def advance(ms):
+    global _now
+    if ms > 0:
+        _now += ms
+
+
+def advance_to(t):
+    global _now
+    if t > _now:
+        _now = t
+
+
+def pressed_at(t):
+    level = False
+    for ts, pressed in _samples:
+        if ts > t:
+            break
+        level = pressed
+    return level
+
+
+def next_change(t, pressed):
+    """First time after t at which the contact becomes `pressed`, or None."""
+    for ts, level in _samples:
+        if ts > t and level == pressed:
+            return ts
+    return None
+
+
+def record(kind, **fields):
+    fields["kind"] = kind
+    fields["t"] = _now
+    with open(DIR + "/events.jsonl", "a") as f:
+        f.write(json.dumps(fields) + "\n")
+
+
+def write_atomic(name, text):
+    tmp = DIR + "/" + name + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.rename(tmp, DIR + "/" + name)
+
+
+def stop(code, **fields):
+    """End this run of the firmware, as deep sleep or a power cut does."""
+    fields["clock_ms"] = _now
+    fields["exit"] = code
+    write_atomic("exit.json", json.dumps(fields))
+    sys.exit(code)

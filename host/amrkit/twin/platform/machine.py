@@ -1,0 +1,164 @@
+# Emulation of the parts of MicroPython's `machine` (ESP32 port) the firmware
+# uses, on the virtual unit (see _twin.py). Constants have the ESP32 values.
+import _twin
+
+PWRON_RESET = 1
+HARD_RESET = 2
+WDT_RESET = 3
+DEEPSLEEP_RESET = 4
+SOFT_RESET = 5
+
+PIN_WAKE = 2
+EXT0_WAKE = 2
+EXT1_WAKE = 3
+TIMER_WAKE = 4
+TOUCHPAD_WAKE = 5
+ULP_WAKE = 6
+
+IDLE = 1
+SLEEP = 2
+DEEPSLEEP = 4
+
+_wake_pins = {}  # Pin id -> level that wakes from light sleep
+
+
+def reset_cause():
+    return _twin.UNIT["reset_cause"]
+
+
+def wake_reason():
+    return _twin.UNIT["wake_reason"]
+
+
+def unique_id():
+    return bytes.fromhex(_twin.UNIT["mac"])
+
+
+def freq(hz=None):
+    return 160000000 if hz is None else None
+
+
+def lightsleep(time_ms=None):
+    """Sleep until time_ms pass or a pin configured with wake=SLEEP is at its level."""
+    start = _twin.now()
+    end = None if time_ms is None else start + time_ms
+    for pin_id, level in _wake_pins.items():
+        if _pin_level(pin_id, start) == level:
+            return
+        t = _next_level(pin_id, start, level)
+        if t is not None and (end is None or t < end):
+            end = t
+    if end is None:
+        raise RuntimeError("lightsleep() with no timeout and no wake source would never return")
+    _twin.advance_to(end)
+
+
+def deepsleep(time_ms=None):
+    _twin.stop(_twin.EXIT_SLEEP, sleep_ms=time_ms, wake_gpio=_twin.UNIT.get("_gpio_wake"))
+
+
+def reset():
+    _twin.stop(_twin.EXIT_SLEEP, reset=True)
+
+
+def _is_button(pin_id):
+    return pin_id == _twin.UNIT["button_pin"]
+
+
+def _pin_level(pin_id, t):
+    if not _is_button(pin_id):
+        return _outputs.get(pin_id, 1)
+    pressed = _twin.pressed_at(t)
+    return (0 if pressed else 1) if _twin.UNIT["active_low"] else (1 if pressed else 0)
+
+
+def _next_level(pin_id, t, level):
+    if not _is_button(pin_id):
+        return None
+    active = 0 if _twin.UNIT["active_low"] else 1
+    return _twin.next_change(t, level == active)
+
+
+_outputs = {}
+
+
+class Pin:
+    IN = 1
+    OUT = 3
+    OPEN_DRAIN = 7
+    PULL_UP = 2
+    PULL_DOWN = 1
+    IRQ_RISING = 1
+    IRQ_FALLING = 2
+    WAKE_LOW = 4
+    WAKE_HIGH = 5
+
+    def __init__(self, id, mode=-1, pull=-1, *, value=None, drive=None, hold=None):
+        self._id = id
+        self.init(mode, pull, value=value)
+
+    def init(self, mode=-1, pull=-1, *, value=None, drive=None, hold=None):
+        if mode != -1:
+            self._mode = mode
+        if value is not None:
+            _outputs[self._id] = 1 if value else 0
+
+    def value(self, x=None):
+        if x is None:
+            return _pin_level(self._id, _twin.now())
+        _outputs[self._id] = 1 if x else 0
+        return None
+
+    def on(self):
+        self.value(1)
+
+    def off(self):
+        self.value(0)
+
+    def irq(self, handler=None, trigger=3, *, priority=1, wake=None, hard=False):
+        if wake is not None and wake & SLEEP:
+            if trigger not in (Pin.WAKE_LOW, Pin.WAKE_HIGH):
+                raise ValueError("bad wake value")
+            _wake_pins[self._id] = 0 if trigger == Pin.WAKE_LOW else 1
+        return None
+
+    def __repr__(self):
+        return "Pin(%d)" % self._id
+
+
+class ADC:
+    ATTN_0DB = 0
+    ATTN_2_5DB = 1
+    ATTN_6DB = 2
+    ATTN_11DB = 3
+
+    def __init__(self, id, *, sample_ns=None, atten=ATTN_0DB):
+        self._pin = id._id if isinstance(id, Pin) else id
+
+    def read_uv(self):
+        return _twin.UNIT["adc_uv"].get(str(self._pin), 0)
+
+    def read_u16(self):
+        # 11 dB full scale on the C3 is about 2.5 V.
+        return min(65535, self.read_uv() * 65535 // 2500000)
+
+
+class RTC:
+    _MAX = 2048  # MICROPY_HW_RTC_USER_MEM_MAX on the ESP32 port
+
+    def __init__(self, id=0):
+        pass
+
+    def memory(self, data=None):
+        path = _twin.DIR + "/rtc.bin"
+        if data is None:
+            try:
+                with open(path, "rb") as f:
+                    return f.read()
+            except OSError:
+                return b""
+        if len(data) > RTC._MAX:
+            raise ValueError("buffer too long")
+        with open(path, "wb") as f:
+            f.write(bytes(data))
+        return None

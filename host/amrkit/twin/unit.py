@@ -1,0 +1,185 @@
+"""A virtual button: the unmodified firmware tree run under the MicroPython
+unix port with the chip emulations of amrkit/twin/platform first on its path.
+
+The supervisor here plays the role of the chip's power domain: it boots the
+firmware, and when the firmware deep-sleeps (the process ends) it advances
+the virtual clock to the next wake (its timer, or a scheduled press) and
+boots it again, as the chip reboots on every wake. Flash (NVS) and RTC memory
+live as files in the unit's directory; a power cut clears RTC memory only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from amrkit.boards import Board
+from amrkit.paths import firmware_dir, micropython_binary, platform_dir
+
+# machine.reset_cause() / wake_reason() values on the ESP32 port.
+PWRON_RESET = 1
+DEEPSLEEP_RESET = 4
+PIN_WAKE = 2
+TIMER_WAKE = 4
+
+EXIT_SLEEP = 0
+EXIT_POWER_CUT = 3
+BOOT_TIMEOUT_S = 60
+
+
+class FirmwareCrash(RuntimeError):
+    """The firmware ended other than by deep sleep or an injected power cut."""
+
+
+@dataclass
+class Boot:
+    """What one run of the firmware did."""
+
+    started_ms: int
+    reset_cause: int
+    wake_reason: int
+    lines: list[str]
+    events: list[dict[str, Any]]
+    ended_ms: int
+    sleep_ms: int | None = None
+    power_cut: bool = False
+
+
+@dataclass
+class VirtualUnit:
+    directory: Path
+    board: Board
+    battery_mv: int = 3000
+    firmware: Path = field(default_factory=firmware_dir)
+    clock_ms: int = 0
+    samples: list[tuple[int, bool]] = field(default_factory=list)
+    boots: list[Boot] = field(default_factory=list)
+    _next_wake: int | None = None
+    _asleep: bool = False
+
+    def __post_init__(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    # -- the world around the unit -------------------------------------
+
+    def press(self, at_ms: int, samples: Iterable[tuple[int, bool]]) -> None:
+        """Schedule raw contact samples (times relative to at_ms)."""
+        self.samples.extend((at_ms + t, pressed) for t, pressed in samples)
+        self.samples.sort()
+
+    def power_on(self, cut_at_commit: int | None = None, cut_after: bool = False) -> Boot:
+        """Insert a cell: RTC memory is lost, flash is kept."""
+        (self.directory / "rtc.bin").unlink(missing_ok=True)
+        return self._boot(PWRON_RESET, 0, cut_at_commit, cut_after)
+
+    def run_until(
+        self, end_ms: int, cut_at_commit: int | None = None, cut_after: bool = False
+    ) -> list[Boot]:
+        """Let the unit sleep and wake until the clock reaches end_ms.
+
+        A power cut stops the run: the unit stays off until power_on().
+        """
+        done: list[Boot] = []
+        while self._asleep:
+            wake, reason = self._next_wake, TIMER_WAKE
+            press = next((t for t, p in self.samples if p and t > self.clock_ms), None)
+            if press is not None and (wake is None or press < wake):
+                wake, reason = press, PIN_WAKE
+            if wake is None or wake > end_ms:
+                self.clock_ms = end_ms
+                break
+            self.clock_ms = wake
+            boot = self._boot(DEEPSLEEP_RESET, reason, cut_at_commit, cut_after)
+            done.append(boot)
+            if boot.power_cut:
+                break
+        return done
+
+    # -- one boot --------------------------------------------------------
+
+    def _boot(
+        self, reset_cause: int, wake_reason: int, cut_at_commit: int | None, cut_after: bool
+    ) -> Boot:
+        d = self.directory
+        for name in ("events.jsonl", "exit.json"):
+            (d / name).unlink(missing_ok=True)
+        unit = {
+            "clock_ms": self.clock_ms,
+            "boot_ms": self.board.wake_to_app_ms,
+            "reset_cause": reset_cause,
+            "wake_reason": wake_reason,
+            "samples": self.samples,
+            "button_pin": self.board.button_pin,
+            "active_low": self.board.button_active_low,
+            "adc_uv": {str(self.board.battery_adc_pin): self.board.adc_uv(self.battery_mv)},
+            "mac": self.board.mac_for(d.name),
+            "cut_at_commit": cut_at_commit,
+            "cut_after": cut_after,
+        }
+        (d / "unit.json").write_text(json.dumps(unit))
+        env = dict(
+            os.environ,
+            AMR_TWIN_DIR=str(d),
+            MICROPYPATH=os.pathsep.join([str(platform_dir()), str(self.firmware), ".frozen"]),
+        )
+        proc = subprocess.run(
+            [micropython_binary(), str(self.firmware / "main.py")],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=d,
+            timeout=BOOT_TIMEOUT_S,
+            check=False,
+        )
+        exit_path = d / "exit.json"
+        if not exit_path.exists():
+            raise FirmwareCrash(
+                f"firmware in {d} ended without deep sleep (exit {proc.returncode}):\n"
+                + proc.stdout
+                + proc.stderr
+            )
+        info = json.loads(exit_path.read_text())
+        events_path = d / "events.jsonl"
+        events = (
+            [json.loads(line) for line in events_path.read_text().splitlines()]
+            if events_path.exists()
+            else []
+        )
+        boot = Boot(
+            started_ms=self.clock_ms,
+            reset_cause=reset_cause,
+            wake_reason=wake_reason,
+            lines=proc.stdout.splitlines(),
+            events=events,
+            ended_ms=info["clock_ms"],
+            sleep_ms=info.get("sleep_ms"),
+            power_cut=info["exit"] == EXIT_POWER_CUT,
+        )
+        self.boots.append(boot)
+        self.clock_ms = boot.ended_ms
+        self._asleep = not boot.power_cut
+        self._next_wake = None if boot.sleep_ms is None else self.clock_ms + boot.sleep_ms
+        return boot
+
+    # -- inspection ------------------------------------------------------
+
+    def nvs(self) -> dict[str, dict[str, Any]]:
+        path = self.directory / "nvs.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def rtc_memory(self) -> bytes:
+        path = self.directory / "rtc.bin"
+        return path.read_bytes() if path.exists() else b""
+
+    def write_nvs(self, namespace: str, blobs: dict[str, bytes]) -> None:
+        """Factory-write blobs into the unit's NVS (the flash image)."""
+        data = self.nvs()
+        space = data.setdefault(namespace, {})
+        for key, value in blobs.items():
+            space[key] = {"blob": value.hex()}
+        (self.directory / "nvs.json").write_text(json.dumps(data))
