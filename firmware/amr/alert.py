@@ -13,6 +13,9 @@ import struct
 from amr.compat import const
 
 RETRY_ADVERTISE_MS = const(1000)  # how long one retry advertises
+# Retries due this soon go out with one that is due now: one wake, one radio
+# session, instead of a wake per alert.
+_BATCH_MS = const(10000)
 _MAX_BACKOFF_MS = const(60000)
 _RTC_FORMAT = "<IQH"  # alert id, next due (RTC ms), attempt
 _RTC_SIZE = const(14)
@@ -76,10 +79,13 @@ class Sequencer:
         out = []
         if battery_mv < self._floor:
             return out
+        nearest = self.next_due()
+        if nearest is None or nearest > now:
+            return out
         for alert_id in self._plan:
             entry = self._plan[alert_id]
             due, attempt = entry
-            if now < due:
+            if due > now and (attempt == 0 or due - now > _BATCH_MS):
                 continue
             span = self._burst if attempt == 0 else RETRY_ADVERTISE_MS
             out.append((alert_id, attempt, span))

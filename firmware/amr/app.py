@@ -8,9 +8,8 @@
 # the reason, sends nothing, and waits to be serviced. It never runs on
 # defaults.
 import struct
-from binascii import crc32
 
-from amr import battery, board, hw, press
+from amr import battery, board, hw, press, rtcmem
 from amr import diag as diagnostics
 from amr.alert import Sequencer
 from amr.compat import const
@@ -46,30 +45,11 @@ def log(chip, message):
     print("amr: [%d ms] %s" % (chip.ticks(), message))
 
 
-def _unpack_rtc(data):
-    """RTC memory -> (diagnostics bytes, app bytes), or None if not ours."""
-    if len(data) < 8:
-        return None
-    (body_len,) = struct.unpack_from("<H", data, 0)
-    if 2 + body_len + 4 > len(data):
-        return None
-    body = bytes(data[2 : 2 + body_len])
-    if struct.unpack_from("<I", data, 2 + body_len)[0] != crc32(body):
-        return None
-    (diag_len,) = struct.unpack_from("<H", body, 0)
-    return body[2 : 2 + diag_len], body[2 + diag_len :]
-
-
-def _pack_rtc(diag_bytes, app_bytes):
-    body = struct.pack("<H", len(diag_bytes)) + diag_bytes + app_bytes
-    return struct.pack("<H", len(body)) + body + struct.pack("<I", crc32(body))
-
-
 class App:
     def __init__(self, chip, radio):
         self.chip = chip
         self.radio = radio
-        saved = _unpack_rtc(chip.rtc_memory())
+        saved = rtcmem.unpack(chip.rtc_memory())
         self.diag = diagnostics.load(saved[0] if saved else None)
         if not self.diag.restored:
             log(chip, "diagnostics start afresh (RTC memory lost: power-on)")
@@ -98,10 +78,11 @@ class App:
         except StoreFault as fault:
             fault.code = E_STATE
             raise
+        self.diag.store_repairs += store.damaged
         resume_at, self.next_heartbeat, snapshot = self._app_rtc()
         # The RTC copy of the next counter is valid for this boot only: were
         # this run reset before it sleeps, the stale value would reuse counters.
-        self.chip.keep(_pack_rtc(self.diag.encode(), b""))
+        self.chip.keep(rtcmem.pack(self.diag.encode(), b""))
         self.counters = Counters(store, state, resume_at)
         self.alerts = Sequencer(self.cfg, self.counters)
         self.alerts.restore(now, snapshot)
@@ -215,15 +196,15 @@ class App:
         ms = max(0, wake_at - now)
         snapshot = self.alerts.snapshot()
         app = struct.pack(_RTC_HEADER, self.counters.next, self.next_heartbeat, len(snapshot))
-        self.diag.store_writes = self.counters.writes
-        self.chip.keep(_pack_rtc(self.diag.encode(), app + snapshot))
+        self.diag.store_writes += self.counters.writes
+        self.chip.keep(rtcmem.pack(self.diag.encode(), app + snapshot))
         log(self.chip, "deep sleep %d ms (%d alerts pending)" % (ms, self.alerts.pending))
         self.chip.deepsleep(ms)
 
     def fault(self, fault):
         self.diag.error(getattr(fault, "code", E_STATE))
         log(self.chip, "FAULT %s: %s" % (fault.reason, fault))
-        self.chip.keep(_pack_rtc(self.diag.encode(), b""))
+        self.chip.keep(rtcmem.pack(self.diag.encode(), b""))
         self.chip.deepsleep(_FAULT_SLEEP_MS)
 
 

@@ -70,14 +70,14 @@ def validate(cfg):
         if type(value) is not int:
             raise _fault(f"config field {name}={value!r} not an int")
         if not low <= value <= high:
-            raise _fault("config field %s=%d out of range %d..%d" % (name, value, low, high))
+            raise _fault(f"config field {name}={value} out of range {low}..{high}")
     if len(cfg) != len(FIELDS):
         for name in cfg:
             if name not in DEFAULTS:
                 raise _fault(f"config field {name} unknown")
     for a, op, b in RULES:
         if not _holds(cfg[a], op, cfg[b]):
-            raise _fault("config rule %s %s %s broken (%d vs %d)" % (a, op, b, cfg[a], cfg[b]))
+            raise _fault(f"config rule {a} {op} {b} broken ({cfg[a]} vs {cfg[b]})")
 
 
 def encode_config(cfg):
@@ -89,9 +89,9 @@ def encode_config(cfg):
 def decode_config(payload):
     """Config dict from a payload; StoreFault on any bad version, size, field or rule."""
     if payload and payload[0] != VERSION:
-        raise _fault("config version %d not supported" % payload[0])
+        raise _fault(f"config version {payload[0]} not supported")
     if len(payload) != CONFIG_SIZE:
-        raise _fault("config length %d, expected %d" % (len(payload), CONFIG_SIZE))
+        raise _fault(f"config length {len(payload)}, expected {CONFIG_SIZE}")
     values = struct.unpack(_FORMAT, payload)
     cfg = {}
     for i, row in enumerate(_TABLE):

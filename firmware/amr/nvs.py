@@ -28,7 +28,7 @@ class NvsBackend:
             n = self._nvs.get_blob(self._keys[slot], self._buf)
         except OSError as e:
             code = e.args[0] if e.args else None
-            if code == _NOT_FOUND or code == _ENOENT:
+            if code in (_NOT_FOUND, _ENOENT):
                 return None
             if code == _INVALID_LENGTH:
                 return b""  # stored, but too big to be a record: a damaged slot

@@ -45,18 +45,18 @@ def _fault(reason):
 
 def _check(hwm, pending):
     if not 0 <= hwm <= _LIMIT:
-        raise _fault("state field counter_hwm=%d out of range 0..%d" % (hwm, _LIMIT))
+        raise _fault(f"state field counter_hwm={hwm} out of range 0..{_LIMIT}")
     if len(pending) > MAX_PENDING:
-        raise _fault("state field pending count %d > %d" % (len(pending), MAX_PENDING))
+        raise _fault(f"state field pending count {len(pending)} > {MAX_PENDING}")
     last = -1
     for i, alert in enumerate(pending):
         if alert >= hwm:
-            raise _fault("state field pending[%d]=%d not below counter_hwm=%d" % (i, alert, hwm))
+            raise _fault(f"state field pending[{i}]={alert} not below counter_hwm={hwm}")
         if alert == last:
-            raise _fault("state field pending[%d]=%d duplicate" % (i, alert))
+            raise _fault(f"state field pending[{i}]={alert} duplicate")
         if alert < last:
             # Ids are counters, handed out in increasing order.
-            raise _fault("state field pending[%d]=%d older than pending[%d]" % (i, alert, i - 1))
+            raise _fault(f"state field pending[{i}]={alert} older than pending[{i - 1}]")
         last = alert
 
 
@@ -71,16 +71,16 @@ def encode_state(state):
 def decode_state(payload):
     """State from a payload; StoreFault whose reason names the bad field."""
     if len(payload) != STATE_SIZE:
-        raise _fault("state length %d, expected %d" % (len(payload), STATE_SIZE))
+        raise _fault(f"state length {len(payload)}, expected {STATE_SIZE}")
     fields = struct.unpack(_FORMAT, payload)
     version, count, hwm = fields[0], fields[1], fields[2]
     if version != _VERSION:
-        raise _fault("state version %d not supported" % version)
+        raise _fault(f"state version {version} not supported")
     if count > MAX_PENDING:
-        raise _fault("state field pending count %d > %d" % (count, MAX_PENDING))
+        raise _fault(f"state field pending count {count} > {MAX_PENDING}")
     for i in range(count, MAX_PENDING):
         if fields[3 + i]:
-            raise _fault("state field pending[%d] set beyond pending count %d" % (i, count))
+            raise _fault(f"state field pending[{i}] set beyond pending count {count}")
     pending = list(fields[3 : 3 + count])
     _check(hwm, pending)
     return State(hwm, pending)

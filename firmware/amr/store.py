@@ -116,8 +116,8 @@ class SlotStore:
         if used:
             raise StoreFault(
                 "corrupt",
-                "store %s: %d slot(s) hold data but none is a valid record (bad magic, "
-                "version, kind, length or CRC); re-provision the unit from the host" % (name, used),
+                f"store {name}: {used} slot(s) hold data but none is a valid record (bad "
+                "magic, version, kind, length or CRC); re-provision the unit from the host",
             )
         raise StoreFault(
             "missing", f"store {name}: nothing saved yet; provision the unit from the host"
@@ -133,8 +133,8 @@ class SlotStore:
         if len(payload) > MAX_PAYLOAD:
             raise StoreFault(
                 "too large",
-                "store %s: payload of %d bytes exceeds %d; this is a firmware bug"
-                % (chr(self._kind), len(payload), MAX_PAYLOAD),
+                f"store {chr(self._kind)}: payload of {len(payload)} bytes exceeds "
+                f"{MAX_PAYLOAD}; this is a firmware bug",
             )
         if self._slot is None:
             self._scan()

@@ -68,7 +68,7 @@ class MemBackend:
             self.slots[slot] = data[:offset] + b"\xff" * (len(data) - offset)
         elif mode != "before":
             raise ValueError(f"unknown cut mode {mode!r}")
-        raise PowerCut("power cut at write %d (%s, offset %d)" % (at, mode, offset))
+        raise PowerCut(f"power cut at write {at} ({mode}, offset {offset})")
 
     def flip(self, slot, offset, mask=0x01):
         """Flip bits of one stored byte (bit rot, a stray write)."""

@@ -79,7 +79,7 @@ def test_every_field_out_of_range():
         for value in (low - 1, high + 1):
             if value < 0:
                 continue
-            expected = "config field %s=%d out of range %d..%d" % (name, value, low, high)
+            expected = f"config field {name}={value} out of range {low}..{high}"
             assert fault_reason(encode_config, with_(**{name: value})) == expected
             assert fault_reason(decode_config, raw_payload(with_(**{name: value}))) == expected
 
@@ -135,9 +135,9 @@ def test_truncated_oversized_and_versioned_payloads():
     payload = encode_config(DEFAULTS)
     for n in range(1, len(payload)):
         reason = fault_reason(decode_config, payload[:n])
-        assert reason == "config length %d, expected %d" % (n, CONFIG_SIZE)
-    assert fault_reason(decode_config, b"") == "config length 0, expected %d" % CONFIG_SIZE
-    assert "length %d" % (CONFIG_SIZE + 1) in fault_reason(decode_config, payload + b"\x00")
+        assert reason == f"config length {n}, expected {CONFIG_SIZE}"
+    assert fault_reason(decode_config, b"") == f"config length 0, expected {CONFIG_SIZE}"
+    assert f"length {CONFIG_SIZE + 1}" in fault_reason(decode_config, payload + b"\x00")
     assert fault_reason(decode_config, b"\x02" + payload[1:]) == "config version 2 not supported"
     assert fault_reason(decode_config, b"\x00" * 200) == "config version 0 not supported"
 

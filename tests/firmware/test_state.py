@@ -203,7 +203,8 @@ def test_full_pending_evicts_second_oldest_and_reports_it():
     newest = unit.raise_alert()
     assert unit.evicted == alerts[1]
     assert unit.dropped == 1
-    expected = [alerts[0], *alerts[2:], newest]
+    expected = alerts[:1] + alerts[2:]
+    expected.append(newest)
     assert unit.state.pending == expected
     assert persisted(backend).pending == expected
     unit.raise_alert()
@@ -302,12 +303,12 @@ class History:
         self.unit = boot(self.backend, resume_at)
         pending = self.unit.state.pending
         for alert in self.must_pend:
-            assert alert in pending, "alert %d lost" % alert
+            assert alert in pending, f"alert {alert} lost"
         for alert in pending:
-            assert alert not in self.taken, "alert id %d was also a frame counter" % alert
+            assert alert not in self.taken, f"alert id {alert} was also a frame counter"
 
     def fresh(self, n):
-        assert n not in self.taken and n not in self.alerts, "counter %d reused" % n
+        assert n not in self.taken and n not in self.alerts, f"counter {n} reused"
 
     def step(self, op, arg):
         unit = self.unit
@@ -342,7 +343,9 @@ class History:
     def run(self, ops):
         # Ends with a power loss and more than a block of frames, to show the
         # counters after the last boot are fresh too.
-        for op, arg in [*list(ops), ("reset", 0), ("take", COUNTER_BLOCK + 1)]:
+        steps = list(ops)
+        steps.extend((("reset", 0), ("take", COUNTER_BLOCK + 1)))
+        for op, arg in steps:
             try:
                 self.step(op, arg)
             except PowerCut:

@@ -102,11 +102,11 @@ def test_saves_alternate_slots_and_load_takes_newest():
     backend = MemBackend()
     store = SlotStore(backend, S)
     for i in range(1, 8):
-        store.save(b"v%d" % i)
+        store.save(b"v" + str(i).encode())
         assert store.seq == i
-        assert unpack_record(backend.slots[(i - 1) % 2], S) == (i, b"v%d" % i)
+        assert unpack_record(backend.slots[(i - 1) % 2], S) == (i, b"v" + str(i).encode())
         fresh = SlotStore(backend, S)
-        assert fresh.load() == b"v%d" % i
+        assert fresh.load() == b"v" + str(i).encode()
         assert fresh.seq == i
 
 
@@ -228,6 +228,8 @@ def test_torn_first_save_is_missing_or_corrupt_never_garbage():
             SlotStore(backend, S).save(b"first")
         except PowerCut:
             pass
+        else:
+            raise AssertionError("cut not injected")
         store = SlotStore(backend, S)
         if mode == "after":
             assert store.load() == b"first"
@@ -253,6 +255,8 @@ def test_failed_write_leaves_store_unchanged():
         store.save(b"two")
     except OSError:
         pass
+    else:
+        raise AssertionError("write error swallowed")
     assert store.seq == 1
     backend.fail = False
     store.save(b"two")
@@ -275,10 +279,10 @@ def test_seq_wraps_with_serial_arithmetic():
     assert store.load() == b"a"
     expected = [0xFFFFFFFF, 0, 1, 2]
     for i, seq in enumerate(expected):
-        store.save(b"p%d" % i)
+        store.save(b"p" + str(i).encode())
         assert store.seq == seq
         fresh = SlotStore(backend, S)
-        assert fresh.load() == b"p%d" % i
+        assert fresh.load() == b"p" + str(i).encode()
         assert fresh.seq == seq
 
 
@@ -294,6 +298,8 @@ def test_torn_write_across_wrap():
             store.save(b"new")
         except PowerCut:
             pass
+        else:
+            raise AssertionError("cut not injected")
         got = SlotStore(backend, S).load()
         assert got == expected_after_cut(backend, mode, b"old", b"new"), (mode, offset)
 
