@@ -76,7 +76,7 @@ class Sequencer:
         Below the battery floor nothing is sent; the alerts stay persisted and
         resume when the cell recovers or is replaced.
         """
-        out = []
+        out: list = []
         if battery_mv < self._floor:
             return out
         nearest = self.next_due()

@@ -55,39 +55,28 @@ class App:
             log(chip, "diagnostics start afresh (RTC memory lost: power-on)")
         self.diag.count_reset(chip.reset_cause())
         self._saved = saved[1] if saved else b""
-        self.cfg = None
-        self.counters = None
-        self.alerts = None
         self.next_heartbeat = 0
         self._mv = None
         self._low = False
 
     # -- boot --------------------------------------------------------------
 
-    def load(self):
-        """Config and state from flash; raises StoreFault with a reason."""
+    def load(self, cfg):
+        """Counter state from flash and schedules from RTC memory."""
         now = self.chip.clock_ms()
-        try:
-            self.cfg = decode_config(SlotStore(NvsBackend(NVS_NAMESPACE, "c"), KIND_CONFIG).load())
-        except StoreFault as fault:
-            fault.code = E_CONFIG
-            raise
         store = SlotStore(NvsBackend(NVS_NAMESPACE, "s"), KIND_STATE)
-        try:
-            state = decode_state(store.load())
-        except StoreFault as fault:
-            fault.code = E_STATE
-            raise
+        state = decode_state(store.load())
         self.diag.store_repairs += store.damaged
         resume_at, self.next_heartbeat, snapshot = self._app_rtc()
         # The RTC copy of the next counter is valid for this boot only: were
         # this run reset before it sleeps, the stale value would reuse counters.
         self.chip.keep(rtcmem.pack(self.diag.encode(), b""))
+        self.cfg = cfg
         self.counters = Counters(store, state, resume_at)
-        self.alerts = Sequencer(self.cfg, self.counters)
+        self.alerts = Sequencer(cfg, self.counters)
         self.alerts.restore(now, snapshot)
         if self.next_heartbeat == 0:
-            self.next_heartbeat = now + self.cfg["heartbeat_s"] * 1000
+            self.next_heartbeat = now + cfg["heartbeat_s"] * 1000
 
     def _app_rtc(self):
         data = self._saved
@@ -103,9 +92,14 @@ class App:
         wake = chip.wake()
         log(chip, "boot: reset cause %d, wake %s" % (chip.reset_cause(), _WAKES[wake]))
         try:
-            self.load()
+            cfg = decode_config(SlotStore(NvsBackend(NVS_NAMESPACE, "c"), KIND_CONFIG).load())
         except StoreFault as fault:
-            self.fault(fault)
+            self.fault(E_CONFIG, fault)
+            return
+        try:
+            self.load(cfg)
+        except StoreFault as fault:
+            self.fault(E_STATE, fault)
             return
         rec = press.Recogniser(self.cfg)
         if wake == hw.BUTTON_WAKE:
@@ -172,7 +166,10 @@ class App:
             self.diag.alerts += 1
             log(self.chip, "alert %d reserved and persisted" % alert_id)
             if self.counters.evicted is not None:
-                log(self.chip, "alert %d no longer retried: too many pending" % self.counters.evicted)
+                log(
+                    self.chip,
+                    "alert %d no longer retried: too many pending" % self.counters.evicted,
+                )
         elif event == press.REJECTED:
             self.diag.gestures_rejected += 1
 
@@ -201,8 +198,8 @@ class App:
         log(self.chip, "deep sleep %d ms (%d alerts pending)" % (ms, self.alerts.pending))
         self.chip.deepsleep(ms)
 
-    def fault(self, fault):
-        self.diag.error(getattr(fault, "code", E_STATE))
+    def fault(self, code, fault):
+        self.diag.error(code)
         log(self.chip, "FAULT %s: %s" % (fault.reason, fault))
         self.chip.keep(rtcmem.pack(self.diag.encode(), b""))
         self.chip.deepsleep(_FAULT_SLEEP_MS)

@@ -1,8 +1,9 @@
 # Driver: the chip. The only module, with radio.py and nvs.py, that touches
 # machine/esp32; written against stock MicroPython for ESP32.
+import time
+
 import esp32
 import machine
-import time
 from machine import ADC, RTC, Pin
 
 from amr import board
@@ -15,7 +16,8 @@ COLD_BOOT = const(3)
 
 class Chip:
     def __init__(self):
-        self.button = Pin(board.PIN_BUTTON, Pin.IN, Pin.PULL_UP if board.BUTTON_ACTIVE_LOW else None)
+        pull = {"up": Pin.PULL_UP, "down": Pin.PULL_DOWN}.get(board.BUTTON_PULL, -1)
+        self.button = Pin(board.PIN_BUTTON, Pin.IN, pull)
         self._rtc = RTC()
 
     def reset_cause(self):

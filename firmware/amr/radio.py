@@ -35,11 +35,11 @@ class Radio:
             ble.active(True)
             ble.config(addr_mode=_ADDR_NRPA)
         ble.gap_advertise(
-            _FAST_US if fast else _SLOW_US, adv_data=encode_v0(kind, alert_id, counter), connectable=False
+            _FAST_US if fast else _SLOW_US, encode_v0(kind, alert_id, counter), connectable=False
         )
         self.frames += 1
 
     def stop(self):
         if self._ble.active():
-            self._ble.gap_advertise(None)
+            self._ble.gap_advertise(None)  # type: ignore[arg-type]  # None stops (documented)
             self._ble.active(False)

@@ -82,13 +82,16 @@ class SlotStore:
     def __init__(self, backend, kind):
         self._backend = backend
         self._kind = kind
-        self._slot = None  # slot of the newest valid record; None: not scanned yet
+        # Slot of the newest valid record; with none, 1 so that the first save
+        # goes to slot 0.
+        self._slot = 1
+        self._scanned = False
         self.seq = 0
         self.damaged = 0
 
     def _scan(self):
         """Find the newest valid record; returns (payload or None, slots in use)."""
-        # With no valid record the first save goes to slot 0 with seq 1.
+        self._scanned = True
         self._slot = 1
         self.seq = 0
         self.damaged = 0
@@ -136,7 +139,7 @@ class SlotStore:
                 f"store {chr(self._kind)}: payload of {len(payload)} bytes exceeds "
                 f"{MAX_PAYLOAD}; this is a firmware bug",
             )
-        if self._slot is None:
+        if not self._scanned:
             self._scan()
         seq = (self.seq + 1) & _MASK
         slot = 1 - self._slot

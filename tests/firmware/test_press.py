@@ -55,7 +55,7 @@ def test_three_taps_within_window_raise_one_alarm():
     for seed in range(SEEDS):
         rng = Rng(seed)
         presses = taps(rng, 3)
-        rec, events = run(trace(rng, presses))
+        _, events = run(trace(rng, presses))
         assert kinds(events) == [ALARM_MULTI], (seed, presses, events)
         # Raised on the third press itself, not at the end of the window.
         assert events[0][0] < presses[2][0] + 150
@@ -109,7 +109,7 @@ def test_service_pattern_opens_service_mode():
     for seed in range(SEEDS):
         rng = Rng(seed)
         presses = service_presses(rng, pause=rng.between(2600, 5500))
-        rec, events = run(trace(rng, presses))
+        _, events = run(trace(rng, presses))
         assert kinds(events) == [SERVICE], (seed, presses, events)
         # Only once a whole alarm window passed after the last tap.
         assert events[0][0] >= presses[-1][0] + DEFAULTS["multi_window_ms"]
@@ -143,7 +143,7 @@ def test_service_pattern_with_short_pauses_is_an_alarm_or_rejected_never_service
 
 def test_hold_after_alarm_does_not_repeat_it_but_a_new_gesture_does():
     rng = Rng(3)
-    presses = [(0, 4000), *taps(rng, 3, start=5000)]
+    presses = [(0, 4000)] + taps(rng, 3, start=5000)
     _, events = run(trace(rng, presses))
     assert kinds(events) == [ALARM_HOLD, ALARM_MULTI], events
 

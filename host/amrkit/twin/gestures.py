@@ -12,14 +12,23 @@
 # in twenty adds a long glitch of 15-45 ms. One press in ten of 200 ms or more chatters: 1-3
 # opens of up to 10 ms while held (finger pressure varying).
 
+try:
+    from typing import Any
+
+    Trace = list[tuple[int, bool]]
+    Presses = list[tuple[int, int]]
+    Events = list[tuple[int, int]]
+except ImportError:  # MicroPython: annotations are not evaluated there
+    pass
+
 
 class Rng:
     """xorshift32: the same sequence under CPython and MicroPython."""
 
-    def __init__(self, seed):
+    def __init__(self, seed: int) -> None:
         self._s = (seed * 2654435761 + 1) & 0xFFFFFFFF or 1
 
-    def below(self, n):
+    def below(self, n: int) -> int:
         s = self._s
         s ^= (s << 13) & 0xFFFFFFFF
         s ^= s >> 17
@@ -27,14 +36,14 @@ class Rng:
         self._s = s
         return s % n
 
-    def between(self, lo, hi):
+    def between(self, lo: int, hi: int) -> int:
         return lo + self.below(hi - lo + 1)
 
-    def chance(self, percent):
+    def chance(self, percent: int) -> bool:
         return self.below(100) < percent
 
 
-def _burst(rng, t, level, out, until=None):
+def _burst(rng: Rng, t: int, level: bool, out: Trace, until: int | None = None) -> int:
     """Glitches right after the contact settles at `level` at time t.
 
     With `until` (a make), the burst ends before the contact opens again and
@@ -58,9 +67,9 @@ def _burst(rng, t, level, out, until=None):
     return t
 
 
-def trace(rng, presses, bounce=True):
+def trace(rng: Rng, presses: Presses, bounce: bool = True) -> Trace:
     """Raw samples for presses given as (start_ms, duration_ms), in order."""
-    out = []
+    out: Trace = []
     for start, duration in presses:
         out.append((start, True))
         if bounce:
@@ -78,9 +87,9 @@ def trace(rng, presses, bounce=True):
     return _clean(out)
 
 
-def _clean(samples):
+def _clean(samples: Trace) -> Trace:
     """Drop samples that do not change the level (glitches may overlap)."""
-    out = []
+    out: Trace = []
     level = False
     for t, pressed in samples:
         if pressed != level:
@@ -89,13 +98,19 @@ def _clean(samples):
     return out
 
 
-def taps(rng, count, tap_ms=(100, 250), gap_ms=(260, 500), start=0):
+def taps(
+    rng: Rng,
+    count: int,
+    tap_ms: tuple[int, int] = (100, 250),
+    gap_ms: tuple[int, int] = (260, 500),
+    start: int = 0,
+) -> Presses:
     """Presses for `count` deliberate taps at a comfortable human tempo.
 
     The default, 1.3-2.8 taps a second, is how people tap when told "press
     three times"; pass shorter gaps for frantic tapping.
     """
-    presses = []
+    presses: Presses = []
     t = start
     for _ in range(count):
         d = rng.between(tap_ms[0], tap_ms[1])
@@ -104,7 +119,7 @@ def taps(rng, count, tap_ms=(100, 250), gap_ms=(260, 500), start=0):
     return presses
 
 
-def disturbance(rng):
+def disturbance(rng: Rng) -> Trace:
     """One trace a wearer produces without meaning to raise an alarm."""
     kind = rng.below(6)
     if kind == 0:  # a single short press: a bump, or curiosity
@@ -112,7 +127,7 @@ def disturbance(rng):
     if kind == 1:  # two presses close together
         return trace(rng, taps(rng, 2))
     if kind == 2:  # pocket chatter: glitches too short to be a press
-        out = []
+        out: Trace = []
         t = 0
         for _ in range(rng.between(5, 60)):
             t += rng.between(5, 80)
@@ -126,27 +141,27 @@ def disturbance(rng):
     if kind == 4:  # two presses, then a third too late for the window
         first = taps(rng, 2)
         late = first[0][0] + rng.between(2300, 4000)
-        return trace(rng, [*first, (late, rng.between(90, 220))])
+        return trace(rng, first + [(late, rng.between(90, 220))])
     # chatter followed by a single press
-    out = []
+    out2: Trace = []
     t = 0
     for _ in range(rng.between(3, 20)):
         t += rng.between(5, 60)
         w = rng.between(1, 15)
-        out.append((t, True))
-        out.append((t + w, False))
+        out2.append((t, True))
+        out2.append((t + w, False))
         t += w
     press = trace(rng, [(t + rng.between(100, 400), rng.between(60, 399))])
-    return _clean(out + press)
+    return _clean(out2 + press)
 
 
-def replay(rec, samples, end_ms, boot_ms=None):
+def replay(rec: Any, samples: Trace, end_ms: int, boot_ms: int | None = None) -> Events:
     """Drive a Recogniser as the firmware loop does; returns [(t, event)].
 
     With boot_ms, the first sample woke the chip: samples before boot_ms are
     not seen, only the level at boot_ms, and times are counted from the wake.
     """
-    events = []
+    events: Events = []
     i = 0
     if boot_ms is not None:
         t0 = samples[0][0]
@@ -166,7 +181,7 @@ def replay(rec, samples, end_ms, boot_ms=None):
     return events
 
 
-def _poll_until(rec, t, events):
+def _poll_until(rec: Any, t: int, events: Events) -> None:
     while True:
         due = rec.deadline()
         if due is None or due > t:
@@ -176,6 +191,6 @@ def _poll_until(rec, t, events):
             raise RuntimeError("recogniser deadline %d did not advance" % due)
 
 
-def _note(events, t, event):
+def _note(events: Events, t: int, event: int | None) -> None:
     if event is not None:
         events.append((t, event))

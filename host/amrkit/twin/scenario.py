@@ -26,12 +26,16 @@ def clock(ms: int) -> str:
 
 def describe_frame(hex_data: str) -> str:
     data = bytes.fromhex(hex_data)
-    kind, alert_id, counter = data[2], int.from_bytes(data[3:7], "little"), int.from_bytes(
-        data[7:11], "little"
+    kind, alert_id, counter = (
+        data[2],
+        int.from_bytes(data[3:7], "little"),
+        int.from_bytes(data[7:11], "little"),
     )
     what = FRAME_KINDS.get(kind, f"kind {kind}")
-    return f"{what} (alert {alert_id}, counter {counter})" if kind in (2, 3) else (
-        f"{what} (counter {counter})"
+    return (
+        f"{what} (alert {alert_id}, counter {counter})"
+        if kind in (2, 3)
+        else (f"{what} (counter {counter})")
     )
 
 
@@ -51,8 +55,10 @@ def run_demo(board: Board, out: Callable[[str], None] = print) -> dict[str, int]
     with tempfile.TemporaryDirectory(prefix="amr-demo-") as tmp:
         unit = VirtualUnit(Path(tmp) / "unit-1", board)
         provision(unit)
-        out(f"Virtual {board.chip} unit on board {board.name} "
-            f"(wake to app {board.wake_to_app_ms} ms), factory config, battery {unit.battery_mv} mV")
+        out(
+            f"Virtual {board.chip} unit on board {board.name} "
+            f"(wake to app {board.wake_to_app_ms} ms), factory config, battery {unit.battery_mv} mV"
+        )
         rng = Rng(2026)
         out("\n# Insert the cell: cold boot, heartbeat scheduled, deep sleep")
         transcript(unit.power_on(), "unit-1", out)

@@ -59,6 +59,7 @@ class VirtualUnit:
     clock_ms: int = 0
     samples: list[tuple[int, bool]] = field(default_factory=list)
     boots: list[Boot] = field(default_factory=list)
+    commits: int = 0  # NVS commits over the unit's life; power cuts are injected by number
     _next_wake: int | None = None
     _asleep: bool = False
 
@@ -118,6 +119,7 @@ class VirtualUnit:
             "active_low": self.board.button_active_low,
             "adc_uv": {str(self.board.battery_adc_pin): self.board.adc_uv(self.battery_mv)},
             "mac": self.board.mac_for(d.name),
+            "commits": self.commits,
             "cut_at_commit": cut_at_commit,
             "cut_after": cut_after,
         }
@@ -160,6 +162,7 @@ class VirtualUnit:
             sleep_ms=info.get("sleep_ms"),
             power_cut=info["exit"] == EXIT_POWER_CUT,
         )
+        self.commits = info["commits"]
         self.boots.append(boot)
         self.clock_ms = boot.ended_ms
         self._asleep = not boot.power_cut

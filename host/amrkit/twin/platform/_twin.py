@@ -22,6 +22,7 @@ with open(DIR + "/unit.json") as _f:
 _wake = UNIT["clock_ms"]
 _now = _wake + UNIT["boot_ms"]
 _samples = UNIT["samples"]  # [[t_ms, pressed], ...] on the RTC clock, sorted
+commits = UNIT["commits"]  # NVS commits so far in the unit's life
 
 
 def now():
@@ -79,5 +80,6 @@ def stop(code, **fields):
     """End this run of the firmware, as deep sleep or a power cut does."""
     fields["clock_ms"] = _now
     fields["exit"] = code
+    fields["commits"] = commits
     write_atomic("exit.json", json.dumps(fields))
     sys.exit(code)

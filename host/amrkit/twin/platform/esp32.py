@@ -9,7 +9,6 @@ WAKEUP_ALL_LOW = False
 WAKEUP_ANY_HIGH = True
 
 _NVS_FILE = "nvs.json"
-_commits = [0]
 
 
 def wake_on_gpio(pins, level):
@@ -33,10 +32,7 @@ class NVS:
         self._pending = {}
 
     def _get(self, key):
-        if key in self._pending:
-            value = self._pending[key]
-        else:
-            value = _load().get(self._ns, {}).get(key)
+        value = self._pending[key] if key in self._pending else _load().get(self._ns, {}).get(key)
         if value is None:
             raise OSError(-0x1102)  # -ESP_ERR_NVS_NOT_FOUND, as the ESP32 port raises it
         return value
@@ -64,13 +60,14 @@ class NVS:
         self._pending[key] = None
 
     def commit(self):
-        _commits[0] += 1
+        # Commits are numbered over the unit's life, across boots.
+        _twin.commits += 1
         cut = _twin.UNIT.get("cut_at_commit")
-        if cut == _commits[0] and _twin.UNIT.get("cut_after"):
+        if cut == _twin.commits and _twin.UNIT.get("cut_after"):
             self._write()
-        if cut == _commits[0]:
+        if cut == _twin.commits:
             _twin.record("power_cut", commit=cut)
-            _twin.stop(_twin.EXIT_POWER_CUT, commit=cut)
+            _twin.stop(_twin.EXIT_POWER_CUT)
         self._write()
 
     def _write(self):

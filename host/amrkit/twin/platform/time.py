@@ -1,7 +1,6 @@
 # Emulation of MicroPython's `time` on the virtual clock (see _twin.py).
-from utime import gmtime, localtime, mktime  # noqa: F401  (wall-clock helpers as on the chip)
-
 import _twin
+from utime import gmtime, localtime, mktime  # noqa: F401  (wall-clock helpers as on the chip)
 
 
 def ticks_ms():

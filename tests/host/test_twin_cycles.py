@@ -1,0 +1,169 @@
+"""The unmodified firmware under the unix port, driven by the twin supervisor:
+boot -> sleep -> wake cycles, alerts from real gestures, power cuts at every
+flash commit, and faults on missing or corrupt stored data."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+from amrkit.boards import load_board
+from amrkit.twin.factory import firmware_module, provision
+from amrkit.twin.gestures import Rng, taps, trace
+from amrkit.twin.unit import VirtualUnit
+
+BOARD = load_board()
+
+
+def frames(unit: VirtualUnit) -> list[tuple[int, int, int]]:
+    """(kind, alert id, counter) of every frame the unit advertised."""
+    out = []
+    for boot in unit.boots:
+        for e in boot.events:
+            if e["kind"] == "advertise":
+                data = bytes.fromhex(e["data"])
+                out.append(
+                    (
+                        data[2],
+                        int.from_bytes(data[3:7], "little"),
+                        int.from_bytes(data[7:11], "little"),
+                    )
+                )
+    return out
+
+
+def alerts(unit: VirtualUnit) -> set[int]:
+    return {alert for kind, alert, _ in frames(unit) if kind in (2, 3)}
+
+
+@pytest.fixture
+def unit(tmp_path: Path) -> VirtualUnit:
+    u = VirtualUnit(tmp_path / "unit", BOARD)
+    provision(u)
+    return u
+
+
+def test_cold_boot_schedules_heartbeat_and_sleeps(unit: VirtualUnit) -> None:
+    boot = unit.power_on()
+    assert boot.sleep_ms is not None
+    assert boot.sleep_ms == pytest.approx(3600 * 1000, abs=2000)
+    assert frames(unit) == []
+    unit.run_until(3600 * 1000 + 5000)
+    assert [k for k, _, _ in frames(unit)] == [1]  # one heartbeat, by timer wake
+
+
+def test_triple_tap_with_bounce_yields_exactly_one_alert(unit: VirtualUnit) -> None:
+    unit.power_on()
+    rng = Rng(5)
+    unit.press(10_000, trace(rng, taps(rng, 3)))
+    unit.run_until(10_000 + 120_000)
+    sent = frames(unit)
+    assert alerts(unit) == {sent[0][1]}
+    assert sent[0][0] == 2  # the first frame is the alert burst
+    assert all(k == 3 for k, _, _ in sent[1:])  # then retries of the same alert
+    counters = [c for _, _, c in sent]
+    assert len(set(counters)) == len(counters)
+
+
+def test_retries_back_off_but_never_more_than_60_s_apart(unit: VirtualUnit) -> None:
+    unit.power_on()
+    unit.press(1000, trace(Rng(1), [(0, 2000)]))
+    unit.run_until(15 * 60_000)
+    times = [e["t"] for b in unit.boots for e in b.events if e["kind"] == "advertise"]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert len(gaps) > 10
+    assert max(gaps) <= 60_000 + 4_000  # back-off cap, plus advertising and boot time
+    assert gaps[1] < gaps[2] < gaps[3] < gaps[4]  # doubling at first
+
+
+def test_second_alarm_during_an_alert_is_not_lost(unit: VirtualUnit) -> None:
+    unit.power_on()
+    rng = Rng(9)
+    unit.press(5_000, trace(rng, taps(rng, 3)))
+    unit.press(9_000, trace(rng, [(0, 1800)]))  # during the first burst's retries
+    unit.run_until(5 * 60_000)
+    assert len(alerts(unit)) == 2
+
+
+def test_single_short_press_wakes_but_raises_nothing(unit: VirtualUnit) -> None:
+    unit.power_on()
+    unit.press(5_000, trace(Rng(4), [(0, 250)]))
+    boots = unit.run_until(60_000)
+    assert len(boots) == 1 and frames(unit) == []
+    assert any("rejected" in line for line in boots[0].lines)
+
+
+@pytest.mark.parametrize("cut_after", [False, True], ids=["before-commit", "after-commit"])
+def test_power_cut_at_every_flash_commit_never_loses_alert_or_reuses_counter(
+    tmp_path: Path, cut_after: bool
+) -> None:
+    # Commits during one run: 1 = the alert (id + counter block), then the
+    # block renewals as retries use counters up.
+    for cut in range(1, 4):
+        u = VirtualUnit(tmp_path / f"cut{cut}-{cut_after}", BOARD)
+        provision(u)
+        u.power_on()
+        rng = Rng(cut)
+        u.press(2_000, trace(rng, taps(rng, 3)))
+        boots = u.run_until(150 * 60_000, cut_at_commit=cut, cut_after=cut_after)
+        assert boots[-1].power_cut, f"commit {cut} never happened"
+        u.power_on()  # the cell comes back
+        u.run_until(u.clock_ms + 10 * 60_000)
+        sent = frames(u)
+        counters = [c for _, _, c in sent]
+        assert len(set(counters)) == len(counters), f"counter reused after cut at commit {cut}"
+        if cut_after or cut > 1:
+            # The alert was persisted before any frame: it goes on after power returns.
+            after = [b for b in u.boots if b.started_ms > boots[-1].ended_ms]
+            resumed = {a for b in after for a in alerts_in(b)}
+            assert resumed, f"alert lost after cut at commit {cut}"
+        else:
+            # Cut before the alert's commit: nothing was sent for it, and the
+            # unit is intact (it can raise the alarm again).
+            assert alerts(u) == set()
+
+
+def alerts_in(boot: object) -> set[int]:
+    out = set()
+    for e in boot.events:  # type: ignore[attr-defined]
+        if e["kind"] == "advertise":
+            data = bytes.fromhex(e["data"])
+            if data[2] in (2, 3):
+                out.add(int.from_bytes(data[3:7], "little"))
+    return out
+
+
+def test_missing_config_is_a_visible_fault(tmp_path: Path) -> None:
+    u = VirtualUnit(tmp_path / "blank", BOARD)
+    boot = u.power_on()
+    assert any("FAULT missing" in line for line in boot.lines)
+    assert frames(u) == []
+    diag = firmware_module("diag").decode(firmware_module("rtcmem").unpack(u.rtc_memory())[0])
+    assert diag.faults == 1 and diag.last_error != 0
+
+
+@pytest.mark.parametrize("key", ["c0", "s0"])
+def test_corrupt_record_is_a_visible_fault_not_defaults(unit: VirtualUnit, key: str) -> None:
+    nvs = unit.nvs()
+    blob = bytearray.fromhex(nvs["amr"][key]["blob"])
+    blob[len(blob) // 2] ^= 0x40
+    unit.write_nvs("amr", {key: bytes(blob)})
+    boot = unit.power_on()
+    assert any("FAULT corrupt" in line for line in boot.lines), boot.lines
+    unit.press(1000, trace(Rng(2), [(0, 2500)]))
+    unit.run_until(60_000)
+    assert frames(unit) == []  # no alert on guessed state
+
+
+def test_diagnostics_survive_deep_sleep_but_not_power_loss(unit: VirtualUnit) -> None:
+    unit.power_on()
+    rng = Rng(3)
+    unit.press(2_000, trace(rng, [(0, 200)]))
+    unit.run_until(30_000)
+    diag_mod, rtc = firmware_module("diag"), firmware_module("rtcmem")
+    d = diag_mod.decode(rtc.unpack(unit.rtc_memory())[0])
+    assert d.boots == 2 and d.reset_deepsleep == 1 and d.presses == 1 and d.gestures_rejected == 1
+    unit.power_on()
+    d = diag_mod.decode(rtc.unpack(unit.rtc_memory())[0])
+    assert d.boots == 1 and d.reset_power_on == 1
