@@ -53,7 +53,12 @@ class App:
         self.diag = diagnostics.load(saved[0] if saved else None)
         if not self.diag.restored:
             log(chip, "diagnostics start afresh (RTC memory lost: power-on)")
-        self.diag.count_reset(chip.reset_cause())
+        cause = chip.reset_cause()
+        # The ESP32 port reports a brownout as a power-on reset; RTC memory
+        # that still holds our record means power never fully went away.
+        self.diag.count_reset(
+            cause, brownout=cause == diagnostics.PWRON_RESET and self.diag.restored
+        )
         self._saved = saved[1] if saved else b""
         self.next_heartbeat = 0
         self._mv = None
