@@ -14,11 +14,10 @@ import sys
 import time
 
 import micropython
-from gestures import Rng, disturbance, replay, taps, trace
-
 from amr import board
 from amr.config import DEFAULTS
 from amr.press import ALARM_HOLD, ALARM_MULTI, Recogniser
+from gestures import Rng, disturbance, replay, taps, trace
 
 # Disjoint seed ranges per trace family, so the families are independent.
 _SEED_TIMING = 0
@@ -38,7 +37,7 @@ def _end(samples):
 def _alarms(events):
     n = 0
     for _, event in events:
-        if event == ALARM_HOLD or event == ALARM_MULTI:
+        if event in (ALARM_HOLD, ALARM_MULTI):
             n += 1
     return n
 

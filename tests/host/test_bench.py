@@ -1,0 +1,40 @@
+"""tools/bench.py runs end to end (reduced counts) and reports every figure."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_bench_quick_reports_every_figure(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "bench.py"), "--board", "esp32c3-coin"]
+        + ["--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = json.loads(out.read_text())
+
+    press = result["press"]
+    assert press["presses"] > 0
+    assert press["recogniser_us_per_press"] > 0
+    assert press["baseline_us_per_press"] > 0
+    assert press["recogniser_to_baseline_ratio"] > 0
+    assert press["recogniser_alloc_bytes_per_press"] >= 0
+    assert press["baseline_alloc_bytes_per_press"] >= 0
+    assert result["bundle"]["files"] > 0
+    assert result["bundle"]["bytes"] > 0
+    assert result["chatter"]["traces"] == 50
+    assert result["chatter"]["alarms"] == 0
+    assert result["chatter"]["alarms_per_1000"] == 0
+    rates = result["recognition_woken_pct"]
+    for key in ("triple_tap", "hold_1600_4000ms", "fast_triple_tap"):
+        assert 0 <= rates[key] <= 100
