@@ -93,11 +93,11 @@ class Pin:
     WAKE_LOW = 4
     WAKE_HIGH = 5
 
-    def __init__(self, id, mode=-1, pull=-1, *, value=None, drive=None, hold=None):
+    def __init__(self, id, mode=-1, pull=-1, *, value=None, drive=None, alt=None, hold=None):
         self._id = id
         self.init(mode, pull, value=value)
 
-    def init(self, mode=-1, pull=-1, *, value=None, drive=None, hold=None):
+    def init(self, mode=-1, pull=-1, *, value=None, drive=None, alt=None, hold=None):
         if mode != -1:
             self._mode = mode
         if value is not None:

@@ -1,0 +1,70 @@
+"""The chip emulations (host/amrkit/twin/platform) against the documented API
+in micropython-esp32-stubs: every public function and method the emulation
+defines must exist in the stubs and accept what one of the stub's signatures
+(overloads included) accepts, positional and keyword alike."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+from amrkit.paths import REPO_DIR, platform_dir
+
+STUBS = REPO_DIR / ".venv" / "mpy-stubs"
+MODULES = ["machine", "esp32", "bluetooth", "time"]
+Defs = dict[str, list[ast.FunctionDef]]
+
+
+def definitions(path: Path) -> Defs:
+    """'name' and 'Class.name' -> every def of it (overloads are several)."""
+    out: Defs = {}
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.FunctionDef):
+            out.setdefault(node.name, []).append(node)
+        elif isinstance(node, ast.ClassDef):
+            out.setdefault(node.name, [])
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef):
+                    out.setdefault(f"{node.name}.{item.name}", []).append(item)
+    return out
+
+
+def accepts(emulated: ast.FunctionDef, documented: ast.FunctionDef) -> bool:
+    """Can every call the documented signature allows reach the emulation?"""
+    e, d = emulated.args, documented.args
+    e_pos = [a.arg for a in e.posonlyargs + e.args]
+    d_pos = [a.arg for a in d.posonlyargs + d.args]
+    if len(d_pos) > len(e_pos) and e.vararg is None:
+        return False
+    e_names = set(e_pos) | {a.arg for a in e.kwonlyargs}
+    d_keywords = {a.arg for a in d.args + d.kwonlyargs}
+    return e.kwarg is not None or d_keywords <= e_names
+
+
+def public(name: str) -> bool:
+    return not any(part.startswith("_") and part != "__init__" for part in name.split("."))
+
+
+CASES = [
+    (module, name)
+    for module in MODULES
+    for name, defs in definitions(platform_dir() / f"{module}.py").items()
+    if public(name) and defs
+]
+
+
+@pytest.mark.parametrize(("module", "name"), CASES, ids=[f"{m}.{n}" for m, n in CASES])
+def test_emulation_matches_stub_signature(module: str, name: str) -> None:
+    stub = definitions(STUBS / f"{module}.pyi")
+    assert name in stub, f"{module}.{name} is not in micropython-esp32-stubs"
+    emulated = definitions(platform_dir() / f"{module}.py")[name][0]
+    documented = stub[name]
+    assert any(accepts(emulated, d) for d in documented), (
+        f"{module}.{name}{ast.unparse(emulated.args)} does not accept the stub's "
+        + " | ".join(f"({ast.unparse(d.args)})" for d in documented)
+    )
+
+
+def test_every_module_is_checked() -> None:
+    assert {m for m, _ in CASES} == set(MODULES)
