@@ -107,6 +107,7 @@ class App:
             self.fault(E_STATE, fault)
             return
         rec = press.Recogniser(self.cfg)
+        chip.listen()
         if wake == hw.BUTTON_WAKE:
             self._gesture(rec.woke(chip.ticks(), chip.pressed()), rec)
         else:
@@ -119,25 +120,16 @@ class App:
         chip = self.chip
         radio_until = 0
         while True:
+            edge = chip.next_edge()
+            while edge is not None:
+                self._gesture(rec.edge(edge[0], edge[1]), rec)
+                edge = chip.next_edge()
+            self._gesture(rec.poll(chip.ticks()), rec)
             now = chip.clock_ms()
             radio_until = max(radio_until, self._transmit(now))
             if not rec.open and now >= radio_until:
                 break
-            # Next thing to do, on the ticks clock: a gesture deadline, the end
-            # of advertising, or an alert falling due.
-            ticks = chip.ticks()
-            wait = rec.deadline()
-            if radio_until > now:
-                wait = _earliest(wait, radio_until - now + ticks)
-            due = self.alerts.next_due()
-            if due is not None:
-                wait = _earliest(wait, max(due, now) - now + ticks)
-            was = chip.pressed()
-            chip.wait_edge(None if wait is None else max(1, wait - ticks))
-            t = chip.ticks()
-            level = chip.pressed()
-            event = rec.edge(t, level) if level != was else rec.poll(t)
-            self._gesture(event, rec)
+            chip.idle(hw.IDLE_SLICE_MS)
         self.radio.stop()
 
     def _transmit(self, now):
@@ -211,12 +203,6 @@ class App:
 
 
 _WAKES = {hw.BUTTON_WAKE: "button", hw.TIMER_WAKE: "timer", hw.COLD_BOOT: "cold boot"}
-
-
-def _earliest(a, b):
-    if a is None:
-        return b
-    return a if b is None or a < b else b
 
 
 def main():

@@ -1,6 +1,7 @@
 # Driver: the chip. The only module, with radio.py and nvs.py, that touches
 # machine/esp32; written against stock MicroPython for ESP32.
 import time
+from array import array
 
 import esp32
 import machine
@@ -13,12 +14,26 @@ BUTTON_WAKE = const(1)
 TIMER_WAKE = const(2)
 COLD_BOOT = const(3)
 
+# Button edges are captured by a pin interrupt into a ring buffer, so every
+# edge keeps its own time however late the loop reads it. The ESP32 port
+# wakes light sleep only from ext0/ext1 pins, which the C3 lacks, and BLE
+# advertising needs the CPU up anyway: the awake loop idles in short slices.
+_EDGE_SLOTS = const(64)  # a power of two; more than a bounce burst holds
+_EDGE_MASK = const(63)
+IDLE_SLICE_MS = const(20)
+
 
 class Chip:
     def __init__(self):
         pull = {"up": Pin.PULL_UP, "down": Pin.PULL_DOWN}.get(board.BUTTON_PULL, -1)
         self.button = Pin(board.PIN_BUTTON, Pin.IN, pull)
         self._rtc = RTC()
+        self._active = 0 if board.BUTTON_ACTIVE_LOW else 1
+        self._edge_ms = array("i", range(_EDGE_SLOTS))  # contents are overwritten
+        self._edge_level = bytearray(_EDGE_SLOTS)
+        self._written = 0
+        self._read = 0
+        self._on_edge = self._record  # bound once: the interrupt path allocates nothing
 
     def reset_cause(self):
         return machine.reset_cause()
@@ -33,7 +48,31 @@ class Chip:
         return BUTTON_WAKE  # GPIO/EXT wake: the only other source we enable
 
     def pressed(self):
-        return self.button.value() == (0 if board.BUTTON_ACTIVE_LOW else 1)
+        return self.button.value() == self._active
+
+    def listen(self):
+        """Start capturing button edges (call before reading the level)."""
+        self.button.irq(self._on_edge, Pin.IRQ_FALLING | Pin.IRQ_RISING)
+
+    def _record(self, pin):
+        i = self._written & _EDGE_MASK
+        self._edge_ms[i] = time.ticks_ms()  # type: ignore[call-overload]  # a small int on the chip
+        self._edge_level[i] = pin.value()
+        self._written += 1
+
+    def next_edge(self):
+        """(ticks, pressed) of the oldest unread edge, or None.
+
+        If chatter overran the buffer the oldest edges are gone; the newest
+        ones, which carry the current level, are kept.
+        """
+        if self._written - self._read > _EDGE_SLOTS:
+            self._read = self._written - _EDGE_SLOTS
+        if self._read == self._written:
+            return None
+        i = self._read & _EDGE_MASK
+        self._read += 1
+        return self._edge_ms[i], self._edge_level[i] == self._active
 
     def ticks(self):
         """ms since boot: the gesture clock."""
@@ -43,14 +82,9 @@ class Chip:
         """ms on the RTC clock, which runs through deep sleep."""
         return time.time_ns() // 1000000
 
-    def wait_edge(self, ms):
-        """Light-sleep until the button changes level or `ms` (if not None) pass."""
-        level = Pin.WAKE_HIGH if self.pressed() == bool(board.BUTTON_ACTIVE_LOW) else Pin.WAKE_LOW
-        self.button.irq(trigger=level, wake=machine.SLEEP)
-        if ms is None:
-            machine.lightsleep()
-        else:
-            machine.lightsleep(ms)
+    def idle(self, ms):
+        """Let time pass with the CPU idle; edges are captured meanwhile."""
+        time.sleep_ms(ms)
 
     def battery_uv(self):
         """ADC microvolts at the divider; the divider is powered only now."""

@@ -14,7 +14,7 @@ from amrkit.twin.gestures import Rng, taps, trace
 from amrkit.twin.unit import Boot, VirtualUnit
 
 FRAME_KINDS = {1: "heartbeat", 2: "ALERT", 3: "alert retry", 4: "service"}
-WAKES = {0: "power-on", 2: "button", 4: "timer"}
+WAKES = {0: "power-on", 7: "button", 4: "timer"}
 
 
 def clock(ms: int) -> str:

@@ -24,8 +24,8 @@ from amrkit.paths import firmware_dir, micropython_binary, platform_dir
 # machine.reset_cause() / wake_reason() values on the ESP32 port.
 PWRON_RESET = 1
 DEEPSLEEP_RESET = 4
-PIN_WAKE = 2
 TIMER_WAKE = 4
+GPIO_WAKE = 7  # ESP_SLEEP_WAKEUP_GPIO: how the C3 reports a wake_on_gpio() wake
 
 EXIT_SLEEP = 0
 EXIT_POWER_CUT = 3
@@ -90,7 +90,7 @@ class VirtualUnit:
             wake, reason = self._next_wake, TIMER_WAKE
             press = next((t for t, p in self.samples if p and t > self.clock_ms), None)
             if press is not None and (wake is None or press < wake):
-                wake, reason = press, PIN_WAKE
+                wake, reason = press, GPIO_WAKE
             if wake is None or wake > end_ms:
                 self.clock_ms = end_ms
                 break

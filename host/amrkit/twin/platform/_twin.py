@@ -33,10 +33,25 @@ def since_wake():
     return _now - _wake
 
 
+_listeners = []  # called with `pressed` at each contact change, by Pin.irq
+
+
+def listen(callback):
+    _listeners.append(callback)
+
+
 def advance(ms):
+    """Let ms pass awake: contact changes on the way reach the pin interrupts."""
     global _now
-    if ms > 0:
-        _now += ms
+    end = _now + max(0, ms)
+    for ts, pressed in _samples:
+        if ts > end:
+            break
+        if ts > _now:
+            _now = ts
+            for callback in _listeners:
+                callback(pressed)
+    _now = end
 
 
 def advance_to(t):

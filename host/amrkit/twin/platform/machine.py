@@ -116,10 +116,20 @@ class Pin:
         self.value(0)
 
     def irq(self, handler=None, trigger=3, *, priority=1, wake=None, hard=False):
-        if wake is not None and wake & SLEEP:
-            if trigger not in (Pin.WAKE_LOW, Pin.WAKE_HIGH):
+        if trigger in (Pin.WAKE_LOW, Pin.WAKE_HIGH):
+            if wake is None or not wake & (SLEEP | DEEPSLEEP):
                 raise ValueError("bad wake value")
             _wake_pins[self._id] = 0 if trigger == Pin.WAKE_LOW else 1
+            return None
+        if handler is not None and _is_button(self._id):
+            pin = self
+
+            def deliver(pressed):
+                rising = (not pressed) if _twin.UNIT["active_low"] else pressed
+                if trigger & (Pin.IRQ_RISING if rising else Pin.IRQ_FALLING):
+                    handler(pin)
+
+            _twin.listen(deliver)
         return None
 
     def __repr__(self):

@@ -1,0 +1,124 @@
+# Alert sequencing under the MicroPython unix port: persist before send,
+# burst then bounded back-off, battery floor, several alerts, and the
+# schedule carried across deep sleep or lost with power.
+from amr.alert import RETRY_ADVERTISE_MS, Sequencer
+from amr.config import DEFAULTS
+from amr.state import Counters, State, decode_state
+from amr.store import SlotStore
+from membackend import MemBackend
+
+FULL_MV = 3000
+KIND_STATE = 0x53
+
+
+def unit(cfg=None):
+    store = SlotStore(MemBackend(), KIND_STATE)
+    counters = Counters(store, State())
+    return Sequencer(cfg or DEFAULTS, counters), counters, store
+
+
+def drive(seq, start, end, mv=FULL_MV):
+    """Run the schedule as the app does; returns [(t, alert, attempt, span)]."""
+    sent = []
+    t = start
+    while t <= end:
+        for alert_id, attempt, span in seq.due(t, mv):
+            sent.append((t, alert_id, attempt, span))
+        due = seq.next_due()
+        if due is None:
+            break
+        t = max(t + 1, due)
+    return sent
+
+
+def test_alarm_is_persisted_before_anything_is_due():
+    seq, counters, store = unit()
+    alert = seq.alarm(1000)
+    # The pending alert is in flash already, before the first frame.
+    assert decode_state(store.load()).pending == [alert]
+    assert counters.writes == 1
+    assert seq.next_due() == 1000
+
+
+def test_burst_then_doubling_back_off_capped_at_60_s():
+    seq, _, _ = unit()
+    alert = seq.alarm(0)
+    sent = drive(seq, 0, 20 * 60000)
+    assert sent[0] == (0, alert, 0, DEFAULTS["burst_ms"])
+    assert all(a == alert for _, a, _, _ in sent)
+    quiet = [sent[i + 1][0] - sent[i][0] - sent[i][3] for i in range(len(sent) - 1)]
+    first = DEFAULTS["retry_first_s"] * 1000
+    assert quiet[:5] == [first, 2 * first, 4 * first, 8 * first, 16 * first]
+    assert max(quiet) == 60000
+    assert quiet[-1] == 60000
+    assert all(span == RETRY_ADVERTISE_MS for _, _, _, span in sent[1:])
+
+
+def test_back_off_cap_follows_config_but_never_exceeds_60_s():
+    cfg = dict(DEFAULTS)
+    cfg["retry_max_s"] = 10
+    seq, _, _ = unit(cfg)
+    seq.alarm(0)
+    assert seq.backoff(10) == 10000
+    assert unit()[0].backoff(30) == 60000
+
+
+def test_below_battery_floor_nothing_is_sent_and_the_alert_stays():
+    seq, counters, _ = unit()
+    alert = seq.alarm(0)
+    assert seq.due(0, DEFAULTS["battery_floor_mv"] - 1) == []
+    assert seq.pending == 1 and counters.state.pending == [alert]
+    # A fresh cell: the burst goes out.
+    assert seq.due(5000, FULL_MV)[0][:2] == (alert, 0)
+
+
+def test_second_alarm_gets_its_own_burst_and_both_are_retried():
+    seq, _, _ = unit()
+    first = seq.alarm(0)
+    seq.due(0, FULL_MV)
+    second = seq.alarm(4000)
+    assert second != first
+    sent = drive(seq, 4000, 10 * 60000)
+    # The new alert's burst goes out at once (a retry of the first one that
+    # falls due soon may join it in the same wake).
+    assert (4000, second, 0, DEFAULTS["burst_ms"]) in sent
+    assert {a for _, a, _, _ in sent} == {first, second}
+
+
+def test_acknowledged_alert_stops():
+    seq, counters, _ = unit()
+    alert = seq.alarm(0)
+    seq.due(0, FULL_MV)
+    assert seq.acknowledge(alert)
+    assert seq.pending == 0 and seq.next_due() is None
+    assert counters.state.pending == []
+    assert not seq.acknowledge(alert)
+
+
+def test_schedule_survives_deep_sleep_through_rtc_snapshot():
+    seq, counters, store = unit()
+    alert = seq.alarm(0)
+    seq.due(0, FULL_MV)
+    seq.due(seq.next_due(), FULL_MV)
+    due, snapshot = seq.next_due(), seq.snapshot()
+    # Reboot after deep sleep: state from flash, schedule from RTC memory.
+    again = Sequencer(DEFAULTS, Counters(store, decode_state(store.load()), counters.next))
+    again.restore(due - 5, snapshot)
+    assert again.next_due() == due
+    assert again.due(due, FULL_MV)[0][:2] == (alert, 2)
+
+
+def test_after_power_loss_pending_alerts_are_retried_at_once():
+    seq, _, store = unit()
+    alert = seq.alarm(0)
+    again = Sequencer(DEFAULTS, Counters(store, decode_state(store.load()), None))
+    again.restore(777)  # RTC memory was lost with the power
+    assert again.due(777, FULL_MV)[0][:2] == (alert, 1)
+
+
+def test_fifth_alarm_evicts_second_oldest_and_unschedules_it():
+    seq, counters, _ = unit()
+    ids = [seq.alarm(t * 1000) for t in range(5)]
+    assert counters.evicted == ids[1]
+    assert seq.pending == 4
+    assert counters.state.pending == [ids[0], ids[2], ids[3], ids[4]]
