@@ -14,10 +14,11 @@ import sys
 import time
 
 import micropython
+from gestures import Rng, disturbance, replay, taps, trace
+
 from amr import board
 from amr.config import DEFAULTS
 from amr.press import ALARM_HOLD, ALARM_MULTI, Recogniser
-from gestures import Rng, disturbance, replay, taps, trace
 
 # Disjoint seed ranges per trace family, so the families are independent.
 _SEED_TIMING = 0

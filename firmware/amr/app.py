@@ -9,24 +9,27 @@
 # defaults.
 import struct
 
-from amr import battery, board, hw, press, rtcmem
+from amr import battery, board, frame, hw, press, rtcmem
 from amr import diag as diagnostics
 from amr.alert import Sequencer
 from amr.compat import const
 from amr.config import decode_config
+from amr.frame import KEYS_LENGTH, Sealer
 from amr.nvs import NvsBackend
-from amr.radio import ALERT, HEARTBEAT, RETRY, Radio
+from amr.radio import Radio
 from amr.state import Counters, decode_state
 from amr.store import SlotStore, StoreFault
 
 NVS_NAMESPACE = "amr"
 KIND_CONFIG = const(0x43)  # "C"
 KIND_STATE = const(0x53)  # "S"
+KIND_KEYS = const(0x4B)  # "K"
 
 # Fault codes kept in diagnostics (last_error).
 E_CONFIG = const(1)
 E_STATE = const(2)
 E_BATTERY_FLOOR = const(3)
+E_KEYS = const(4)
 
 _FAULT_SLEEP_MS = const(3600000)
 _HEARTBEAT_ADVERTISE_MS = const(1000)
@@ -102,6 +105,14 @@ class App:
             self.fault(E_CONFIG, fault)
             return
         try:
+            keys = SlotStore(NvsBackend(NVS_NAMESPACE, "k"), KIND_KEYS).load()
+            if len(keys) != KEYS_LENGTH:
+                raise StoreFault("keys length", "key record has %d bytes" % len(keys))
+        except StoreFault as fault:
+            self.fault(E_KEYS, fault)
+            return
+        self.sealer = Sealer(keys)
+        try:
             self.load(cfg)
         except StoreFault as fault:
             self.fault(E_STATE, fault)
@@ -136,20 +147,29 @@ class App:
         """Send what is due now; returns when the radio may stop (RTC ms)."""
         until = 0
         if now >= self.next_heartbeat:
-            self._send(HEARTBEAT, 0, False)
+            self._battery()
+            self._send(frame.LOW_BATTERY if self._low else frame.HEARTBEAT, 0, 0)
             self.next_heartbeat = now + self.cfg["heartbeat_s"] * 1000
             until = now + _HEARTBEAT_ADVERTISE_MS
         if self.alerts.pending:
             for alert_id, attempt, span in self.alerts.due(now, self._battery()):
-                self._send(ALERT if attempt == 0 else RETRY, alert_id, attempt == 0)
+                kind = frame.ALERT if attempt == 0 else frame.ALERT_RETRANSMISSION
+                self._send(kind, alert_id, attempt)
                 log(self.chip, "alert %d attempt %d: advertising %d ms" % (alert_id, attempt, span))
                 until = max(until, now + span)
             if self._mv < self.cfg["battery_floor_mv"]:
                 self.diag.error(E_BATTERY_FLOOR)
         return until
 
-    def _send(self, kind, alert_id, fast):
-        self.radio.advertise(kind, alert_id, self.counters.take(), fast)
+    def _send(self, kind, alert_id, attempt):
+        flags = 0
+        if self._low:
+            flags |= frame.FLAG_LOW_BATTERY
+        if self._mv is not None and self._mv < self.cfg["battery_floor_mv"]:
+            flags |= frame.FLAG_BELOW_FLOOR
+        pct = battery.percent(self._mv) if self._mv is not None else 255
+        counter = self.counters.take()
+        self.radio.advertise(self.sealer.seal(kind, counter, alert_id, attempt, pct, flags))
         self.diag.frames_sent += 1
 
     def _gesture(self, event, rec):

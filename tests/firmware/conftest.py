@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from amrkit.paths import firmware_dir, micropython_binary, platform_dir
 
 HERE = Path(__file__).parent

@@ -1,11 +1,12 @@
 # Alert sequencing under the MicroPython unix port: persist before send,
 # burst then bounded back-off, battery floor, several alerts, and the
 # schedule carried across deep sleep or lost with power.
+from membackend import MemBackend
+
 from amr.alert import RETRY_ADVERTISE_MS, Sequencer
 from amr.config import DEFAULTS
 from amr.state import Counters, State, decode_state
 from amr.store import SlotStore
-from membackend import MemBackend
 
 FULL_MV = 3000
 KIND_STATE = 0x53

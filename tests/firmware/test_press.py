@@ -1,9 +1,10 @@
 # Press recognition under the MicroPython unix port: every gesture with
 # realistic bounce, every rejection, and presses that woke the chip.
+from gestures import Rng, disturbance, replay, taps, trace
+
 from amr import board
 from amr.config import DEFAULTS
 from amr.press import ALARM_HOLD, ALARM_MULTI, NOISE, REJECTED, SERVICE, TOO_FEW, Recogniser
-from gestures import Rng, disturbance, replay, taps, trace
 
 SEEDS = 60  # bounce traces per gesture
 END = 20000

@@ -2,6 +2,8 @@
 # allocator, wear, and power cuts at every write of a whole history.
 import random
 
+from membackend import MemBackend, PowerCut, cut_points
+
 from amr.state import (
     COUNTER_BLOCK,
     MAX_PENDING,
@@ -12,7 +14,6 @@ from amr.state import (
     encode_state,
 )
 from amr.store import SlotStore, StoreFault, pack_record
-from membackend import MemBackend, PowerCut, cut_points
 
 S = ord("S")
 LIMIT = 0xFFFFFFFF

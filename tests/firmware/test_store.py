@@ -3,6 +3,8 @@
 import binascii
 import struct
 
+from membackend import MemBackend, PowerCut, cut_points
+
 from amr.store import (
     MAX_PAYLOAD,
     OVERHEAD,
@@ -12,7 +14,6 @@ from amr.store import (
     pack_record,
     unpack_record,
 )
-from membackend import MemBackend, PowerCut, cut_points
 
 S = ord("S")
 C = ord("C")

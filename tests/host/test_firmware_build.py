@@ -10,6 +10,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+
 from amrkit.paths import micropython_binary
 
 REPO = Path(__file__).resolve().parents[2]

@@ -9,6 +9,7 @@ import ast
 from pathlib import Path
 
 import pytest
+
 from amrkit.paths import REPO_DIR, platform_dir
 
 STUBS = REPO_DIR / ".venv" / "mpy-stubs"

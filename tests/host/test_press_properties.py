@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from amrkit.twin.factory import firmware_module
-from amrkit.twin.gestures import Rng, replay, trace
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from amrkit.twin.factory import firmware_module
+from amrkit.twin.gestures import Rng, replay, trace
 
 press = firmware_module("press")
 DEFAULTS = firmware_module("config").DEFAULTS

@@ -8,6 +8,10 @@ import struct
 from typing import Any
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from membackend import MemBackend, PowerCut
+
 from amr.config import CONFIG_SIZE, DEFAULTS, FIELDS, decode_config, encode_config, validate
 from amr.state import (
     COUNTER_BLOCK,
@@ -27,9 +31,6 @@ from amr.store import (
     pack_record,
     unpack_record,
 )
-from hypothesis import assume, given, settings
-from hypothesis import strategies as st
-from membackend import MemBackend, PowerCut
 
 U32 = 0xFFFFFFFF
 KIND = ord("S")

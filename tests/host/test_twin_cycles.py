@@ -8,40 +8,50 @@ import itertools
 from pathlib import Path
 
 import pytest
+
 from amrkit.boards import load_board
+from amrkit.protocol import Kind, decode, rid
+from amrkit.receiver import KnownUnit
 from amrkit.twin.factory import firmware_module, provision
 from amrkit.twin.gestures import Rng, taps, trace
-from amrkit.twin.unit import VirtualUnit
+from amrkit.twin.unit import Boot, VirtualUnit
 
 BOARD = load_board()
 
 
 def frames(unit: VirtualUnit) -> list[tuple[int, int, int]]:
-    """(kind, alert id, counter) of every frame the unit advertised."""
-    out = []
-    for boot in unit.boots:
-        for e in boot.events:
-            if e["kind"] == "advertise":
-                data = bytes.fromhex(e["data"])
-                out.append(
-                    (
-                        data[2],
-                        int.from_bytes(data[3:7], "little"),
-                        int.from_bytes(data[7:11], "little"),
-                    )
-                )
-    return out
+    """(kind, alert id, counter) of every frame the unit advertised, verified
+    with the unit's keys; a frame that does not verify fails the test."""
+    ads = [
+        bytes.fromhex(e["data"]) for b in unit.boots for e in b.events if e["kind"] == "advertise"
+    ]
+    if not ads:
+        return []
+    keys = KNOWN[unit.directory].keys
+    table = {rid(keys.id, c): c for c in range(4096)}
+    return [
+        (int(f.kind), f.alert_id, f.counter)
+        for f in (decode(keys.enc, table[ad[2:10]], ad) for ad in ads)
+    ]
 
 
 def alerts(unit: VirtualUnit) -> set[int]:
-    return {alert for kind, alert, _ in frames(unit) if kind in (2, 3)}
+    return {alert for kind, alert, _ in frames(unit) if kind in (ALERT, RETRY)}
+
+
+KNOWN: dict[Path, KnownUnit] = {}
+ALERT, RETRY, HEARTBEAT = int(Kind.ALERT), int(Kind.ALERT_RETRANSMISSION), int(Kind.HEARTBEAT)
+
+
+def make_unit(directory: Path) -> VirtualUnit:
+    u = VirtualUnit(directory, BOARD)
+    KNOWN[directory] = provision(u)
+    return u
 
 
 @pytest.fixture
 def unit(tmp_path: Path) -> VirtualUnit:
-    u = VirtualUnit(tmp_path / "unit", BOARD)
-    provision(u)
-    return u
+    return make_unit(tmp_path / "unit")
 
 
 def test_cold_boot_schedules_heartbeat_and_sleeps(unit: VirtualUnit) -> None:
@@ -50,7 +60,7 @@ def test_cold_boot_schedules_heartbeat_and_sleeps(unit: VirtualUnit) -> None:
     assert boot.sleep_ms == pytest.approx(3600 * 1000, abs=2000)
     assert frames(unit) == []
     unit.run_until(3600 * 1000 + 5000)
-    assert [k for k, _, _ in frames(unit)] == [1]  # one heartbeat, by timer wake
+    assert [k for k, _, _ in frames(unit)] == [HEARTBEAT]  # by timer wake
 
 
 def test_triple_tap_with_bounce_yields_exactly_one_alert(unit: VirtualUnit) -> None:
@@ -60,8 +70,8 @@ def test_triple_tap_with_bounce_yields_exactly_one_alert(unit: VirtualUnit) -> N
     unit.run_until(10_000 + 120_000)
     sent = frames(unit)
     assert alerts(unit) == {sent[0][1]}
-    assert sent[0][0] == 2  # the first frame is the alert burst
-    assert all(k == 3 for k, _, _ in sent[1:])  # then retries of the same alert
+    assert sent[0][0] == ALERT  # the first frame is the alert burst
+    assert all(k == RETRY for k, _, _ in sent[1:])  # then retries of the same alert
     counters = [c for _, _, c in sent]
     assert len(set(counters)) == len(counters)
 
@@ -101,8 +111,7 @@ def test_power_cut_at_every_flash_commit_never_loses_alert_or_reuses_counter(
     # Commits during one run: 1 = the alert (id + counter block), then the
     # block renewals as retries use counters up.
     for cut in range(1, 4):
-        u = VirtualUnit(tmp_path / f"cut{cut}-{cut_after}", BOARD)
-        provision(u)
+        u = make_unit(tmp_path / f"cut{cut}-{cut_after}")
         u.power_on()
         rng = Rng(cut)
         u.press(2_000, trace(rng, taps(rng, 3)))
@@ -116,7 +125,9 @@ def test_power_cut_at_every_flash_commit_never_loses_alert_or_reuses_counter(
         if cut_after or cut > 1:
             # The alert was persisted before any frame: it goes on after power returns.
             after = [b for b in u.boots if b.started_ms > boots[-1].ended_ms]
-            resumed = {a for b in after for a in alerts_in(b)}
+            resumed = {
+                a for k, a, c in frames(u) if k in (ALERT, RETRY) and c >= first_after(u, after)
+            }
             assert resumed, f"alert lost after cut at commit {cut}"
         else:
             # Cut before the alert's commit: nothing was sent for it, and the
@@ -124,14 +135,16 @@ def test_power_cut_at_every_flash_commit_never_loses_alert_or_reuses_counter(
             assert alerts(u) == set()
 
 
-def alerts_in(boot: object) -> set[int]:
-    out = set()
-    for e in boot.events:  # type: ignore[attr-defined]
-        if e["kind"] == "advertise":
-            data = bytes.fromhex(e["data"])
-            if data[2] in (2, 3):
-                out.add(int.from_bytes(data[3:7], "little"))
-    return out
+def first_after(unit: VirtualUnit, boots: list[Boot]) -> int:
+    """The first counter sent in these boots."""
+    known = KNOWN[unit.directory]
+    table = {rid(known.keys.id, c): c for c in range(4096)}
+    return min(
+        table[bytes.fromhex(e["data"])[2:10]]
+        for b in boots
+        for e in b.events
+        if e["kind"] == "advertise"
+    )
 
 
 def test_missing_config_is_a_visible_fault(tmp_path: Path) -> None:

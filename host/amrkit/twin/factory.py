@@ -1,19 +1,28 @@
-"""Factory image for a virtual unit: the config and state records in NVS,
-written with the firmware's own (CPython-importable) record code."""
+"""Factory image for a virtual unit: config, counter state and unit keys in
+NVS, written with the firmware's own (CPython-importable) record code.
+
+Twin units get their keys from a fixed, public twin registry secret, so a
+receiver in a demo or test can verify them; it is not a production secret.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import sys
 from types import ModuleType
 from typing import Any
 
 from amrkit.paths import firmware_dir
+from amrkit.protocol import derive_keys
+from amrkit.receiver import KnownUnit
 from amrkit.twin.unit import VirtualUnit
 
 NVS_NAMESPACE = "amr"
 KIND_CONFIG = 0x43
 KIND_STATE = 0x53
+KIND_KEYS = 0x4B
+TWIN_REGISTRY_SECRET = hashlib.sha256(b"AMR twin registry: public test secret").digest()
 
 
 def firmware_module(name: str) -> ModuleType:
@@ -24,19 +33,27 @@ def firmware_module(name: str) -> ModuleType:
     return importlib.import_module(f"amr.{name}")
 
 
-def default_config() -> dict[str, int]:
-    return dict(firmware_module("config").DEFAULTS)
+def twin_unit_id(unit: VirtualUnit) -> bytes:
+    return hashlib.sha256(b"AMR twin unit " + unit.directory.name.encode()).digest()[:8]
 
 
-def provision(unit: VirtualUnit, config: dict[str, Any] | None = None) -> None:
-    """Write a valid config and a fresh counter state (slot 0 of each)."""
+def provision(unit: VirtualUnit, config: dict[str, Any] | None = None) -> KnownUnit:
+    """Write a valid config, a fresh counter state and the unit's keys.
+
+    Returns what a receiver needs to know about the unit.
+    """
     cfg = firmware_module("config")
     state = firmware_module("state")
     store = firmware_module("store")
+    config = config or cfg.DEFAULTS
+    unit_id = twin_unit_id(unit)
+    keys = derive_keys(TWIN_REGISTRY_SECRET, unit_id)
     unit.write_nvs(
         NVS_NAMESPACE,
         {
-            "c0": store.pack_record(KIND_CONFIG, 1, cfg.encode_config(config or cfg.DEFAULTS)),
+            "c0": store.pack_record(KIND_CONFIG, 1, cfg.encode_config(config)),
             "s0": store.pack_record(KIND_STATE, 1, state.encode_state(state.State())),
+            "k0": store.pack_record(KIND_KEYS, 1, unit_id + keys.enc + keys.id + keys.ack),
         },
     )
+    return KnownUnit(unit_id.hex(), keys, config["heartbeat_s"])

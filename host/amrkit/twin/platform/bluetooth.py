@@ -1,5 +1,7 @@
 # Emulation of MicroPython's `bluetooth` module. For now it records what the
 # firmware would advertise, with the virtual time, in the unit's event log.
+import os
+
 import _twin
 
 FLAG_READ = 0x0002
@@ -20,18 +22,33 @@ class BLE:
         self._active = False
         self._config = {"addr_mode": 0, "gap_name": "MPY ESP32"}
         self._handler = None
+        self._addr = bytes(6)
 
     def active(self, active=None):
         if active is None:
             return self._active
         self._active = bool(active)
+        if self._active:
+            self._new_address()
         _twin.record("radio", on=self._active)
         return None
+
+    def _new_address(self):
+        mode = self._config["addr_mode"]
+        if mode == 0:  # public: the chip's MAC
+            self._addr = bytes.fromhex(_twin.UNIT["mac"])
+            return
+        addr = bytearray(os.urandom(6))
+        # Random private addresses: top bits 00 non-resolvable, 11 static, 01 resolvable.
+        addr[0] = (addr[0] & 0x3F) | (0x00, 0xC0, 0x40, 0x00)[mode]
+        self._addr = bytes(addr)
 
     def config(self, *args, **kwargs):
         if args:
             return self._config[args[0]]
         self._config.update(kwargs)
+        if "addr_mode" in kwargs and self._active:
+            self._new_address()
         return None
 
     def irq(self, handler):
@@ -49,4 +66,5 @@ class BLE:
             data=bytes(adv_data or b"").hex(),
             connectable=bool(connectable),
             addr_mode=self._config["addr_mode"],
+            addr=self._addr.hex(),
         )

@@ -1,0 +1,79 @@
+# Alert protocol v1 frames (docs/protocol.md), built on cryptolib's AES-ECB:
+# a rolling identifier that only the key holder can link to the unit, then
+# the AES-CCM sealed plaintext carrying the counter. The whole advertising
+# payload is 31 bytes, whatever the kind, so kinds cannot be told apart.
+import struct
+
+import cryptolib
+
+from amr.ccm import CCM
+from amr.compat import const
+
+ALERT = const(1)
+ALERT_RETRANSMISSION = const(2)
+HEARTBEAT = const(3)
+TEST_PRESS = const(4)
+LOW_BATTERY = const(5)
+FAULT = const(6)
+
+FLAG_LOW_BATTERY = const(0x01)
+FLAG_FAULT = const(0x02)
+FLAG_BELOW_FLOOR = const(0x04)
+
+AD_LENGTH = const(31)
+KEYS_LENGTH = const(56)  # unit id (8) + enc, id and ack keys (16 each)
+_VERSION = const(1)
+_MIC = const(8)
+_ECB = const(1)
+_PLAINTEXT = "<BIIBBBB"
+
+
+class Sealer:
+    """Seals frames with one unit's keys; holds its buffers for reuse."""
+
+    def __init__(self, keys):
+        if len(keys) != KEYS_LENGTH:
+            raise ValueError("unit keys must be %d bytes" % KEYS_LENGTH)
+        self.unit_id = bytes(keys[:8])
+        self._ccm = CCM(bytes(keys[8:24]), _MIC)
+        self._id = cryptolib.aes(bytes(keys[24:40]), _ECB)
+        self._ack = cryptolib.aes(bytes(keys[40:56]), _ECB)
+        self._block = bytearray(16)
+        self._out = bytearray(16)
+        self._plain = bytearray(13)
+        self._nonce = bytearray(13)
+        self._nonce[12] = _VERSION
+
+    def _tag(self, aes, prefix, value):
+        block = self._block
+        block[0:7] = prefix
+        struct.pack_into("<I", block, 7, value)
+        block[11:16] = b"\x00\x00\x00\x00\x00"
+        aes.encrypt(block, self._out)
+        return bytes(self._out[:8])
+
+    def rid(self, counter):
+        return self._tag(self._id, b"AMR1RID", counter)
+
+    def ack_tag(self, alert_id):
+        return self._tag(self._ack, b"AMR1ACK", alert_id)
+
+    def seal(self, kind, counter, alert_id=0, attempt=0, battery_pct=255, flags=0):
+        """The 31-byte advertising payload of one frame."""
+        rid = self.rid(counter)
+        struct.pack_into(
+            _PLAINTEXT,
+            self._plain,
+            0,
+            _VERSION << 4 | kind,
+            counter,
+            alert_id,
+            attempt if attempt < 255 else 255,
+            battery_pct,
+            flags,
+            0,
+        )
+        nonce = self._nonce
+        struct.pack_into("<I", nonce, 0, counter)
+        nonce[4:12] = rid
+        return b"\x1e\xff" + rid + self._ccm.encrypt(nonce, self._plain, rid)

@@ -1,0 +1,170 @@
+"""Alert protocol v1 (docs/protocol.md): unit keys, frames and ack tags.
+
+The firmware has its own implementation (firmware/amr/frame.py on
+cryptolib); both are checked against tests/vectors/frames.json.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from enum import IntEnum
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESCCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+VERSION = 1
+AD_LENGTH = 31  # the whole legacy advertising payload
+RID_LENGTH = 8
+PLAINTEXT_LENGTH = 13
+MIC_LENGTH = 8
+AD_HEADER = bytes((AD_LENGTH - 1, 0xFF))  # one manufacturer-specific AD structure
+ACK_AD_HEADER = bytes((RID_LENGTH + 1, 0xFF))
+MAX_COUNTER = 0xFFFFFFFE  # 0xFFFFFFFF is never used: the unit must be re-keyed
+
+_RID_PREFIX = b"AMR1RID"
+_ACK_PREFIX = b"AMR1ACK"
+_HKDF_SALT = b"AMR-v1 unit keys"
+_PLAINTEXT = struct.Struct("<BIIBBBB")
+
+FLAG_LOW_BATTERY = 0x01
+FLAG_FAULT = 0x02
+FLAG_BELOW_FLOOR = 0x04
+
+
+class Kind(IntEnum):
+    ALERT = 1
+    ALERT_RETRANSMISSION = 2
+    HEARTBEAT = 3
+    TEST_PRESS = 4
+    LOW_BATTERY = 5
+    FAULT = 6
+
+
+@dataclass(frozen=True)
+class UnitKeys:
+    """The three keys of one unit. Never printed: repr hides them."""
+
+    enc: bytes
+    id: bytes
+    ack: bytes
+
+    def __repr__(self) -> str:
+        return "UnitKeys(<hidden>)"
+
+
+@dataclass(frozen=True)
+class Frame:
+    kind: Kind
+    counter: int
+    alert_id: int = 0
+    attempt: int = 0
+    battery_pct: int = 255
+    flags: int = 0
+
+
+def derive_keys(registry_secret: bytes, unit_id: bytes) -> UnitKeys:
+    """Per-unit keys from the registry secret (HKDF-SHA256, one per purpose)."""
+    if len(registry_secret) < 16:
+        raise ValueError("registry secret must be at least 16 bytes")
+    if len(unit_id) != 8:
+        raise ValueError("unit id must be 8 bytes")
+
+    def key(purpose: bytes) -> bytes:
+        hkdf = HKDF(
+            algorithm=hashes.SHA256(),
+            length=16,
+            salt=_HKDF_SALT,
+            info=b"AMR-v1 " + purpose + b" " + unit_id,
+        )
+        return hkdf.derive(registry_secret)
+
+    return UnitKeys(enc=key(b"enc"), id=key(b"id"), ack=key(b"ack"))
+
+
+def _ecb(key: bytes, block: bytes) -> bytes:
+    encryptor = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
+    return encryptor.update(block) + encryptor.finalize()
+
+
+def _check_counter(counter: int) -> None:
+    if not 0 <= counter <= MAX_COUNTER:
+        raise ValueError(f"counter {counter} outside 0..{MAX_COUNTER}")
+
+
+def rid(id_key: bytes, counter: int) -> bytes:
+    """The rolling identifier of the frame with this counter."""
+    _check_counter(counter)
+    return _ecb(id_key, _RID_PREFIX + struct.pack("<I", counter) + bytes(5))[:RID_LENGTH]
+
+
+def nonce(counter: int, rolling_id: bytes) -> bytes:
+    return struct.pack("<I", counter) + rolling_id + bytes((VERSION,))
+
+
+def ack_tag(ack_key: bytes, alert_id: int) -> bytes:
+    _check_counter(alert_id)
+    return _ecb(ack_key, _ACK_PREFIX + struct.pack("<I", alert_id) + bytes(5))[:RID_LENGTH]
+
+
+def ack_ad(ack_key: bytes, alert_id: int) -> bytes:
+    """The advertising payload with which a receiver acknowledges an alert."""
+    return ACK_AD_HEADER + ack_tag(ack_key, alert_id)
+
+
+def encode(keys: UnitKeys, frame: Frame) -> bytes:
+    """The 31-byte advertising payload of a frame."""
+    rolling_id = rid(keys.id, frame.counter)
+    plaintext = _PLAINTEXT.pack(
+        VERSION << 4 | frame.kind,
+        frame.counter,
+        frame.alert_id,
+        min(frame.attempt, 255),
+        frame.battery_pct,
+        frame.flags,
+        0,
+    )
+    sealed = AESCCM(keys.enc, tag_length=MIC_LENGTH).encrypt(
+        nonce(frame.counter, rolling_id), plaintext, rolling_id
+    )
+    return AD_HEADER + rolling_id + sealed
+
+
+class FrameError(ValueError):
+    """A frame that does not verify; `reason` is a short code for counters."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def split(ad: bytes) -> bytes:
+    """The RID of a well-formed v1 advertising payload; FrameError otherwise."""
+    if len(ad) != AD_LENGTH:
+        raise FrameError("length")
+    if ad[:2] != AD_HEADER:
+        raise FrameError("header")
+    return ad[2 : 2 + RID_LENGTH]
+
+
+def decode(enc_key: bytes, counter: int, ad: bytes) -> Frame:
+    """Verify and decrypt a payload whose RID resolved to `counter`."""
+    rolling_id = split(ad)
+    try:
+        plaintext = AESCCM(enc_key, tag_length=MIC_LENGTH).decrypt(
+            nonce(counter, rolling_id), ad[2 + RID_LENGTH :], rolling_id
+        )
+    except Exception as err:  # InvalidTag: forged, corrupted or foreign
+        raise FrameError("mic") from err
+    version_kind, got_counter, alert_id, attempt, battery, flags, _ = _PLAINTEXT.unpack(plaintext)
+    if version_kind >> 4 != VERSION:
+        raise FrameError("version")
+    if got_counter != counter:
+        raise FrameError("counter")
+    try:
+        kind = Kind(version_kind & 0x0F)
+    except ValueError as err:
+        raise FrameError("kind") from err
+    return Frame(kind, counter, alert_id, attempt, battery, flags)

@@ -1,0 +1,277 @@
+"""The reference receiver: resolve, verify and de-duplicate v1 frames.
+
+Per unit the receiver keeps a high-water mark (the highest verified
+counter) and a look-ahead table mapping the rolling identifiers of the next
+`window` counters to (unit, counter), so resolving a frame is one dict
+lookup whatever the number of units. Units whose heartbeats stopped get a
+deeper window, for a unit that kept sending while the receiver was away.
+
+State (high-water marks, alerts already reported) lives in SQLite: alerts
+are committed before their event is returned; other progress is flushed at
+most `flush_s` later, so a crash can at worst re-accept a few heartbeats.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import struct
+from collections import Counter, deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from amrkit.protocol import (
+    FLAG_BELOW_FLOOR,
+    FLAG_FAULT,
+    FLAG_LOW_BATTERY,
+    MAX_COUNTER,
+    FrameError,
+    Kind,
+    UnitKeys,
+    decode,
+    rid,
+    split,
+)
+
+WINDOW = 256
+DEEP_WINDOW = 4096
+RECENT = 256  # verified identifiers remembered per unit, to name replays
+SUPERVISION_FACTOR = 2.5  # heartbeat intervals of silence before "supervision lost"
+
+EVENT_NAMES = {
+    Kind.ALERT: "alert",
+    Kind.ALERT_RETRANSMISSION: "alert",
+    Kind.HEARTBEAT: "heartbeat",
+    Kind.TEST_PRESS: "test_press",
+    Kind.LOW_BATTERY: "low_battery",
+    Kind.FAULT: "fault",
+}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS unit_state (
+    unit TEXT PRIMARY KEY,
+    hwm INTEGER NOT NULL,
+    newest_alert INTEGER NOT NULL,
+    last_seen REAL NOT NULL,
+    supervised INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS alerts (
+    unit TEXT NOT NULL,
+    alert_id INTEGER NOT NULL,
+    first_seen REAL NOT NULL,
+    PRIMARY KEY (unit, alert_id)
+);
+"""
+
+
+@dataclass
+class KnownUnit:
+    unit: str  # unit id, hex
+    keys: UnitKeys
+    heartbeat_s: int = 3600
+
+
+@dataclass
+class _Track:
+    known: KnownUnit
+    hwm: int = -1
+    newest_alert: int = -1
+    last_seen: float = 0.0
+    supervised: bool = True
+    ahead: dict[int, bytes] = field(default_factory=dict)  # counter -> rid in the table
+    recent: deque[bytes] = field(default_factory=lambda: deque(maxlen=RECENT))
+    alerts: set[int] = field(default_factory=set)
+
+
+class Receiver:
+    def __init__(
+        self,
+        units: Iterable[KnownUnit],
+        db: Path | str = ":memory:",
+        *,
+        window: int = WINDOW,
+        deep_window: int = DEEP_WINDOW,
+        flush_s: float = 0.5,
+    ) -> None:
+        self.window = window
+        self.deep_window = deep_window
+        self.flush_s = flush_s
+        self.stats: Counter[str] = Counter()
+        self._db = sqlite3.connect(str(db))
+        self._db.executescript(_SCHEMA)
+        self._tracks: dict[str, _Track] = {}
+        self._table: dict[bytes, tuple[_Track, int]] = {}
+        self._recent: dict[bytes, _Track] = {}
+        self._dirty: set[str] = set()
+        self._last_flush = 0.0
+        for known in units:
+            self._add(known)
+
+    # -- set-up ------------------------------------------------------------
+
+    def _add(self, known: KnownUnit) -> None:
+        track = _Track(known)
+        row = self._db.execute(
+            "SELECT hwm, newest_alert, last_seen, supervised FROM unit_state WHERE unit = ?",
+            (known.unit,),
+        ).fetchone()
+        if row:
+            track.hwm, track.newest_alert, track.last_seen = row[0], row[1], row[2]
+            track.supervised = bool(row[3])
+            track.alerts = {
+                a
+                for (a,) in self._db.execute(
+                    "SELECT alert_id FROM alerts WHERE unit = ?", (known.unit,)
+                )
+            }
+        self._tracks[known.unit] = track
+        self._extend(track)
+
+    def _depth(self, track: _Track) -> int:
+        return self.window if track.supervised else self.deep_window
+
+    def _extend(self, track: _Track) -> None:
+        """Fill the look-ahead table up to hwm + depth."""
+        last = min(track.hwm + self._depth(track), MAX_COUNTER)
+        start = max(track.ahead, default=track.hwm) + 1
+        for counter in range(max(start, track.hwm + 1), last + 1):
+            rolling_id = rid(track.known.keys.id, counter)
+            track.ahead[counter] = rolling_id
+            self._table[rolling_id] = (track, counter)
+
+    def _advance(self, track: _Track, counter: int) -> None:
+        """Counter verified: forget identifiers at or below it, slide the window."""
+        for old in [c for c in track.ahead if c <= counter]:
+            rolling_id = track.ahead.pop(old)
+            self._table.pop(rolling_id, None)
+            if old == counter:
+                if len(track.recent) == track.recent.maxlen:
+                    self._recent.pop(track.recent[0], None)
+                track.recent.append(rolling_id)
+                self._recent[rolling_id] = track
+        track.hwm = counter
+        self._extend(track)
+
+    # -- frames ------------------------------------------------------------
+
+    def feed(self, ad: bytes, t: float, rssi: int | None = None) -> list[dict[str, Any]]:
+        """One advertising payload in; the events it makes (often none)."""
+        try:
+            rolling_id = split(ad)
+        except FrameError as err:
+            self.stats[f"rejected_{err.reason}"] += 1
+            return []
+        hit = self._table.get(rolling_id)
+        if hit is None:
+            self.stats["rejected_replay" if rolling_id in self._recent else "rejected_unknown"] += 1
+            return []
+        track, counter = hit
+        try:
+            frame = decode(track.known.keys.enc, counter, ad)
+        except FrameError as err:
+            self.stats[f"rejected_{err.reason}"] += 1
+            return []
+        self.stats["accepted"] += 1
+        was_supervised = track.supervised
+        track.last_seen = t
+        track.supervised = True
+        self._advance(track, counter)
+        if not was_supervised:
+            self._shrink(track)
+        events = []
+        if not was_supervised:
+            events.append(self._event("supervision_restored", track, t))
+        event = self._frame_event(track, frame, t, rssi)
+        if event is not None:
+            events.append(event)
+        self._dirty.add(track.known.unit)
+        if (
+            event is not None and event["event"] == "alert"
+        ) or t - self._last_flush >= self.flush_s:
+            self.flush(t)
+        return events
+
+    def _shrink(self, track: _Track) -> None:
+        for old in [c for c in track.ahead if c > track.hwm + self.window]:
+            self._table.pop(track.ahead.pop(old), None)
+
+    def _frame_event(
+        self, track: _Track, frame: Any, t: float, rssi: int | None
+    ) -> dict[str, Any] | None:
+        if frame.kind in (Kind.ALERT, Kind.ALERT_RETRANSMISSION):
+            if frame.alert_id in track.alerts:
+                self.stats["retransmissions"] += 1
+                return None
+            late = frame.alert_id < track.newest_alert
+            track.alerts.add(frame.alert_id)
+            track.newest_alert = max(track.newest_alert, frame.alert_id)
+            self._db.execute(
+                "INSERT OR IGNORE INTO alerts VALUES (?, ?, ?)",
+                (track.known.unit, frame.alert_id, t),
+            )
+            event = self._event("alert", track, t, alert_id=frame.alert_id, late=late)
+        else:
+            event = self._event(EVENT_NAMES[frame.kind], track, t)
+        event.update(
+            counter=frame.counter,
+            attempt=frame.attempt,
+            battery_pct=None if frame.battery_pct == 255 else frame.battery_pct,
+            low_battery=bool(frame.flags & FLAG_LOW_BATTERY),
+            fault=bool(frame.flags & FLAG_FAULT),
+            below_floor=bool(frame.flags & FLAG_BELOW_FLOOR),
+            rssi=rssi,
+        )
+        return event
+
+    @staticmethod
+    def _event(name: str, track: _Track, t: float, **fields: Any) -> dict[str, Any]:
+        return {"event": name, "unit": track.known.unit, "t": round(t, 3), **fields}
+
+    # -- supervision and persistence ----------------------------------------
+
+    def check_supervision(self, t: float) -> list[dict[str, Any]]:
+        """One "supervision_lost" event per unit silent for too long."""
+        events = []
+        for track in self._tracks.values():
+            silent = t - track.last_seen if track.last_seen else None
+            limit = track.known.heartbeat_s * SUPERVISION_FACTOR
+            if track.supervised and track.last_seen and silent is not None and silent > limit:
+                track.supervised = False
+                self._extend(track)
+                self._dirty.add(track.known.unit)
+                events.append(self._event("supervision_lost", track, t, silent_s=round(silent)))
+        if events:
+            self.flush(t)
+        return events
+
+    def watch(self, units_started_at: float) -> None:
+        """Start supervising units never heard from, as of this time."""
+        for track in self._tracks.values():
+            if not track.last_seen:
+                track.last_seen = units_started_at
+
+    def flush(self, t: float) -> None:
+        for unit in self._dirty:
+            tr = self._tracks[unit]
+            self._db.execute(
+                "INSERT OR REPLACE INTO unit_state VALUES (?, ?, ?, ?, ?)",
+                (unit, tr.hwm, tr.newest_alert, tr.last_seen, int(tr.supervised)),
+            )
+        self._db.commit()
+        self._dirty.clear()
+        self._last_flush = t
+
+    def close(self) -> None:
+        self.flush(self._last_flush)
+        self._db.close()
+
+
+def ad_from_manufacturer_data(company_id: int, data: bytes) -> bytes:
+    """Rebuild the AD structure from a scanner's manufacturer-data view.
+
+    Scanning APIs (bleak, Android, iOS) split the first two payload bytes
+    off as a company id; in v1 frames they are part of the identifier.
+    """
+    payload = struct.pack("<H", company_id) + data
+    return bytes((len(payload) + 1, 0xFF)) + payload

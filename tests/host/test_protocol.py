@@ -1,0 +1,181 @@
+"""Alert protocol v1 on the host: shared vectors, verification, replay rules,
+privacy of the advertising payload, downgrade."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESCCM
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from amrkit.protocol import (
+    AD_HEADER,
+    AD_LENGTH,
+    MAX_COUNTER,
+    Frame,
+    Kind,
+    derive_keys,
+    encode,
+    nonce,
+    rid,
+)
+from amrkit.receiver import KnownUnit, Receiver
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tools"))
+import make_vectors  # noqa: E402
+
+SECRET = bytes(range(32))
+UNIT_A = bytes.fromhex("0102030405060708")
+UNIT_B = bytes.fromhex("a0b1c2d3e4f50617")
+KEYS_A = derive_keys(SECRET, UNIT_A)
+KEYS_B = derive_keys(SECRET, UNIT_B)
+HOUR = 3600.0
+
+
+def receiver(db: Path | str = ":memory:", **kw: int) -> Receiver:
+    return Receiver([KnownUnit(UNIT_A.hex(), KEYS_A), KnownUnit(UNIT_B.hex(), KEYS_B)], db, **kw)
+
+
+def alert(counter: int, alert_id: int | None = None, attempt: int = 0) -> bytes:
+    kind = Kind.ALERT if attempt == 0 else Kind.ALERT_RETRANSMISSION
+    return encode(
+        KEYS_A, Frame(kind, counter, counter if alert_id is None else alert_id, attempt, 80)
+    )
+
+
+def test_vectors_file_is_what_the_host_codec_makes() -> None:
+    on_disk = json.loads((REPO / "tests" / "vectors" / "frames.json").read_text())
+    assert on_disk == make_vectors.vectors()
+
+
+def test_keys_are_per_unit_and_per_purpose() -> None:
+    keys = {KEYS_A.enc, KEYS_A.id, KEYS_A.ack, KEYS_B.enc, KEYS_B.id, KEYS_B.ack}
+    assert len(keys) == 6 and all(len(k) == 16 for k in keys)
+    assert "hidden" in repr(KEYS_A) and KEYS_A.enc.hex() not in repr(KEYS_A)
+
+
+def test_every_bit_flip_fails_verification() -> None:
+    for ad in (alert(5), encode(KEYS_A, Frame(Kind.HEARTBEAT, 6, battery_pct=90))):
+        for bit in range(AD_LENGTH * 8):
+            rx = receiver()
+            flipped = bytearray(ad)
+            flipped[bit // 8] ^= 1 << (bit % 8)
+            assert rx.feed(bytes(flipped), 0.0) == [], bit
+            assert rx.stats["accepted"] == 0 and sum(rx.stats.values()) == 1
+        assert receiver().feed(ad, 0.0) != []  # the unflipped frame verifies
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from(list(Kind)),
+    st.integers(0, 200),
+    st.integers(0, AD_LENGTH * 8 - 1),
+)
+def test_bit_flips_of_any_frame_fail(kind: Kind, counter: int, bit: int) -> None:
+    ad = bytearray(encode(KEYS_B, Frame(kind, counter, counter, 0, 50)))
+    ad[bit // 8] ^= 1 << (bit % 8)
+    rx = receiver()
+    assert rx.feed(bytes(ad), 0.0) == []
+    assert rx.stats["accepted"] == 0
+
+
+@pytest.mark.parametrize("delay", [1.0, HOUR, 24 * HOUR], ids=["1s", "1h", "1d"])
+def test_replays_are_rejected(delay: float) -> None:
+    rx = receiver()
+    first = alert(10)
+    assert [e["event"] for e in rx.feed(first, 0.0)] == ["alert"]
+    assert rx.feed(first, delay) == []
+    assert rx.stats["rejected_replay"] == 1
+    # A retransmission of the same alert is a new frame: accepted, not a new alert.
+    assert rx.feed(alert(11, alert_id=10, attempt=1), delay + 1) == []
+    assert rx.stats["retransmissions"] == 1 and rx.stats["accepted"] == 2
+
+
+def test_replay_after_receiver_restart_is_rejected(tmp_path: Path) -> None:
+    db = tmp_path / "rx.sqlite"
+    rx = receiver(db)
+    frame = alert(3)
+    assert rx.feed(frame, 0.0)
+    rx.close()
+    rx = receiver(db)
+    assert rx.feed(frame, 10.0) == []
+    assert rx.feed(alert(4, alert_id=3, attempt=1), 11.0) == []  # alert 3 already reported
+    assert rx.stats["accepted"] == 1
+
+
+def test_first_sight_of_a_retransmission_reports_the_alert() -> None:
+    rx = receiver()
+    events = rx.feed(alert(40, alert_id=37, attempt=3), 0.0)
+    assert events[0]["event"] == "alert" and events[0]["alert_id"] == 37
+    assert events[0]["attempt"] == 3
+
+
+def test_late_alert_is_flagged_not_dropped() -> None:
+    rx = receiver()
+    assert rx.feed(alert(20), 0.0)[0]["late"] is False
+    # Alert 12's frames were missed; one of its retries arrives after alert 20's.
+    events = rx.feed(alert(21, alert_id=12, attempt=4), 5.0)
+    assert events[0]["event"] == "alert" and events[0]["late"] is True
+
+
+def test_counters_near_wrap(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="counter"):
+        rid(KEYS_A.id, MAX_COUNTER + 1)
+    db = tmp_path / "rx.sqlite"
+    receiver(db).close()
+    with sqlite3.connect(db) as conn:  # a unit that has used almost every counter
+        conn.execute(
+            "INSERT INTO unit_state VALUES (?, ?, ?, ?, ?)",
+            (UNIT_A.hex(), MAX_COUNTER - 5, -1, 1.0, 1),
+        )
+    rx = receiver(db)
+    assert rx.feed(encode(KEYS_A, Frame(Kind.HEARTBEAT, MAX_COUNTER - 1)), 2.0)
+    assert rx.feed(encode(KEYS_A, Frame(Kind.HEARTBEAT, MAX_COUNTER)), 3.0)
+    assert rx.feed(encode(KEYS_A, Frame(Kind.HEARTBEAT, MAX_COUNTER - 3)), 4.0) == []
+
+
+def test_privacy_no_constant_bytes_and_no_repeated_identifiers() -> None:
+    for keys in (KEYS_A, KEYS_B):
+        frames = []
+        for counter in range(3000):
+            kind = [Kind.HEARTBEAT, Kind.ALERT, Kind.ALERT_RETRANSMISSION, Kind.TEST_PRESS][
+                counter % 4
+            ]
+            frames.append(encode(keys, Frame(kind, counter, counter // 8, counter % 5, 70)))
+        assert {len(f) for f in frames} == {AD_LENGTH}
+        assert all(f[:2] == AD_HEADER for f in frames)  # AD length and type only
+        values = defaultdict(set)
+        for f in frames:
+            for i in range(2, AD_LENGTH):
+                values[i].add(f[i])
+        constant = [i for i in range(2, AD_LENGTH) if len(values[i]) == 1]
+        assert constant == []
+        rids = [f[2:10] for f in frames]
+        assert len(set(rids)) == len(rids)
+
+
+def test_downgrade_rejected() -> None:
+    rx = receiver()
+    counter = 2
+    rolling_id = rid(KEYS_A.id, counter)
+    for version in (0, 2, 15):
+        plain = bytes([version << 4 | Kind.ALERT]) + counter.to_bytes(4, "little") + bytes(8)
+        sealed = AESCCM(KEYS_A.enc, tag_length=8).encrypt(
+            nonce(counter, rolling_id), plain, rolling_id
+        )
+        assert rx.feed(AD_HEADER + rolling_id + sealed, 0.0) == []
+    assert rx.stats["rejected_version"] == 3
+
+
+def test_foreign_key_frames_are_rejected() -> None:
+    stranger = derive_keys(b"another registry secret", UNIT_A)
+    rx = receiver()
+    assert rx.feed(encode(stranger, Frame(Kind.ALERT, 1, 1)), 0.0) == []
+    assert rx.stats["rejected_unknown"] == 1

@@ -1,0 +1,70 @@
+"""Write tests/vectors/frames.json: protocol v1 frames made by the host
+codec (amrkit.protocol), which the firmware codec must reproduce byte for
+byte under the MicroPython unix port (tests/firmware/test_frame.py).
+
+The keys here are test keys derived from a public test secret."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from amrkit.protocol import Frame, Kind, ack_tag, derive_keys, encode, rid
+
+OUT = Path(__file__).resolve().parent.parent / "tests" / "vectors" / "frames.json"
+TEST_SECRET = bytes(range(32))
+TEST_UNITS = [bytes.fromhex("0102030405060708"), bytes.fromhex("a0b1c2d3e4f50617")]
+
+FRAMES = [
+    Frame(Kind.ALERT, 0x105, 0x105, 0, 87, 0),
+    Frame(Kind.HEARTBEAT, 0x106, 0, 0, 86, 0),
+    Frame(Kind.ALERT_RETRANSMISSION, 0x107, 0x105, 1, 86, 0),
+    Frame(Kind.ALERT_RETRANSMISSION, 0x10000, 0x105, 300, 40, 0x01),
+    Frame(Kind.TEST_PRESS, 0, 0, 0, 100, 0),
+    Frame(Kind.LOW_BATTERY, 0x7FFFFFFF, 0, 0, 9, 0x01),
+    Frame(Kind.FAULT, 0xFFFFFFFE, 0, 0, 255, 0x02 | 0x04),
+]
+
+
+def vectors() -> dict[str, Any]:
+    units = []
+    for unit_id in TEST_UNITS:
+        keys = derive_keys(TEST_SECRET, unit_id)
+        units.append(
+            {
+                "unit_id": unit_id.hex(),
+                "keys": {"enc": keys.enc.hex(), "id": keys.id.hex(), "ack": keys.ack.hex()},
+                "frames": [
+                    {
+                        "kind": int(f.kind),
+                        "counter": f.counter,
+                        "alert_id": f.alert_id,
+                        "attempt": f.attempt,
+                        "battery_pct": f.battery_pct,
+                        "flags": f.flags,
+                        "rid": rid(keys.id, f.counter).hex(),
+                        "ad": encode(keys, f).hex(),
+                    }
+                    for f in FRAMES
+                ],
+                "acks": [
+                    {"alert_id": a, "tag": ack_tag(keys.ack, a).hex()}
+                    for a in (0, 0x105, 0xFFFFFFFE)
+                ],
+            }
+        )
+    return {"registry_secret": TEST_SECRET.hex(), "units": units}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    args.out.write_text(json.dumps(vectors(), indent=1) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
