@@ -53,7 +53,7 @@ CREATE TABLE IF NOT EXISTS unit_state (
     unit TEXT PRIMARY KEY,
     hwm INTEGER NOT NULL,
     newest_alert INTEGER NOT NULL,
-    last_seen REAL NOT NULL,
+    last_seen REAL,
     supervised INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS alerts (
@@ -77,7 +77,7 @@ class _Track:
     known: KnownUnit
     hwm: int = -1
     newest_alert: int = -1
-    last_seen: float = 0.0
+    last_seen: float | None = None  # None: never heard, not yet watched
     supervised: bool = True
     ahead: dict[int, bytes] = field(default_factory=dict)  # counter -> rid in the table
     recent: deque[bytes] = field(default_factory=lambda: deque(maxlen=RECENT))
@@ -234,9 +234,10 @@ class Receiver:
         """One "supervision_lost" event per unit silent for too long."""
         events = []
         for track in self._tracks.values():
-            silent = t - track.last_seen if track.last_seen else None
-            limit = track.known.heartbeat_s * SUPERVISION_FACTOR
-            if track.supervised and track.last_seen and silent is not None and silent > limit:
+            if not track.supervised or track.last_seen is None:
+                continue
+            silent = t - track.last_seen
+            if silent > track.known.heartbeat_s * SUPERVISION_FACTOR:
                 track.supervised = False
                 self._extend(track)
                 self._dirty.add(track.known.unit)
@@ -248,7 +249,7 @@ class Receiver:
     def watch(self, units_started_at: float) -> None:
         """Start supervising units never heard from, as of this time."""
         for track in self._tracks.values():
-            if not track.last_seen:
+            if track.last_seen is None:
                 track.last_seen = units_started_at
 
     def flush(self, t: float) -> None:

@@ -1,0 +1,113 @@
+"""The reference receiver: hostile input, supervision, resynchronisation and
+exactly one verified alert from a real press on a virtual unit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from amrkit.boards import load_board
+from amrkit.protocol import Frame, Kind, derive_keys, encode
+from amrkit.receiver import DEEP_WINDOW, WINDOW, KnownUnit, Receiver, ad_from_manufacturer_data
+from amrkit.twin.factory import provision
+from amrkit.twin.gestures import Rng, taps, trace
+from amrkit.twin.unit import VirtualUnit
+
+SECRET = b"receiver test registry secret!!!"
+UNIT = bytes.fromhex("1111222233334444")
+KEYS = derive_keys(SECRET, UNIT)
+HEARTBEAT_S = 600
+
+
+def receiver() -> Receiver:
+    return Receiver([KnownUnit(UNIT.hex(), KEYS, HEARTBEAT_S)])
+
+
+def heartbeat(counter: int) -> bytes:
+    return encode(KEYS, Frame(Kind.HEARTBEAT, counter, battery_pct=77))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(min_size=0, max_size=80))
+def test_bad_input_counted_not_crashing(data: bytes) -> None:
+    rx = receiver()
+    assert rx.feed(data, 0.0) == []
+    assert sum(rx.stats.values()) == 1 and rx.stats["accepted"] == 0
+
+
+def test_truncated_and_oversized_frames_are_counted() -> None:
+    rx = receiver()
+    good = heartbeat(0)
+    assert rx.feed(good[:-1], 0.0) == [] and rx.feed(good + b"\x00", 0.0) == []
+    assert rx.stats["rejected_length"] == 2
+    assert rx.feed(good, 0.0)[0]["event"] == "heartbeat"
+
+
+def test_supervision_lost() -> None:
+    rx = receiver()
+    rx.feed(heartbeat(0), 0.0)
+    limit = HEARTBEAT_S * 2.5
+    assert rx.check_supervision(limit - 1) == []
+    lost = rx.check_supervision(limit + 1)
+    assert [e["event"] for e in lost] == ["supervision_lost"]
+    assert rx.check_supervision(limit + 100) == []  # reported once
+    back = rx.feed(heartbeat(1), limit + 200)
+    assert [e["event"] for e in back] == ["supervision_restored", "heartbeat"]
+
+
+def test_unit_never_heard_is_supervised_from_start() -> None:
+    rx = receiver()
+    rx.watch(100.0)
+    assert [e["event"] for e in rx.check_supervision(100.0 + HEARTBEAT_S * 3)] == [
+        "supervision_lost"
+    ]
+
+
+def test_resynchronises_after_long_absence_with_deep_window() -> None:
+    rx = receiver()
+    rx.feed(heartbeat(0), 0.0)
+    far = WINDOW + 500  # the unit kept sending while the receiver was away
+    assert far < DEEP_WINDOW
+    assert rx.feed(heartbeat(far), 10.0) == []
+    assert rx.stats["rejected_unknown"] == 1
+    rx.check_supervision(HEARTBEAT_S * 3)
+    assert rx.feed(heartbeat(far + 1), HEARTBEAT_S * 3 + 1)[-1]["event"] == "heartbeat"
+    assert rx.feed(heartbeat(far), HEARTBEAT_S * 3 + 2) == []  # older than the mark now
+
+
+def test_resolution_is_a_table_lookup_for_many_units() -> None:
+    units = [KnownUnit(f"{i:016x}", derive_keys(SECRET, i.to_bytes(8, "big"))) for i in range(50)]
+    rx = Receiver(units, window=32)
+    for i, u in enumerate(units):
+        ad = encode(u.keys, Frame(Kind.HEARTBEAT, i % 30))
+        assert rx.feed(ad, float(i))[0]["unit"] == u.unit
+    assert rx.stats["accepted"] == 50
+
+
+def test_manufacturer_data_view_rebuilds_the_frame() -> None:
+    ad = heartbeat(5)
+    company = int.from_bytes(ad[2:4], "little")
+    assert ad_from_manufacturer_data(company, ad[4:]) == ad
+
+
+def test_a_press_on_a_virtual_unit_gives_exactly_one_verified_alert(tmp_path: Path) -> None:
+    unit = VirtualUnit(tmp_path / "unit", load_board())
+    rx = Receiver([provision(unit)])
+    unit.power_on()
+    rng = Rng(12)
+    unit.press(3_000, trace(rng, taps(rng, 3)))
+    unit.run_until(5 * 60_000)
+    events = [
+        e
+        for b in unit.boots
+        for ad in b.events
+        if ad["kind"] == "advertise"
+        for e in rx.feed(bytes.fromhex(ad["data"]), ad["t"] / 1000)
+    ]
+    assert [e["event"] for e in events] == ["alert"]
+    assert (
+        rx.stats["retransmissions"] >= 5 and rx.stats["accepted"] == rx.stats["retransmissions"] + 1
+    )
+    assert set(rx.stats) == {"accepted", "retransmissions"}
