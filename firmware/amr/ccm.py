@@ -8,7 +8,8 @@
 #
 # Allocation: the MAC state, the counter block and the keystream block are
 # bytearrays made once in __init__ and overwritten in place by
-# aes.encrypt(in, out); a call allocates only its result.
+# aes.encrypt(in, out); the per-block loops allocate nothing. A call leaves
+# behind only its output buffer and the bytes copy it returns.
 import cryptolib
 
 from amr.compat import const
@@ -37,48 +38,38 @@ class CCM:
         self._a = bytearray(_BLOCK)  # CTR counter block A_i
         self._s = bytearray(_BLOCK)  # keystream block S_i = E(A_i)
 
+    # The public methods only forward: a frame this small stays on the C
+    # stack, whereas _run's (many locals) is heap-allocated for the call.
     def encrypt(self, nonce, plaintext, aad=b""):
         """Ciphertext followed by the MIC (len(plaintext) + mic_len bytes)."""
-        mlen = len(plaintext)
-        out = bytearray(mlen + self._mic)
-        self._seal(nonce, plaintext, mlen, aad, out, False)
-        return bytes(out)
+        return self._run(nonce, plaintext, aad, False)
 
     def decrypt(self, nonce, data, aad=b""):
         """The plaintext of ciphertext+MIC `data`, or None if the MIC does not match."""
-        mlen = len(data) - self._mic
-        if mlen < 0:
-            raise ValueError("data shorter than the MIC")
-        out = bytearray(mlen)
-        mac = self._seal(nonce, data, mlen, aad, out, True)
-        # The expected MIC is X xor S_0 (both still in the work buffers);
-        # OR together the differences so the time does not depend on where
-        # the first wrong byte is.
-        x, s = self._x, self._s
-        diff = 0
-        for j in range(mac):
-            diff |= data[mlen + j] ^ x[j] ^ s[j]
-        if diff:
-            return None
-        return bytes(out)
+        return self._run(nonce, data, aad, True)
 
-    def _seal(self, nonce, src, mlen, aad, out, opening):
+    def _run(self, nonce, src, aad, opening):
         # One pass over the message: each 16-byte block is absorbed into the
-        # CBC-MAC (as plaintext) and XORed with its keystream block. Leaves the
-        # raw MAC in self._x and S_0 in self._s; when sealing, also writes the
-        # MIC after the ciphertext in `out`. Returns the MIC length.
+        # CBC-MAC (as plaintext) and XORed with its keystream block.
         n = len(nonce)
         if n < _NONCE_MIN or n > _NONCE_MAX:
             raise ValueError("nonce must be 7..13 bytes")
         q = 15 - n  # L: bytes of the length field / block counter
+        mic = self._mic
+        mlen = len(src)
+        if opening:
+            mlen -= mic
+            if mlen < 0:
+                raise ValueError("data shorter than the MIC")
         if q < 4 and mlen >> (8 * q):
             raise ValueError("message too long for this nonce length")
-        mic = self._mic
+        out = bytearray(mlen if opening else mlen + mic)
+        alen = len(aad)
         aes = self._aes
         x, a, s = self._x, self._a, self._s
 
         # B_0 = flags | nonce | message length (big-endian, q bytes).
-        x[0] = (0x40 if aad else 0) | ((mic - 2) >> 1) << 3 | (q - 1)
+        x[0] = (0x40 if alen else 0) | ((mic - 2) >> 1) << 3 | (q - 1)
         a[0] = q - 1  # A_i flags: only L' = L - 1
         for j in range(n):
             x[1 + j] = a[1 + j] = nonce[j]
@@ -90,7 +81,6 @@ class CCM:
 
         # AAD: its length (2 bytes, or 0xFFFE + 4 bytes), then the AAD, zero
         # padded to a block boundary (padding = XOR with nothing).
-        alen = len(aad)
         if alen:
             if alen < _AAD_SHORT:
                 x[0] ^= alen >> 8
@@ -141,7 +131,15 @@ class CCM:
         for j in range(15, n, -1):
             a[j] = 0
         aes.encrypt(a, s)
-        if not opening:
+        if opening:
+            # OR together the differences from the received MIC, so the
+            # time does not depend on where the first wrong byte is.
+            diff = 0
+            for j in range(mic):
+                diff |= src[mlen + j] ^ x[j] ^ s[j]
+            if diff:
+                return None
+        else:
             for j in range(mic):
                 out[mlen + j] = x[j] ^ s[j]
-        return mic
+        return bytes(out)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
 
 import click
 
@@ -30,3 +35,91 @@ def demo(board: str, as_json: bool) -> None:
         click.echo(json.dumps(run_demo(profile, out=lambda _line: None)))
     else:
         run_demo(profile, out=click.echo)
+
+
+# Exit codes beyond click's 2 (usage): what went wrong, for scripts.
+EXIT_KEYS = 3  # bundle or secret missing, unreadable or wrong passphrase
+EXIT_RADIO = 4  # no usable Bluetooth adapter
+EXIT_INPUT = 5  # a capture file that cannot be read
+
+
+def _passphrase(env: str) -> str:
+    value = os.environ.get(env)
+    if value:
+        return value
+    if not sys.stdin.isatty():
+        _fail(f"no passphrase: set ${env} or run interactively", EXIT_KEYS)
+    return str(click.prompt("Bundle passphrase", hide_input=True))
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"amr: {message}", err=True)
+    raise SystemExit(code)
+
+
+@main.command()
+@click.option("--bundle", type=click.Path(path_type=Path), required=True, help="Receiver bundle.")
+@click.option(
+    "--passphrase-env",
+    default="AMR_BUNDLE_PASSPHRASE",
+    show_default=True,
+    help="Environment variable holding the bundle passphrase (else it is asked for).",
+)
+@click.option(
+    "--state",
+    type=click.Path(path_type=Path),
+    default=Path("amr-receiver.sqlite"),
+    show_default=True,
+    help="SQLite file for high-water marks and reported alerts.",
+)
+@click.option("--capture", type=click.Path(path_type=Path), help="Replay a capture file.")
+@click.option("--adapter", help="Bluetooth adapter to scan with (e.g. hci0).")
+@click.option("--webhook", help="Forward every event to this URL (durable outbox).")
+@click.option("--outbox", type=click.Path(path_type=Path), help="Outbox file [STATE.outbox].")
+def listen(
+    bundle: Path,
+    passphrase_env: str,
+    state: Path,
+    capture: Path | None,
+    adapter: str | None,
+    webhook: str | None,
+    outbox: Path | None,
+) -> None:
+    """Receive, verify and report alerts: one JSON line per event on stdout."""
+    from amrkit.bundle import BundleError, read_bundle
+    from amrkit.listen import ble_source, capture_source
+    from amrkit.listen import listen as run_listen
+    from amrkit.outbox import Outbox
+    from amrkit.receiver import Receiver
+
+    try:
+        units = read_bundle(bundle, _passphrase(passphrase_env))
+    except BundleError as err:
+        _fail(str(err), EXIT_KEYS)
+    receiver = Receiver(units, state)
+    forward = None
+    if webhook:
+        try:
+            forward = Outbox(outbox or state.with_suffix(".outbox"), webhook)
+        except ValueError as err:
+            raise click.BadParameter(str(err), param_hint="--webhook") from err
+    source = capture_source(capture) if capture else ble_source(adapter)
+
+    def emit(event: dict[str, Any]) -> None:
+        click.echo(json.dumps(event))
+
+    try:
+        asyncio.run(run_listen(receiver, source, emit, forward))
+    except KeyboardInterrupt:
+        pass
+    except ValueError as err:
+        _fail(str(err), EXIT_INPUT)
+    except Exception as err:  # bleak: no adapter, no permission, no BlueZ
+        if capture:
+            raise
+        _fail(f"cannot scan for Bluetooth LE ({err}); name an adapter or use --capture", EXIT_RADIO)
+    finally:
+        receiver.close()
+        if forward is not None:
+            forward.close()
+    click.echo(json.dumps({"stats": dict(receiver.stats)}), err=True)

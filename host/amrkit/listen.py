@@ -1,0 +1,124 @@
+"""`amr listen`: the reference receiver loop.
+
+Advertising payloads come from a bleak scanner (any bleak backend) or from a
+capture file; each verified event is printed as one JSON line and, with a
+webhook, queued in the durable outbox before it is forwarded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from amrkit.outbox import Outbox
+from amrkit.receiver import Receiver, ad_from_manufacturer_data
+
+Advert = tuple[float, bytes, int | None]  # time (s), AD payload, RSSI
+Source = Callable[["asyncio.Queue[Advert | None]"], Coroutine[Any, Any, None]]
+SUPERVISION_CHECK_S = 10.0
+
+
+def ble_source(adapter: str | None = None) -> Source:
+    """Payloads heard by a bleak scanner, until cancelled."""
+
+    async def produce(queue: asyncio.Queue[Advert | None]) -> None:
+        from bleak import BleakScanner
+
+        def heard(_device: Any, adv: Any) -> None:
+            for company, data in adv.manufacturer_data.items():
+                queue.put_nowait((time.time(), ad_from_manufacturer_data(company, data), adv.rssi))
+
+        kwargs: dict[str, Any] = {"detection_callback": heard}
+        if adapter:
+            kwargs["bluez"] = {"adapter": adapter}
+        async with BleakScanner(**kwargs):
+            await asyncio.Event().wait()
+
+    return produce
+
+
+def capture_source(path: Path) -> Source:
+    """Payloads from a capture: JSON lines {"t": seconds, "ad": hex, "rssi": dBm}."""
+
+    async def produce(queue: asyncio.Queue[Advert | None]) -> None:
+        with path.open() as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                    advert = (float(record["t"]), bytes.fromhex(record["ad"]), record.get("rssi"))
+                except (ValueError, KeyError, TypeError) as err:
+                    raise ValueError(
+                        f"{path}:{n}: not a capture line ({err}); expected "
+                        '{"t": seconds, "ad": "<hex>", "rssi": dBm}'
+                    ) from err
+                await queue.put(advert)
+        await queue.put(None)
+
+    return produce
+
+
+async def listen(
+    receiver: Receiver,
+    source: Source,
+    emit: Callable[[dict[str, Any]], None],
+    outbox: Outbox | None = None,
+    clock: Callable[[], float] = time.time,
+) -> None:
+    """Feed every payload to the receiver; emit (and queue) every event.
+
+    Supervision is checked every SUPERVISION_CHECK_S of advert time, and on
+    the clock when nothing is heard at all (a jammed or silent unit must
+    still be reported).
+    """
+    stop = threading.Event()
+    forwarder = None
+    if outbox is not None:
+        forwarder = threading.Thread(target=outbox.run, args=(stop,), daemon=True)
+        forwarder.start()
+
+    def publish(events: list[dict[str, Any]]) -> None:
+        for event in events:
+            if outbox is not None:
+                outbox.put(event)  # durable before it is shown as handled
+            emit(event)
+
+    queue: asyncio.Queue[Advert | None] = asyncio.Queue()
+    producer = asyncio.create_task(source(queue))
+    watched = False  # units are supervised from the first advert, or the first quiet spell
+    next_check = 0.0
+    try:
+        while True:
+            try:
+                item = await asyncio.wait_for(queue.get(), SUPERVISION_CHECK_S)
+            except TimeoutError:
+                if producer.done():
+                    producer.result()  # a failed source ends the loop with its error
+                if not watched:
+                    receiver.watch(clock())
+                    watched = True
+                publish(receiver.check_supervision(clock()))
+                continue
+            if item is None:
+                break
+            t, ad, rssi = item
+            if not watched:
+                receiver.watch(t)
+                watched = True
+            publish(receiver.feed(ad, t, rssi))
+            if t >= next_check:
+                publish(receiver.check_supervision(t))
+                next_check = t + SUPERVISION_CHECK_S
+        await producer
+    finally:
+        producer.cancel()
+        receiver.flush(clock())
+        stop.set()
+        if forwarder is not None:
+            forwarder.join(timeout=5)
