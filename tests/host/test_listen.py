@@ -1,0 +1,161 @@
+"""`amr listen` as a user runs it: an encrypted bundle, a capture of what
+virtual units advertised, JSON lines out, a webhook fed through the outbox."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from amrkit.boards import load_board
+from amrkit.bundle import BundleError, read_bundle, write_bundle
+from amrkit.cli import EXIT_INPUT, EXIT_KEYS, main
+from amrkit.receiver import KnownUnit
+from amrkit.twin.factory import provision
+from amrkit.twin.gestures import Rng, taps, trace
+from amrkit.twin.unit import VirtualUnit
+
+PASS = "correct horse battery staple"
+
+
+def capture_from_twin(tmp_path: Path) -> tuple[Path, list[KnownUnit]]:
+    """Two virtual units: one raises an alarm, one only sends heartbeats."""
+    units, lines = [], []
+    for name, pressed in (("a", True), ("b", False)):
+        unit = VirtualUnit(tmp_path / name, load_board())
+        units.append(provision(unit))
+        unit.power_on()
+        if pressed:
+            rng = Rng(4)
+            unit.press(2_000, trace(rng, taps(rng, 3)))
+        unit.run_until(2 * 3600_000)
+        lines += [
+            {"t": e["t"] / 1000, "ad": e["data"], "rssi": -60}
+            for b in unit.boots
+            for e in b.events
+            if e["kind"] == "advertise"
+        ]
+    lines.sort(key=lambda r: r["t"])
+    capture = tmp_path / "capture.jsonl"
+    capture.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    return capture, units
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list[KnownUnit]]:
+    tmp = tmp_path_factory.mktemp("listen")
+    capture, units = capture_from_twin(tmp)
+    bundle = tmp / "receiver.bundle"
+    write_bundle(bundle, units, PASS)
+    return capture, bundle, units
+
+
+def run(args: list[str], passphrase: str = PASS) -> tuple[int, list[dict[str, object]], str]:
+    result = CliRunner().invoke(main, args, env={"AMR_BUNDLE_PASSPHRASE": passphrase})
+    events = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    return result.exit_code, events, result.stderr
+
+
+def test_bundle_keys_are_encrypted_at_rest(scene: tuple[Path, Path, list[KnownUnit]]) -> None:
+    _, bundle, units = scene
+    text = bundle.read_text()
+    for u in units:
+        assert u.keys.enc.hex() not in text and u.keys.id.hex() not in text
+    assert [u.unit for u in read_bundle(bundle, PASS)] == [u.unit for u in units]
+    with pytest.raises(BundleError, match="wrong passphrase"):
+        read_bundle(bundle, "not it")
+
+
+def test_listen_reports_one_alert_and_heartbeats(
+    scene: tuple[Path, Path, list[KnownUnit]], tmp_path: Path
+) -> None:
+    capture, bundle, units = scene
+    code, events, err = run(
+        [
+            "listen",
+            "--bundle",
+            str(bundle),
+            "--capture",
+            str(capture),
+            "--state",
+            str(tmp_path / "s"),
+        ]
+    )
+    assert code == 0, err
+    alerts = [e for e in events if e["event"] == "alert"]
+    assert len(alerts) == 1 and alerts[0]["unit"] == units[0].unit
+    heartbeats = {e["unit"] for e in events if e["event"] == "heartbeat"}
+    assert heartbeats == {units[0].unit, units[1].unit}
+    stats = json.loads(err.strip().splitlines()[-1])["stats"]
+    assert stats["retransmissions"] > 0 and not any(k.startswith("rejected") for k in stats)
+    # Run again on the same state: everything is a replay now, nothing is reported.
+    code, events, _ = run(
+        [
+            "listen",
+            "--bundle",
+            str(bundle),
+            "--capture",
+            str(capture),
+            "--state",
+            str(tmp_path / "s"),
+        ]
+    )
+    assert code == 0 and [e for e in events if e["event"] == "alert"] == []
+
+
+def test_listen_forwards_events_to_a_webhook(
+    scene: tuple[Path, Path, list[KnownUnit]], tmp_path: Path
+) -> None:
+    capture, bundle, _ = scene
+    received: list[dict[str, object]] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Hook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/alerts"
+        code, events, err = run(
+            [
+                "listen",
+                "--bundle",
+                str(bundle),
+                "--capture",
+                str(capture),
+                "--state",
+                str(tmp_path / "s"),
+                "--webhook",
+                url,
+            ]
+        )
+    finally:
+        server.shutdown()
+    assert code == 0, err
+    assert [e["event"] for e in received] == [e["event"] for e in events]
+    assert any(e["event"] == "alert" for e in received)
+
+
+def test_wrong_passphrase_and_bad_capture_have_their_exit_codes(
+    scene: tuple[Path, Path, list[KnownUnit]], tmp_path: Path
+) -> None:
+    capture, bundle, _ = scene
+    code, _, err = run(["listen", "--bundle", str(bundle), "--capture", str(capture)], "nope")
+    assert code == EXIT_KEYS and "wrong passphrase" in err
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"t": 1, "ad": "zz"}\n')
+    code, _, err = run(
+        ["listen", "--bundle", str(bundle), "--capture", str(bad), "--state", str(tmp_path / "s")]
+    )
+    assert code == EXIT_INPUT and "bad.jsonl:1" in err
