@@ -33,6 +33,7 @@ E_KEYS = const(4)
 
 _FAULT_SLEEP_MS = const(3600000)
 _HEARTBEAT_ADVERTISE_MS = const(1000)
+_LAST = const(0x10000)  # queue order of the heartbeat: after every alert attempt
 _RTC_HEADER = "<IQH"  # next counter, next heartbeat (RTC ms), alert snapshot length
 _RTC_HEADER_SIZE = const(14)
 
@@ -64,6 +65,9 @@ class App:
         )
         self._saved = saved[1] if saved else b""
         self.next_heartbeat = 0
+        self._ack_ids = []  # pending alerts whose ack tags the radio looks for
+        self._queue = []  # frames waiting for the air: (order, kind, alert id, ms)
+        self._air_until = 0  # RTC ms when the frame on the air has had its time
         self._mv = None
         self._low = False
 
@@ -129,37 +133,60 @@ class App:
     def _awake(self, rec):
         """Stay up while a gesture is open or the radio has work."""
         chip = self.chip
-        radio_until = 0
         while True:
             edge = chip.next_edge()
             while edge is not None:
                 self._gesture(rec.edge(edge[0], edge[1]), rec)
                 edge = chip.next_edge()
             self._gesture(rec.poll(chip.ticks()), rec)
+            self._acknowledged()
             now = chip.clock_ms()
-            radio_until = max(radio_until, self._transmit(now))
-            if not rec.open and now >= radio_until:
+            self._schedule(now)
+            self._air(now)
+            if not rec.open and now >= self._air_until and not self._queue:
                 break
             chip.idle(hw.IDLE_SLICE_MS)
         self.radio.stop()
 
-    def _transmit(self, now):
-        """Send what is due now; returns when the radio may stop (RTC ms)."""
-        until = 0
-        if now >= self.next_heartbeat:
-            self._battery()
-            self._send(frame.LOW_BATTERY if self._low else frame.HEARTBEAT, 0, 0)
-            self.next_heartbeat = now + self.cfg["heartbeat_s"] * 1000
-            until = now + _HEARTBEAT_ADVERTISE_MS
+    def _schedule(self, now):
+        """Queue the frames due now: alert bursts first, then retries, then
+        the heartbeat. One payload is on the air at a time (a new one would
+        replace it), so they go out one after another."""
         if self.alerts.pending:
-            for alert_id, attempt, span in self.alerts.due(now, self._battery()):
+            due = self.alerts.due(now, self._battery())
+            for alert_id, attempt, span in due:
                 kind = frame.ALERT if attempt == 0 else frame.ALERT_RETRANSMISSION
-                self._send(kind, alert_id, attempt)
-                log(self.chip, "alert %d attempt %d: advertising %d ms" % (alert_id, attempt, span))
-                until = max(until, now + span)
+                self._queue.append((attempt, kind, alert_id, span))
+            if due:
+                self._queue.sort()
             if self._mv < self.cfg["battery_floor_mv"]:
                 self.diag.error(E_BATTERY_FLOOR)
-        return until
+        if now >= self.next_heartbeat:
+            self._battery()
+            kind = frame.LOW_BATTERY if self._low else frame.HEARTBEAT
+            self._queue.append((_LAST, kind, 0, _HEARTBEAT_ADVERTISE_MS))
+            self.next_heartbeat = now + self.cfg["heartbeat_s"] * 1000
+
+    def _air(self, now):
+        """Put the next queued frame on the air once the current one is done."""
+        if now < self._air_until or not self._queue:
+            return
+        attempt, kind, alert_id, span = self._queue.pop(0)
+        if kind == frame.ALERT or kind == frame.ALERT_RETRANSMISSION:
+            log(self.chip, "alert %d attempt %d: advertising %d ms" % (alert_id, attempt, span))
+        self._send(kind, alert_id, attempt)
+        self._air_until = now + span
+
+    def _acknowledged(self):
+        radio = self.radio
+        while radio.acked:
+            alert_id = radio.acked.pop()
+            if self.alerts.acknowledge(alert_id):
+                log(self.chip, "alert %d acknowledged by the receiver" % alert_id)
+        pending = self.counters.state.pending
+        if pending != self._ack_ids:
+            self._ack_ids = pending
+            radio.listen_for({self.sealer.ack_tag(a): a for a in pending})
 
     def _send(self, kind, alert_id, attempt):
         flags = 0

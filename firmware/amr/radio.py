@@ -4,28 +4,56 @@
 # address: the stack is restarted for each new payload, so the address
 # changes in the same step as the frame's rolling identifier and nothing
 # links two frames. All kinds use the same interval, so it tells nothing.
+#
+# While alerts are pending the radio also scans for acknowledgements: a
+# receiver advertises one 10-byte AD structure (0x09, 0xFF, 8-byte tag) per
+# alert it has verified; the tags to look for are set by the app.
 import bluetooth
 
 from amr.compat import const
 
 _ADDR_NRPA = const(3)  # non-resolvable private address, new at each activation
 _INTERVAL_US = const(100000)
+_IRQ_SCAN_RESULT = const(5)
+_SCAN_INTERVAL_US = const(100000)
+_SCAN_WINDOW_US = const(30000)  # 30 % duty while awake for an alert
+_ACK_LENGTH = const(10)
 
 
 class Radio:
     def __init__(self):
         self._ble = bluetooth.BLE()
+        self._wanted = {}  # ack tag -> alert id
+        self.acked = []  # alert ids whose tag was heard, for the app to collect
 
     def advertise(self, payload):
         ble = self._ble
         if ble.active():
             ble.gap_advertise(None)  # type: ignore[arg-type]  # None stops (documented)
+            ble.gap_scan(None)  # type: ignore[arg-type]  # None stops (documented)
             ble.active(False)
         ble.active(True)
         ble.config(addr_mode=_ADDR_NRPA)
         ble.gap_advertise(_INTERVAL_US, payload, connectable=False)
+        if self._wanted:
+            ble.irq(self._irq)
+            ble.gap_scan(0, _SCAN_INTERVAL_US, _SCAN_WINDOW_US)
+
+    def listen_for(self, tags):
+        """Acknowledgement tags to look for (tag -> alert id) from now on."""
+        self._wanted = tags
+
+    def _irq(self, event, data):
+        if event != _IRQ_SCAN_RESULT:
+            return
+        adv = data[4]
+        if len(adv) == _ACK_LENGTH and adv[0] == 0x09 and adv[1] == 0xFF:
+            alert_id = self._wanted.get(bytes(adv[2:]))
+            if alert_id is not None and alert_id not in self.acked:
+                self.acked.append(alert_id)
 
     def stop(self):
         if self._ble.active():
             self._ble.gap_advertise(None)  # type: ignore[arg-type]  # None stops (documented)
+            self._ble.gap_scan(None)  # type: ignore[arg-type]  # None stops (documented)
             self._ble.active(False)

@@ -37,6 +37,9 @@ from amrkit.protocol import (
 WINDOW = 256
 DEEP_WINDOW = 4096
 RECENT = 256  # verified identifiers remembered per unit, to name replays
+# A frame is advertised many times (every 100 ms for 1-3 s): copies heard
+# this soon after the first are duplicates, later ones are replays.
+DUPLICATE_S = 30.0
 SUPERVISION_FACTOR = 2.5  # heartbeat intervals of silence before "supervision lost"
 
 EVENT_NAMES = {
@@ -102,7 +105,7 @@ class Receiver:
         self._db.executescript(_SCHEMA)
         self._tracks: dict[str, _Track] = {}
         self._table: dict[bytes, tuple[_Track, int]] = {}
-        self._recent: dict[bytes, _Track] = {}
+        self._recent: dict[bytes, float] = {}  # verified identifier -> when
         self._dirty: set[str] = set()
         self._last_flush = 0.0
         for known in units:
@@ -140,7 +143,7 @@ class Receiver:
             track.ahead[counter] = rolling_id
             self._table[rolling_id] = (track, counter)
 
-    def _advance(self, track: _Track, counter: int) -> None:
+    def _advance(self, track: _Track, counter: int, t: float) -> None:
         """Counter verified: forget identifiers at or below it, slide the window."""
         for old in [c for c in track.ahead if c <= counter]:
             rolling_id = track.ahead.pop(old)
@@ -149,7 +152,7 @@ class Receiver:
                 if len(track.recent) == track.recent.maxlen:
                     self._recent.pop(track.recent[0], None)
                 track.recent.append(rolling_id)
-                self._recent[rolling_id] = track
+                self._recent[rolling_id] = t
         track.hwm = counter
         self._extend(track)
 
@@ -164,7 +167,13 @@ class Receiver:
             return []
         hit = self._table.get(rolling_id)
         if hit is None:
-            self.stats["rejected_replay" if rolling_id in self._recent else "rejected_unknown"] += 1
+            verified_at = self._recent.get(rolling_id)
+            if verified_at is None:
+                self.stats["rejected_unknown"] += 1
+            elif t - verified_at <= DUPLICATE_S:
+                self.stats["duplicates"] += 1
+            else:
+                self.stats["rejected_replay"] += 1
             return []
         track, counter = hit
         try:
@@ -176,7 +185,7 @@ class Receiver:
         was_supervised = track.supervised
         track.last_seen = t
         track.supervised = True
-        self._advance(track, counter)
+        self._advance(track, counter, t)
         if not was_supervised:
             self._shrink(track)
         events = []

@@ -38,3 +38,24 @@ def test_bench_quick_reports_every_figure(tmp_path: Path) -> None:
     rates = result["recognition_woken_pct"]
     for key in ("triple_tap", "hold_1600_4000ms", "fast_triple_tap"):
         assert 0 <= rates[key] <= 100
+
+    # Figures only, no thresholds: the rates depend on the machine.
+    receiver = result["receiver"]
+    assert receiver["units"] == 1000
+    assert receiver["frames"] == 2000
+    for key in (
+        "receiver_memory_frames_per_s",
+        "receiver_file_frames_per_s",
+        "bthome_frames_per_s",
+        "receiver_memory_to_bthome_ratio",
+        "receiver_file_to_bthome_ratio",
+    ):
+        assert receiver[key] > 0, key
+    frame = result["frame"]
+    assert frame["calls"] > 0
+    assert frame["seal_us_per_frame"] > 0
+    assert frame["seal_alloc_bytes_per_frame"] > 0
+    assert frame["baseline_us_per_frame"] > 0
+    assert frame["baseline_alloc_bytes_per_frame"] >= 0
+    assert frame["seal_to_baseline_ratio"] > 0
+    assert frame["matches_host_encoder"] is True

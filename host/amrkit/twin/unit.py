@@ -179,6 +179,11 @@ class VirtualUnit:
         path = self.directory / "rtc.bin"
         return path.read_bytes() if path.exists() else b""
 
+    def air(self, ad: bytes, from_ms: int, to_ms: int) -> None:
+        """Something nearby advertises `ad` between these times (an ack)."""
+        with (self.directory / "air.jsonl").open("a") as f:
+            f.write(json.dumps({"from": from_ms, "to": to_ms, "ad": ad.hex()}) + "\n")
+
     def write_nvs(self, namespace: str, blobs: dict[str, bytes]) -> None:
         """Factory-write blobs into the unit's NVS (the flash image)."""
         data = self.nvs()

@@ -34,15 +34,30 @@ def since_wake():
 
 
 _listeners = []  # called with `pressed` at each contact change, by Pin.irq
+_tickers = []  # called with (start, end) of every stretch of awake time
 
 
 def listen(callback):
     _listeners.append(callback)
 
 
+def tick(callback):
+    _tickers.append(callback)
+
+
+def air():
+    """What others advertise near the unit: [{"from", "to", "ad"}], ms, hex."""
+    try:
+        with open(DIR + "/air.jsonl") as f:
+            return [json.loads(line) for line in f if line.strip()]
+    except OSError:
+        return []
+
+
 def advance(ms):
     """Let ms pass awake: contact changes on the way reach the pin interrupts."""
     global _now
+    begin = _now
     end = _now + max(0, ms)
     for ts, pressed in _samples:
         if ts > end:
@@ -52,6 +67,8 @@ def advance(ms):
             for callback in _listeners:
                 callback(pressed)
     _now = end
+    for callback in _tickers:
+        callback(begin, end)
 
 
 def advance_to(t):

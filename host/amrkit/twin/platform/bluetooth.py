@@ -23,6 +23,9 @@ class BLE:
         self._config = {"addr_mode": 0, "gap_name": "MPY ESP32"}
         self._handler = None
         self._addr = bytes(6)
+        self._scanning = False
+        self._heard = set()  # air items delivered during this scan
+        _twin.tick(self._on_air)
 
     def active(self, active=None):
         if active is None:
@@ -53,6 +56,30 @@ class BLE:
 
     def irq(self, handler):
         self._handler = handler
+
+    def gap_scan(self, duration_ms, interval_us=1280000, window_us=11250, active=False):
+        if duration_ms is None:
+            if self._scanning:
+                _twin.record("scan_stop")
+            self._scanning = False
+            return
+        if not self._active:
+            raise OSError(5)
+        self._scanning = True
+        self._heard = set()
+        _twin.record("scan", interval_us=interval_us, window_us=window_us)
+
+    def _on_air(self, start, end):
+        """Report what was on the air while scanning (one result per item)."""
+        if not (self._scanning and self._active and self._handler):
+            return
+        for i, item in enumerate(_twin.air()):
+            if i in self._heard or item["from"] > end or item["to"] < start:
+                continue
+            self._heard.add(i)
+            ad = bytes.fromhex(item["ad"])
+            _twin.record("heard", ad=item["ad"])
+            self._handler(5, (1, memoryview(bytes(6)), 3, -55, memoryview(ad)))
 
     def gap_advertise(self, interval_us, adv_data=None, *, resp_data=None, connectable=True):
         if not self._active:
