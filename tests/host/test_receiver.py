@@ -9,11 +9,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from amrkit.boards import load_board
-from amrkit.protocol import Frame, Kind, derive_keys, encode
+from amrkit.protocol import Frame, Kind, ack_ad, derive_keys, encode
 from amrkit.receiver import DEEP_WINDOW, WINDOW, KnownUnit, Receiver, ad_from_manufacturer_data
-from amrkit.twin.factory import provision
+from amrkit.twin.factory import firmware_module, provision
 from amrkit.twin.gestures import Rng, taps, trace
-from amrkit.twin.unit import VirtualUnit
+from amrkit.twin.unit import TIMER_WAKE, Boot, VirtualUnit
 
 SECRET = b"receiver test registry secret!!!"
 UNIT = bytes.fromhex("1111222233334444")
@@ -111,3 +111,42 @@ def test_a_press_on_a_virtual_unit_gives_exactly_one_verified_alert(tmp_path: Pa
         rx.stats["retransmissions"] >= 5 and rx.stats["accepted"] == rx.stats["retransmissions"] + 1
     )
     assert set(rx.stats) == {"accepted", "retransmissions"}
+
+
+def test_acknowledged_alert_stops_its_retries(tmp_path: Path) -> None:
+    unit = VirtualUnit(tmp_path / "unit", load_board())
+    known = provision(unit)
+    rx = Receiver([known])
+    acked: list[int] = []
+
+    def nearby_phone(boot: Boot) -> None:
+        """Verify what the unit sent; advertise an ack for each new alert."""
+        for ad in (e for e in boot.events if e["kind"] == "advertise"):
+            for event in rx.feed(bytes.fromhex(ad["data"]), ad["t"] / 1000):
+                if event["event"] == "alert":
+                    acked.append(event["alert_id"])
+                    unit.air(
+                        ack_ad(known.keys.ack, event["alert_id"]), ad["t"] + 200, ad["t"] + 30_000
+                    )
+
+    unit.power_on()
+    rng = Rng(21)
+    unit.press(3_000, trace(rng, taps(rng, 3)))
+    unit.run_until(10 * 60_000, on_boot=nearby_phone)
+    assert len(acked) == 1
+    log = [line for b in unit.boots for line in b.lines]
+    assert any(f"alert {acked[0]} acknowledged" in line for line in log)
+    # After the ack: no more frames for the alert, and it is gone from flash.
+    assert rx.stats["retransmissions"] == 1
+    store = firmware_module("store")
+    records = [
+        store.unpack_record(bytes.fromhex(slot["blob"]), 0x53)
+        for key, slot in unit.nvs()["amr"].items()
+        if key.startswith("s")
+    ]
+    newest = max((r for r in records if r), key=lambda r: r[0])
+    state = firmware_module("state").decode_state(newest[1])
+    assert state.pending == []
+    # The phone answers after the burst, so the unit hears the ack during
+    # its first retry, and never wakes for the alert again.
+    assert sum(1 for b in unit.boots if b.wake_reason == TIMER_WAKE) == 1

@@ -1,6 +1,7 @@
-"""The scripted scenario behind `amr demo`: one virtual unit through boot,
-a real gesture with contact bounce, an alert sequence, deep sleep and wake,
-a second alarm during the first alert, and a unit with no config (a fault)."""
+"""The scripted scenario behind `amr demo`: one virtual unit and the phone
+that receives it, through boot, a real gesture with contact bounce, a
+verified and acknowledged alert, an alert nobody acknowledges at first,
+deep sleep and wake, and a unit with nothing provisioned (a fault)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from amrkit.boards import Board
-from amrkit.receiver import Receiver
+from amrkit.protocol import ack_ad
+from amrkit.receiver import KnownUnit, Receiver
 from amrkit.twin.factory import firmware_module, provision
 from amrkit.twin.gestures import Rng, taps, trace
 from amrkit.twin.unit import Boot, VirtualUnit
@@ -25,9 +27,8 @@ def clock(ms: int) -> str:
     return f"{h:02d}:{m:02d}:{s:02d}.{ms:03d}"
 
 
-def transcript(boot: Boot, name: str, rx: Receiver, out: Callable[[str], None]) -> None:
-    """Print one boot: the firmware's log, what it advertised, what the
-    receiver made of it."""
+def transcript_boot(boot: Boot, name: str, out: Callable[[str], None]) -> None:
+    """Print one boot: the firmware's log and what went on the air."""
     out(f"{clock(boot.started_ms)}  {name}  -- wake: {WAKES.get(boot.wake_reason, '?')} --")
     for line in boot.lines:
         out(f"{'':12}  {name}  {line}")
@@ -38,8 +39,8 @@ def transcript(boot: Boot, name: str, rx: Receiver, out: Callable[[str], None]) 
                 f"{clock(event['t'])}  {name}  radio: {len(data) // 2}-byte frame "
                 f"{data[4:12]}... from {event['addr']}"
             )
-            for seen in rx.feed(bytes.fromhex(data), event["t"] / 1000):
-                out(f"{'':12}  receiver  {describe_event(seen)}")
+        elif event["kind"] == "heard":
+            out(f"{clock(event['t'])}  {name}  radio: heard {event['ad']}")
         elif event["kind"] == "power_cut":
             out(f"{clock(event['t'])}  {name}  POWER CUT at flash commit {event['commit']}")
 
@@ -53,40 +54,69 @@ def describe_event(event: dict[str, Any]) -> str:
     )
 
 
+class Phone:
+    """The wearer's phone next to the unit: verifies frames and, while
+    `answering`, advertises an acknowledgement for every new alert."""
+
+    def __init__(self, unit: VirtualUnit, known: KnownUnit, out: Callable[[str], None]) -> None:
+        self.unit, self.known, self.out = unit, known, out
+        self.rx = Receiver([known])
+        self.answering = True
+        self.unanswered: list[tuple[int, int]] = []  # (alert id, when) heard while away
+
+    def hear(self, boot: Boot, show: bool = True) -> None:
+        if show:
+            transcript_boot(boot, "unit-1", self.out)
+        for ad in (e for e in boot.events if e["kind"] == "advertise"):
+            for event in self.rx.feed(bytes.fromhex(ad["data"]), ad["t"] / 1000):
+                self.out(f"{clock(ad['t'])}  phone     {describe_event(event)}")
+                if event["event"] == "alert":
+                    self.unanswered.append((event["alert_id"], ad["t"]))
+        if self.answering:
+            for alert_id, t in self.unanswered:
+                now = max(t, boot.ended_ms)
+                # Retries come at most ~61 s apart: two minutes of acking meets one.
+                self.unit.air(ack_ad(self.known.keys.ack, alert_id), now + 200, now + 120_000)
+                self.out(f"{clock(now + 200)}  phone     acknowledges alert {alert_id}")
+            self.unanswered = []
+
+
 def run_demo(board: Board, out: Callable[[str], None] = print) -> dict[str, int]:
     """Run the scenario; returns the unit's diagnostics at the end."""
     with tempfile.TemporaryDirectory(prefix="amr-demo-") as tmp:
         unit = VirtualUnit(Path(tmp) / "unit-1", board)
-        rx = Receiver([provision(unit)])
+        phone = Phone(unit, provision(unit), out)
         out(
             f"Virtual {board.chip} unit on board {board.name} "
-            f"(wake to app {board.wake_to_app_ms} ms), factory config, battery {unit.battery_mv} mV"
+            f"(wake to app {board.wake_to_app_ms} ms), factory config and keys, "
+            f"battery {unit.battery_mv} mV; the phone holds the unit's keys"
         )
         rng = Rng(2026)
         out("\n# Insert the cell: cold boot, heartbeat scheduled, deep sleep")
-        transcript(unit.power_on(), "unit-1", rx, out)
-        out("\n# 00:00:10 the wearer taps three times (contact bounce included)")
+        phone.hear(unit.power_on())
+        out("\n# 00:00:10 the wearer taps three times (contact bounce included);")
+        out("# the phone verifies the alert and acknowledges it")
         unit.press(10_000, trace(rng, taps(rng, 3)))
-        out("# 00:00:40 ... and, during the alert, holds the button for 2 s")
+        unit.run_until(30_000, on_boot=phone.hear)
+        out("\n# 00:00:40 the phone is out of range; the wearer holds the button for 2 s:")
+        out("# nobody acknowledges, so the unit retries, backing off to 60 s")
+        phone.answering = False
         unit.press(40_000, trace(rng, [(0, 2000)]))
-        for boot in unit.run_until(3 * 60_000):
-            transcript(boot, "unit-1", rx, out)
-        out("\n# Nothing acknowledges yet, so retries go on at most 60 s apart; for the")
-        out("# next hour only the receiver's events are shown (retries are de-duplicated)")
-        for boot in unit.run_until(3_700_000):
-            events = [e for e in boot.events if e["kind"] == "advertise"]
-            heard = [rx.feed(bytes.fromhex(e["data"]), e["t"] / 1000) for e in events]
-            for seen in (e for batch in heard for e in batch):
-                out(f"{clock(int(seen['t'] * 1000))}  receiver  {describe_event(seen)}")
+        unit.run_until(4 * 60_000, on_boot=phone.hear)
+        out("\n# 00:04:00 the phone is back in range: it hears a retry and acknowledges")
+        phone.answering = True
+        unit.run_until(6 * 60_000, on_boot=phone.hear)
+        out("\n# An hour later the heartbeat wakes the unit by its timer")
+        unit.run_until(3_700_000, on_boot=phone.hear)
         diag = firmware_module("diag").decode(_diag_bytes(unit))
         counters = diag.as_dict() if diag else {}
         out("\n# Diagnostics kept across deep sleep (RTC memory)")
         out("  " + ", ".join(f"{k}={v}" for k, v in counters.items()))
 
-        out("\n# A unit whose config was never written: visible fault, nothing sent")
+        out("\n# A unit whose keys and config were never written: visible fault, nothing sent")
         blank = VirtualUnit(Path(tmp) / "unit-2", board)
-        transcript(blank.power_on(), "unit-2", rx, out)
-        out(f"\n# Receiver: {dict(sorted(rx.stats.items()))}")
+        transcript_boot(blank.power_on(), "unit-2", out)
+        out(f"\n# Phone's receiver: {dict(sorted(phone.rx.stats.items()))}")
         return dict(counters)
 
 

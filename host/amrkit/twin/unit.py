@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,11 +79,16 @@ class VirtualUnit:
         return self._boot(PWRON_RESET, 0, cut_at_commit, cut_after)
 
     def run_until(
-        self, end_ms: int, cut_at_commit: int | None = None, cut_after: bool = False
+        self,
+        end_ms: int,
+        cut_at_commit: int | None = None,
+        cut_after: bool = False,
+        on_boot: Callable[[Boot], None] | None = None,
     ) -> list[Boot]:
         """Let the unit sleep and wake until the clock reaches end_ms.
 
-        A power cut stops the run: the unit stays off until power_on().
+        on_boot sees each boot as it ends (a receiver nearby, say). A power
+        cut stops the run: the unit stays off until power_on().
         """
         done: list[Boot] = []
         while self._asleep:
@@ -97,6 +102,8 @@ class VirtualUnit:
             self.clock_ms = wake
             boot = self._boot(DEEPSLEEP_RESET, reason, cut_at_commit, cut_after)
             done.append(boot)
+            if on_boot is not None:
+                on_boot(boot)
             if boot.power_cut:
                 break
         return done

@@ -1,0 +1,35 @@
+"""`amr demo`, as a newcomer runs it: the story it tells must be true."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from amrkit.boards import load_board
+from amrkit.cli import main
+from amrkit.twin.scenario import run_demo
+
+
+def test_demo_transcript_shows_the_whole_story() -> None:
+    lines: list[str] = []
+    diag = run_demo(load_board(), out=lines.append)
+    text = "\n".join(lines)
+    assert "gesture: alarm (presses) after 3 presses" in text
+    assert "gesture: alarm (hold)" in text
+    assert text.count("verified ALERT") == 2
+    assert text.count("acknowledged by the receiver") == 2
+    assert "verified heartbeat" in text
+    assert "FAULT missing" in text
+    assert diag["alerts"] == 2 and diag["presses"] == 4 and diag["faults"] == 0
+
+
+def test_demo_json_prints_diagnostics_only() -> None:
+    result = CliRunner().invoke(main, ["demo", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["alerts"] == 2
+
+
+def test_unknown_board_is_a_usage_error() -> None:
+    result = CliRunner().invoke(main, ["demo", "--board", "nope"])
+    assert result.exit_code == 2 and "known boards: esp32c3-coin" in result.output
