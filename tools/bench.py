@@ -8,6 +8,14 @@ Figures (printed as a table and written as JSON):
     the same run (the same samples, one no-op call per sample) and the ratio,
     which is what stays comparable across machines;
   - total bytes of the board's .mpy bundle (tools/build_firmware.py);
+  - receiver throughput on CPython (tools/bench_receiver.py): frames/s that
+    amrkit.receiver.Receiver verifies for 1,000 known units, with its state
+    in SQLite in memory and in a file, next to bthome-ble decrypting as many
+    encrypted BTHome v2 adverts from as many devices, and the ratios;
+  - firmware frame cost on the MicroPython unix port (tools/bench_frame.py):
+    CPU time and heap allocated per amr.frame.Sealer.seal() call, with a
+    baseline measured in the same run (struct.pack of the plaintext alone)
+    and the ratio; the sealed frame is checked against the host encoder;
   - chatter immunity: alarms raised by non-alarm disturbance traces (must be 0);
   - for context, the share of deliberate alarm gestures recognised on a woken
     unit: triple taps, holds of 1.6-4 s, and fast triple taps (below 100%:
@@ -28,25 +36,36 @@ from pathlib import Path
 from typing import Any
 
 from amrkit.paths import firmware_dir, micropython_binary, platform_dir
+from amrkit.protocol import Frame, Kind, derive_keys, encode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_receiver
 import build_firmware
 
 TOOLS = Path(__file__).resolve().parent
 PRESS_SCRIPT = TOOLS / "bench_press.py"
+FRAME_SCRIPT = TOOLS / "bench_frame.py"
 FULL_TRACES = 1000
 QUICK_TRACES = 50
 FULL_ROUNDS = 5
 QUICK_ROUNDS = 1
+RECEIVER_UNITS = 1000
+FULL_RECEIVER_FRAMES = 20000
+QUICK_RECEIVER_FRAMES = 2000
+FULL_RECEIVER_ROUNDS = 3
+QUICK_RECEIVER_ROUNDS = 1
+FRAME_CALLS = 2000
+FRAME_SECRET = b"bench frame registry secret"
+FRAME_UNIT_ID = bytes.fromhex("a3e0000000000001")
 EXIT_CHATTER = 1
 EXIT_FAILED = 2
 
 
-def run_press_bench(traces: int, rounds: int) -> dict[str, Any]:
-    """Run tools/bench_press.py under the unix port; its JSON result line."""
+def run_micropython(script: Path, *args: str) -> dict[str, Any]:
+    """Run a tools/ script under the unix port; its JSON result line."""
     path = os.pathsep.join([str(firmware_dir()), str(platform_dir().parent), ".frozen"])
     proc = subprocess.run(
-        [micropython_binary(), "-X", "heapsize=64M", str(PRESS_SCRIPT), str(traces), str(rounds)],
+        [micropython_binary(), "-X", "heapsize=64M", str(script), *args],
         capture_output=True,
         text=True,
         env=dict(os.environ, MICROPYPATH=path),
@@ -55,9 +74,47 @@ def run_press_bench(traces: int, rounds: int) -> dict[str, Any]:
     )
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"bench_press.py failed ({proc.returncode}):\n{proc.stderr.strip()}")
+        raise RuntimeError(f"{script.name} failed ({proc.returncode}):\n{proc.stderr.strip()}")
     result: dict[str, Any] = json.loads(lines[-1])
     return result
+
+
+def run_press_bench(traces: int, rounds: int) -> dict[str, Any]:
+    """Run tools/bench_press.py under the unix port; its JSON result line."""
+    return run_micropython(PRESS_SCRIPT, str(traces), str(rounds))
+
+
+def frame_figures(calls: int, rounds: int) -> dict[str, Any]:
+    """Per-call cost of amr.frame.Sealer.seal() on the unix port, and its baseline."""
+    keys = derive_keys(FRAME_SECRET, FRAME_UNIT_ID)
+    key_block = FRAME_UNIT_ID + keys.enc + keys.id + keys.ack
+    raw = run_micropython(FRAME_SCRIPT, key_block.hex(), str(calls), str(rounds))
+    sample = raw["sample"]
+    expected = encode(
+        keys,
+        Frame(
+            Kind(sample["kind"]),
+            sample["counter"],
+            sample["alert_id"],
+            sample["attempt"],
+            sample["battery_pct"],
+            sample["flags"],
+        ),
+    )
+    if bytes.fromhex(sample["frame"]) != expected:
+        raise RuntimeError("bench_frame.py: the firmware's frame differs from the host encoder's")
+    seal_us = raw["seal_us"] / raw["calls"]
+    base_us = raw["baseline_us"] / raw["calls"]
+    return {
+        "calls": raw["calls"],
+        "rounds": raw["rounds"],
+        "seal_us_per_frame": round(seal_us, 2),
+        "seal_alloc_bytes_per_frame": round(raw["seal_alloc_bytes"] / raw["calls"], 1),
+        "baseline_us_per_frame": round(base_us, 2),
+        "baseline_alloc_bytes_per_frame": round(raw["baseline_alloc_bytes"] / raw["calls"], 1),
+        "seal_to_baseline_ratio": round(seal_us / base_us, 1) if base_us else None,
+        "matches_host_encoder": True,
+    }
 
 
 def bundle_bytes(board: str) -> tuple[int, int]:
@@ -67,7 +124,9 @@ def bundle_bytes(board: str) -> tuple[int, int]:
         return build_firmware.bundle_size(app)
 
 
-def figures(board: str, traces: int, rounds: int) -> dict[str, Any]:
+def figures(
+    board: str, traces: int, rounds: int, receiver_frames: int, receiver_rounds: int
+) -> dict[str, Any]:
     raw = run_press_bench(traces, rounds)
     presses: int = raw["presses"]
     files, size = bundle_bytes(board)
@@ -100,12 +159,15 @@ def figures(board: str, traces: int, rounds: int) -> dict[str, Any]:
             "hold_1600_4000ms": raw["hold_woken_pct"],
             "fast_triple_tap": raw["fast_triple_tap_woken_pct"],
         },
+        "receiver": bench_receiver.figures(RECEIVER_UNITS, receiver_frames, receiver_rounds),
+        "frame": frame_figures(FRAME_CALLS, rounds),
     }
 
 
 def table(result: dict[str, Any]) -> str:
     press, chatter, bundle = result["press"], result["chatter"], result["bundle"]
     rate = result["recognition_woken_pct"]
+    receiver, frame = result["receiver"], result["frame"]
     rows = [
         ("press recogniser (unix port)", ""),
         ("  presses timed", f"{press['presses']} in {press['traces']} traces"),
@@ -126,6 +188,26 @@ def table(result: dict[str, Any]) -> str:
         ("  triple tap", f"{rate['triple_tap']:.1f} %"),
         ("  hold 1.6-4 s", f"{rate['hold_1600_4000ms']:.1f} %"),
         ("  fast triple tap (known limit)", f"{rate['fast_triple_tap']:.1f} %"),
+        ("receiver throughput (CPython, one thread)", ""),
+        (
+            "  frames verified",
+            f"{receiver['frames']} from {receiver['units']} units, best of {receiver['rounds']}",
+        ),
+        ("  Receiver, SQLite in memory", f"{receiver['receiver_memory_frames_per_s']} frames/s"),
+        ("  Receiver, SQLite file", f"{receiver['receiver_file_frames_per_s']} frames/s"),
+        (
+            f"  bthome-ble ({receiver['bthome_devices']} devices)",
+            f"{receiver['bthome_frames_per_s']} frames/s",
+        ),
+        ("  Receiver in memory / bthome-ble", f"{receiver['receiver_memory_to_bthome_ratio']}x"),
+        ("  Receiver file / bthome-ble", f"{receiver['receiver_file_to_bthome_ratio']}x"),
+        ("frame sealing (unix port)", ""),
+        ("  frames sealed", f"{frame['calls']}, best of {frame['rounds']}"),
+        ("  CPU per frame", f"{frame['seal_us_per_frame']} µs"),
+        ("  heap per frame", f"{frame['seal_alloc_bytes_per_frame']} B"),
+        ("  baseline CPU (struct.pack)", f"{frame['baseline_us_per_frame']} µs"),
+        ("  baseline heap (struct.pack)", f"{frame['baseline_alloc_bytes_per_frame']} B"),
+        ("  seal / baseline", f"{frame['seal_to_baseline_ratio']}x"),
     ]
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"{name:<{width}}  {value}".rstrip() for name, value in rows)
@@ -138,12 +220,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help=f"{QUICK_TRACES} traces per figure and one timing round, for tests",
+        help=(
+            f"{QUICK_TRACES} traces per figure, {QUICK_RECEIVER_FRAMES} receiver frames "
+            "and one timing round, for tests"
+        ),
     )
     args = parser.parse_args(argv)
-    traces, rounds = (QUICK_TRACES, QUICK_ROUNDS) if args.quick else (FULL_TRACES, FULL_ROUNDS)
+    if args.quick:
+        traces, rounds = QUICK_TRACES, QUICK_ROUNDS
+        receiver_frames, receiver_rounds = QUICK_RECEIVER_FRAMES, QUICK_RECEIVER_ROUNDS
+    else:
+        traces, rounds = FULL_TRACES, FULL_ROUNDS
+        receiver_frames, receiver_rounds = FULL_RECEIVER_FRAMES, FULL_RECEIVER_ROUNDS
     try:
-        result = figures(args.board, traces, rounds)
+        result = figures(args.board, traces, rounds, receiver_frames, receiver_rounds)
     except (RuntimeError, OSError, ValueError, subprocess.TimeoutExpired) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
