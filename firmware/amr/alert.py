@@ -8,6 +8,11 @@
 # A second alarm during an alert is a new alert with its own id and burst;
 # the first keeps its schedule. Pure logic: times are ms on the RTC clock,
 # which keeps running through deep sleep.
+#
+# Cover traffic: a cover sequence has an alert's timing (burst, then the same
+# back-off) and stops after a few retries, as an acknowledged alert does; its
+# frames are heartbeats, so only the receiver can tell it from an alert.
+import math
 import struct
 
 from amr.compat import const
@@ -17,8 +22,18 @@ RETRY_ADVERTISE_MS = const(1000)  # how long one retry advertises
 # session, instead of a wake per alert.
 _BATCH_MS = const(10000)
 _MAX_BACKOFF_MS = const(60000)
-_RTC_FORMAT = "<IQH"  # alert id, next due (RTC ms), attempt
-_RTC_SIZE = const(14)
+_RTC_FORMAT = "<IQHH"  # alert id, next due (RTC ms), attempt, last attempt (0: until acked)
+_RTC_SIZE = const(16)
+COVER = const(0xFFFFFF00)  # ids from here up are cover sequences, never alert ids
+# How many retries a cover sequence makes: mostly one (an alert acknowledged
+# at its first retry), sometimes more (a receiver that took longer).
+_COVER_LENGTHS = (1, 1, 1, 1, 2, 2, 3, 5)
+
+
+def cover_gap_ms(random_u32, per_day):
+    """Time to the next cover sequence: exponential, per_day a day on average."""
+    u = (random_u32 + 1) / 4294967297  # in (0, 1)
+    return int(-math.log(u) * 86400000 / per_day)
 
 
 class Sequencer:
@@ -28,7 +43,8 @@ class Sequencer:
         self._cap = min(cfg["retry_max_s"] * 1000, _MAX_BACKOFF_MS)
         self._floor = cfg["battery_floor_mv"]
         self._counters = counters
-        # alert id -> [next due ms, attempt]; attempt 0 is the burst
+        # id -> [next due ms, attempt, last attempt]; attempt 0 is the burst,
+        # last 0 means until acknowledged (alerts), else a cover sequence's end
         self._plan = {}
 
     def restore(self, now, saved=b""):
@@ -39,16 +55,18 @@ class Sequencer:
         """
         known = {}
         for i in range(0, len(saved) - _RTC_SIZE + 1, _RTC_SIZE):
-            alert_id, due, attempt = struct.unpack_from(_RTC_FORMAT, saved, i)
-            known[alert_id] = [due, attempt]
+            alert_id, due, attempt, last = struct.unpack_from(_RTC_FORMAT, saved, i)
+            known[alert_id] = [due, attempt, last]
+            if alert_id >= COVER:
+                self._plan[alert_id] = known[alert_id]
         for alert_id in self._counters.state.pending:
-            self._plan[alert_id] = known.get(alert_id, [now, 1])
+            self._plan[alert_id] = known.get(alert_id, [now, 1, 0])
 
     def snapshot(self):
         out = bytearray(_RTC_SIZE * len(self._plan))
         for i, alert_id in enumerate(self._plan):
-            due, attempt = self._plan[alert_id]
-            struct.pack_into(_RTC_FORMAT, out, i * _RTC_SIZE, alert_id, due, attempt)
+            due, attempt, last = self._plan[alert_id]
+            struct.pack_into(_RTC_FORMAT, out, i * _RTC_SIZE, alert_id, due, attempt, last)
         return bytes(out)
 
     def alarm(self, now):
@@ -57,8 +75,15 @@ class Sequencer:
         alert_id = counters.raise_alert()
         if counters.evicted is not None:
             del self._plan[counters.evicted]
-        self._plan[alert_id] = [now, 0]
+        self._plan[alert_id] = [now, 0, 0]
         return alert_id
+
+    def cover(self, now, random_u32):
+        """Start a cover sequence now; its length is drawn from random_u32."""
+        cover_id = COVER
+        while cover_id in self._plan:
+            cover_id += 1
+        self._plan[cover_id] = [now, 0, _COVER_LENGTHS[random_u32 % len(_COVER_LENGTHS)]]
 
     def acknowledge(self, alert_id):
         if self._counters.acknowledge(alert_id):
@@ -68,13 +93,20 @@ class Sequencer:
 
     @property
     def pending(self):
+        """Alerts not yet acknowledged (cover sequences do not count)."""
+        return len(self._counters.state.pending)
+
+    @property
+    def busy(self):
+        """Alerts or cover sequences still scheduled."""
         return len(self._plan)
 
     def due(self, now, battery_mv):
-        """Transmissions due at `now`: a list of (alert id, attempt, advertise ms).
+        """Transmissions due at `now`: a list of (id, attempt, advertise ms).
 
-        Below the battery floor nothing is sent; the alerts stay persisted and
-        resume when the cell recovers or is replaced.
+        An id of COVER or above is a cover sequence's frame. Below the battery
+        floor nothing is sent; the alerts stay persisted and resume when the
+        cell recovers or is replaced.
         """
         out: list = []
         if battery_mv < self._floor:
@@ -82,15 +114,20 @@ class Sequencer:
         nearest = self.next_due()
         if nearest is None or nearest > now:
             return out
+        done = []
         for alert_id in self._plan:
             entry = self._plan[alert_id]
-            due, attempt = entry
+            due, attempt, last = entry
             if due > now and (attempt == 0 or due - now > _BATCH_MS):
                 continue
             span = self._burst if attempt == 0 else RETRY_ADVERTISE_MS
             out.append((alert_id, attempt, span))
             entry[0] = now + span + self.backoff(attempt + 1)
             entry[1] = attempt + 1
+            if last and attempt >= last:
+                done.append(alert_id)
+        for cover_id in done:
+            del self._plan[cover_id]
         return out
 
     def backoff(self, attempt):

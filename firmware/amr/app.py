@@ -11,7 +11,7 @@ import struct
 
 from amr import battery, board, frame, hw, press, rtcmem
 from amr import diag as diagnostics
-from amr.alert import Sequencer
+from amr.alert import COVER, Sequencer, cover_gap_ms
 from amr.compat import const
 from amr.config import decode_config
 from amr.frame import KEYS_LENGTH, Sealer
@@ -34,8 +34,9 @@ E_KEYS = const(4)
 _FAULT_SLEEP_MS = const(3600000)
 _HEARTBEAT_ADVERTISE_MS = const(1000)
 _LAST = const(0x10000)  # queue order of the heartbeat: after every alert attempt
-_RTC_HEADER = "<IQH"  # next counter, next heartbeat (RTC ms), alert snapshot length
-_RTC_HEADER_SIZE = const(14)
+# next counter, next heartbeat and next cover sequence (RTC ms), snapshot length
+_RTC_HEADER = "<IQQH"
+_RTC_HEADER_SIZE = const(22)
 
 _GESTURE_NAMES = {
     press.ALARM_HOLD: "alarm (hold)",
@@ -65,6 +66,7 @@ class App:
         )
         self._saved = saved[1] if saved else b""
         self.next_heartbeat = 0
+        self.next_cover = 0
         self._ack_ids = []  # pending alerts whose ack tags the radio looks for
         self._queue = []  # frames waiting for the air: (order, kind, alert id, ms)
         self._air_until = 0  # RTC ms when the frame on the air has had its time
@@ -79,7 +81,7 @@ class App:
         store = SlotStore(NvsBackend(NVS_NAMESPACE, "s"), KIND_STATE)
         state = decode_state(store.load())
         self.diag.store_repairs += store.damaged
-        resume_at, self.next_heartbeat, snapshot = self._app_rtc()
+        resume_at, self.next_heartbeat, self.next_cover, snapshot = self._app_rtc()
         # The RTC copy of the next counter is valid for this boot only: were
         # this run reset before it sleeps, the stale value would reuse counters.
         self.chip.keep(rtcmem.pack(self.diag.encode(), b""))
@@ -89,13 +91,15 @@ class App:
         self.alerts.restore(now, snapshot)
         if self.next_heartbeat == 0:
             self.next_heartbeat = now + cfg["heartbeat_s"] * 1000
+        if self.next_cover == 0 and cfg["cover_per_day"]:
+            self.next_cover = now + cover_gap_ms(self.chip.random_u32(), cfg["cover_per_day"])
 
     def _app_rtc(self):
         data = self._saved
         if len(data) < _RTC_HEADER_SIZE:
-            return None, 0, b""
-        resume_at, heartbeat, n = struct.unpack_from(_RTC_HEADER, data, 0)
-        return resume_at, heartbeat, data[_RTC_HEADER_SIZE : _RTC_HEADER_SIZE + n]
+            return None, 0, 0, b""
+        resume_at, heartbeat, cover, n = struct.unpack_from(_RTC_HEADER, data, 0)
+        return resume_at, heartbeat, cover, data[_RTC_HEADER_SIZE : _RTC_HEADER_SIZE + n]
 
     # -- one wake ----------------------------------------------------------
 
@@ -152,10 +156,19 @@ class App:
         """Queue the frames due now: alert bursts first, then retries, then
         the heartbeat. One payload is on the air at a time (a new one would
         replace it), so they go out one after another."""
-        if self.alerts.pending:
+        if self.next_cover and now >= self.next_cover:
+            rand = self.chip.random_u32()
+            self.alerts.cover(now, rand)
+            self.next_cover = now + cover_gap_ms(rand >> 8, self.cfg["cover_per_day"])
+        if self.alerts.busy:
             due = self.alerts.due(now, self._battery())
             for alert_id, attempt, span in due:
-                kind = frame.ALERT if attempt == 0 else frame.ALERT_RETRANSMISSION
+                if alert_id >= COVER:  # looks like an alert's frame, says heartbeat
+                    kind, alert_id = self._routine_kind(), 0
+                elif attempt == 0:
+                    kind = frame.ALERT
+                else:
+                    kind = frame.ALERT_RETRANSMISSION
                 self._queue.append((attempt, kind, alert_id, span))
             if due:
                 self._queue.sort()
@@ -163,9 +176,12 @@ class App:
                 self.diag.error(E_BATTERY_FLOOR)
         if now >= self.next_heartbeat:
             self._battery()
-            kind = frame.LOW_BATTERY if self._low else frame.HEARTBEAT
-            self._queue.append((_LAST, kind, 0, _HEARTBEAT_ADVERTISE_MS))
+            self._queue.append((_LAST, self._routine_kind(), 0, _HEARTBEAT_ADVERTISE_MS))
             self.next_heartbeat = now + self.cfg["heartbeat_s"] * 1000
+
+    def _routine_kind(self):
+        self._battery()
+        return frame.LOW_BATTERY if self._low else frame.HEARTBEAT
 
     def _air(self, now):
         """Put the next queued frame on the air once the current one is done."""
@@ -231,12 +247,16 @@ class App:
     def sleep(self):
         now = self.chip.clock_ms()
         wake_at = self.next_heartbeat
+        if self.next_cover and self.next_cover < wake_at:
+            wake_at = self.next_cover
         due = self.alerts.next_due()
         if due is not None and due < wake_at:
             wake_at = due
         ms = max(0, wake_at - now)
         snapshot = self.alerts.snapshot()
-        app = struct.pack(_RTC_HEADER, self.counters.next, self.next_heartbeat, len(snapshot))
+        app = struct.pack(
+            _RTC_HEADER, self.counters.next, self.next_heartbeat, self.next_cover, len(snapshot)
+        )
         self.diag.store_writes += self.counters.writes
         self.chip.keep(rtcmem.pack(self.diag.encode(), app + snapshot))
         log(self.chip, "deep sleep %d ms (%d alerts pending)" % (ms, self.alerts.pending))

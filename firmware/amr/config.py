@@ -29,6 +29,9 @@ _TABLE = (
     ("retry_max_s", "B", 5, 60, 60),
     ("battery_floor_mv", "H", 1800, 2800, 2200),  # alert retries stop below this
     ("low_battery_mv", "H", 2000, 3000, 2450),
+    # Cover traffic: sequences a day that look like an alert's (burst, then
+    # retries) but carry heartbeats, so an alert cannot be told by its timing.
+    ("cover_per_day", "B", 0, 48, 0),
 )
 
 FIELDS = tuple(row[:4] for row in _TABLE)

@@ -1,5 +1,6 @@
 # Driver: the chip. The only module, with radio.py and nvs.py, that touches
 # machine/esp32; written against stock MicroPython for ESP32.
+import os
 import time
 from array import array
 
@@ -81,6 +82,10 @@ class Chip:
     def clock_ms(self):
         """ms on the RTC clock, which runs through deep sleep."""
         return time.time_ns() // 1000000
+
+    def random_u32(self):
+        """From the hardware RNG (the radio's noise on the ESP32)."""
+        return int.from_bytes(os.urandom(4), "little")
 
     def idle(self, ms):
         """Let time pass with the CPU idle; edges are captured meanwhile."""

@@ -3,7 +3,7 @@
 # schedule carried across deep sleep or lost with power.
 from membackend import MemBackend
 
-from amr.alert import RETRY_ADVERTISE_MS, Sequencer
+from amr.alert import COVER, RETRY_ADVERTISE_MS, Sequencer, cover_gap_ms
 from amr.config import DEFAULTS
 from amr.state import Counters, State, decode_state
 from amr.store import SlotStore
@@ -123,3 +123,37 @@ def test_fifth_alarm_evicts_second_oldest_and_unschedules_it():
     assert counters.evicted == ids[1]
     assert seq.pending == 4
     assert counters.state.pending == [ids[0], ids[2], ids[3], ids[4]]
+
+
+def test_cover_sequence_has_an_acknowledged_alerts_timing_and_ends():
+    seq, counters, _ = unit()
+    seq.cover(0, 0)  # length index 0: one retry, like an alert acked at its first retry
+    cover = drive(seq, 0, 10 * 60000)
+    alert_seq, _, _ = unit()
+    alert = alert_seq.alarm(0)
+    timing = drive(alert_seq, 0, 10 * 60000)[:2]
+    assert [(t, a, s) for t, _, a, s in cover] == [(t, a, s) for t, _, a, s in timing]
+    assert all(i >= COVER for _, i, _, _ in cover)
+    assert seq.busy == 0 and seq.pending == 0  # over, and never an alert
+    assert counters.writes == 0  # no flash write for cover traffic
+    assert alert_seq.pending == 1 and alert != cover[0][1]
+
+
+def test_cover_sequences_survive_deep_sleep_but_not_power_loss():
+    seq, counters, store = unit()
+    seq.cover(0, 7)  # the longest sequence
+    seq.due(0, FULL_MV)
+    snapshot, due = seq.snapshot(), seq.next_due()
+    again = Sequencer(DEFAULTS, Counters(store, State(), counters.next))
+    again.restore(due, snapshot)
+    assert again.busy == 1 and again.due(due, FULL_MV)[0][1] == 1
+    lost = Sequencer(DEFAULTS, Counters(store, State(), None))
+    lost.restore(due)
+    assert lost.busy == 0
+
+
+def test_cover_gap_is_exponential_around_the_rate():
+    gaps = [cover_gap_ms((i * 2654435761) & 0xFFFFFFFF, 24) for i in range(2000)]
+    mean = sum(gaps) / len(gaps)
+    assert 3000000 < mean < 4200000  # one hour on average at 24 a day
+    assert min(gaps) >= 0 and max(gaps) > 4 * mean

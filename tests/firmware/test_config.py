@@ -39,7 +39,7 @@ def raw_payload(cfg, version=VERSION):
 
 def test_tables_are_consistent():
     names = [name for name, _, _, _ in FIELDS]
-    assert len(names) == 16
+    assert len(names) == 17
     assert sorted(names) == sorted(DEFAULTS)
     for name, code, low, high in FIELDS:
         assert low <= DEFAULTS[name] <= high, name
@@ -60,7 +60,8 @@ def test_defaults_round_trip():
 def test_field_order_is_the_wire_order():
     payload = encode_config(DEFAULTS)
     assert payload[1:3] == struct.pack("<H", 1500)  # hold_ms first
-    assert payload[-2:] == struct.pack("<H", 2450)  # low_battery_mv last
+    assert payload[-3:-1] == struct.pack("<H", 2450)  # low_battery_mv
+    assert payload[-1] == 0  # cover_per_day last
 
 
 def test_range_bounds_round_trip():

@@ -3,6 +3,7 @@ exactly one verified alert from a real press on a virtual unit."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -150,3 +151,35 @@ def test_acknowledged_alert_stops_its_retries(tmp_path: Path) -> None:
     # The phone answers after the burst, so the unit hears the ack during
     # its first retry, and never wakes for the alert again.
     assert sum(1 for b in unit.boots if b.wake_reason == TIMER_WAKE) == 1
+
+
+def frame_times(unit: VirtualUnit) -> list[int]:
+    return [e["t"] for b in unit.boots for e in b.events if e["kind"] == "advertise"]
+
+
+def test_cover_traffic_mimics_alert_timing_and_carries_heartbeats(tmp_path: Path) -> None:
+    config = dict(firmware_module("config").DEFAULTS, cover_per_day=24)
+    unit = VirtualUnit(tmp_path / "cover", load_board())
+    rx = Receiver([provision(unit, config)])
+    unit.power_on()
+    unit.run_until(24 * 3600_000)
+    events = [
+        e
+        for b in unit.boots
+        for ad in b.events
+        if ad["kind"] == "advertise"
+        for e in rx.feed(bytes.fromhex(ad["data"]), ad["t"] / 1000)
+    ]
+    assert {e["event"] for e in events} == {"heartbeat"}
+    times = frame_times(unit)
+    assert len(times) > 24 + 2  # the hourly heartbeats and at least one cover sequence
+    # The first gap of a cover sequence (burst, back-off, first retry) is an
+    # alert's to the millisecond.
+    alarm = VirtualUnit(tmp_path / "alert", load_board())
+    provision(alarm)
+    alarm.power_on()
+    alarm.press(1_000, trace(Rng(3), [(0, 2000)]))
+    alarm.run_until(30_000)
+    alert_gap = frame_times(alarm)[1] - frame_times(alarm)[0]
+    cover_gaps = [b - a for a, b in itertools.pairwise(times) if b - a < 10_000]
+    assert cover_gaps and alert_gap in cover_gaps
