@@ -93,6 +93,17 @@ def test_manufacturer_data_view_rebuilds_the_frame() -> None:
     assert ad_from_manufacturer_data(company, ad[4:]) == ad
 
 
+def hear_all(rx: Receiver, unit: VirtualUnit) -> list[dict[str, object]]:
+    """Feed everything the unit advertised to the receiver; its events."""
+    return [
+        e
+        for b in unit.boots
+        for ad in b.events
+        if ad["kind"] == "advertise"
+        for e in rx.feed(bytes.fromhex(ad["data"]), ad["t"] / 1000)
+    ]
+
+
 def test_a_press_on_a_virtual_unit_gives_exactly_one_verified_alert(tmp_path: Path) -> None:
     unit = VirtualUnit(tmp_path / "unit", load_board())
     rx = Receiver([provision(unit)])
@@ -100,13 +111,7 @@ def test_a_press_on_a_virtual_unit_gives_exactly_one_verified_alert(tmp_path: Pa
     rng = Rng(12)
     unit.press(3_000, trace(rng, taps(rng, 3)))
     unit.run_until(5 * 60_000)
-    events = [
-        e
-        for b in unit.boots
-        for ad in b.events
-        if ad["kind"] == "advertise"
-        for e in rx.feed(bytes.fromhex(ad["data"]), ad["t"] / 1000)
-    ]
+    events = hear_all(rx, unit)
     assert [e["event"] for e in events] == ["alert"]
     assert (
         rx.stats["retransmissions"] >= 5 and rx.stats["accepted"] == rx.stats["retransmissions"] + 1
@@ -163,13 +168,7 @@ def test_cover_traffic_mimics_alert_timing_and_carries_heartbeats(tmp_path: Path
     rx = Receiver([provision(unit, config)])
     unit.power_on()
     unit.run_until(24 * 3600_000)
-    events = [
-        e
-        for b in unit.boots
-        for ad in b.events
-        if ad["kind"] == "advertise"
-        for e in rx.feed(bytes.fromhex(ad["data"]), ad["t"] / 1000)
-    ]
+    events = hear_all(rx, unit)
     assert {e["event"] for e in events} == {"heartbeat"}
     times = frame_times(unit)
     assert len(times) > 24 + 2  # the hourly heartbeats and at least one cover sequence

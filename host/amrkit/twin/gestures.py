@@ -127,15 +127,7 @@ def disturbance(rng: Rng) -> Trace:
     if kind == 1:  # two presses close together
         return trace(rng, taps(rng, 2))
     if kind == 2:  # pocket chatter: glitches too short to be a press
-        out: Trace = []
-        t = 0
-        for _ in range(rng.between(5, 60)):
-            t += rng.between(5, 80)
-            w = rng.between(1, 20)
-            out.append((t, True))
-            out.append((t + w, False))
-            t += w
-        return _clean(out)
+        return _clean(_chatter(rng, 5, 60, 80, 20))
     if kind == 3:  # leaning on it, shorter than a hold
         return trace(rng, [(0, rng.between(400, 1200))])
     if kind == 4:  # two presses, then a third too late for the window
@@ -143,16 +135,23 @@ def disturbance(rng: Rng) -> Trace:
         late = first[0][0] + rng.between(2300, 4000)
         return trace(rng, first + [(late, rng.between(90, 220))])
     # chatter followed by a single press
-    out2: Trace = []
-    t = 0
-    for _ in range(rng.between(3, 20)):
-        t += rng.between(5, 60)
-        w = rng.between(1, 15)
-        out2.append((t, True))
-        out2.append((t + w, False))
-        t += w
+    chatter = _chatter(rng, 3, 20, 60, 15)
+    t = chatter[-1][0]
     press = trace(rng, [(t + rng.between(100, 400), rng.between(60, 399))])
-    return _clean(out2 + press)
+    return _clean(chatter + press)
+
+
+def _chatter(rng: Rng, least: int, most: int, gap_ms: int, width_ms: int) -> Trace:
+    """Contact glitches of 1..width_ms, 5..gap_ms apart."""
+    out: Trace = []
+    t = 0
+    for _ in range(rng.between(least, most)):
+        t += rng.between(5, gap_ms)
+        w = rng.between(1, width_ms)
+        out.append((t, True))
+        out.append((t + w, False))
+        t += w
+    return out
 
 
 def replay(rec: Any, samples: Trace, end_ms: int, boot_ms: int | None = None) -> Events:
