@@ -105,6 +105,10 @@ class App:
 
     def run(self):
         chip = self.chip
+        # Edges are captured from the first moment, and the level read, before
+        # the flash reads below: no edge of a gesture is lost to them.
+        chip.listen()
+        up_at, pressed = chip.ticks(), chip.pressed()
         wake = chip.wake()
         log(chip, "boot: reset cause %d, wake %s" % (chip.reset_cause(), _WAKES[wake]))
         try:
@@ -126,11 +130,10 @@ class App:
             self.fault(E_STATE, fault)
             return
         rec = press.Recogniser(self.cfg)
-        chip.listen()
         if wake == hw.BUTTON_WAKE:
-            self._gesture(rec.woke(chip.ticks(), chip.pressed()), rec)
+            self._gesture(rec.woke(up_at, pressed), rec)
         else:
-            rec.reset(chip.ticks(), chip.pressed())
+            rec.reset(up_at, pressed)
         self._awake(rec)
         self.sleep()
 
