@@ -224,7 +224,7 @@ class VirtualRadio:
     """
 
     def __init__(self, name: str | None = None) -> None:
-        self.link = LocalLink()
+        self.link = LocalLink()  # type: ignore[no-untyped-call]
         self.name = name
         self._loop: asyncio.AbstractEventLoop | None = None
         self._hosts: list[BumbleHost] = []
@@ -272,9 +272,7 @@ class VirtualRadio:
         """A powered-on bumble host with its own controller on the link."""
         controller = self.add_controller(name)
         own = hci.Address(address) if address else hci.Address.generate_static_address()
-        device = Device(
-            name=name, address=own, host=Host(controller, AsyncPipeSink(controller))
-        )
+        device = Device(name=name, address=own, host=Host(controller, AsyncPipeSink(controller)))
 
         async def release() -> None:
             _retire(controller)
