@@ -73,7 +73,17 @@ def _fail(message: str, code: int) -> NoReturn:
     help="SQLite file for high-water marks and reported alerts.",
 )
 @click.option("--capture", type=click.Path(path_type=Path), help="Replay a capture file.")
-@click.option("--adapter", help="Bluetooth adapter to scan with (e.g. hci0).")
+@click.option("--adapter", help="BlueZ adapter to scan with (e.g. hci0).")
+@click.option(
+    "--transport",
+    help="Scan through bumble on this HCI transport instead (e.g. usb:0, tcp-client:HOST:PORT).",
+)
+@click.option(
+    "--ack/--no-ack",
+    default=False,
+    help="Acknowledge verified alerts over the air (needs --transport: bleak cannot advertise).",
+)
+@click.option("--duration", type=float, help="Stop after this many seconds.")
 @click.option("--webhook", help="Forward every event to this URL (durable outbox).")
 @click.option("--outbox", type=click.Path(path_type=Path), help="Outbox file [STATE.outbox].")
 def listen(
@@ -82,10 +92,14 @@ def listen(
     state: Path,
     capture: Path | None,
     adapter: str | None,
+    transport: str | None,
+    ack: bool,
+    duration: float | None,
     webhook: str | None,
     outbox: Path | None,
 ) -> None:
     """Receive, verify and report alerts: one JSON line per event on stdout."""
+    from amrkit.acker import Acker
     from amrkit.bundle import BundleError, read_bundle
     from amrkit.listen import ble_source, capture_source
     from amrkit.listen import listen as run_listen
@@ -103,13 +117,25 @@ def listen(
             forward = Outbox(outbox or state.with_suffix(".outbox"), webhook)
         except ValueError as err:
             raise click.BadParameter(str(err), param_hint="--webhook") from err
-    source = capture_source(capture) if capture else ble_source(adapter)
+    if ack and not transport:
+        raise click.UsageError("--ack needs --transport: acknowledging means advertising")
+    source = capture_source(capture) if capture else ble_source(adapter, transport)
 
     def emit(event: dict[str, Any]) -> None:
         click.echo(json.dumps(event))
 
+    async def session() -> None:
+        acker = Acker(transport) if ack and transport else None
+        if acker is not None:
+            await acker.start()
+        try:
+            await run_listen(receiver, source, emit, forward, acker=acker, duration_s=duration)
+        finally:
+            if acker is not None:
+                await acker.close()
+
     try:
-        asyncio.run(run_listen(receiver, source, emit, forward))
+        asyncio.run(session())
     except KeyboardInterrupt:
         pass
     except ValueError as err:

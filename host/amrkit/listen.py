@@ -8,6 +8,7 @@ webhook, queued in the durable outbox before it is forwarded.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -15,6 +16,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from amrkit.acker import TURN_S, Acker
 from amrkit.outbox import Outbox
 from amrkit.receiver import Receiver, ad_from_manufacturer_data
 
@@ -23,8 +25,16 @@ Source = Callable[["asyncio.Queue[Advert | None]"], Coroutine[Any, Any, None]]
 SUPERVISION_CHECK_S = 10.0
 
 
-def ble_source(adapter: str | None = None) -> Source:
-    """Payloads heard by a bleak scanner, until cancelled."""
+async def _ack_turns(acker: Acker) -> None:
+    while True:
+        await acker.step()
+        await asyncio.sleep(TURN_S)
+
+
+def ble_source(adapter: str | None = None, transport: str | None = None) -> Source:
+    """Payloads heard by a bleak scanner, until cancelled: the platform's
+    backend (BlueZ adapter `adapter`), or bumble on `transport` (an HCI
+    dongle, or the twin's virtual radio)."""
 
     async def produce(queue: asyncio.Queue[Advert | None]) -> None:
         from bleak import BleakScanner
@@ -34,7 +44,11 @@ def ble_source(adapter: str | None = None) -> Source:
                 queue.put_nowait((time.time(), ad_from_manufacturer_data(company, data), adv.rssi))
 
         kwargs: dict[str, Any] = {"detection_callback": heard}
-        if adapter:
+        if transport:
+            from amrkit.ble import bumble_scanner
+
+            kwargs["backend"] = bumble_scanner(transport)
+        elif adapter:
             kwargs["bluez"] = {"adapter": adapter}
         async with BleakScanner(**kwargs):
             await asyncio.Event().wait()
@@ -70,12 +84,16 @@ async def listen(
     emit: Callable[[dict[str, Any]], None],
     outbox: Outbox | None = None,
     clock: Callable[[], float] = time.time,
+    acker: Acker | None = None,
+    duration_s: float | None = None,
 ) -> None:
     """Feed every payload to the receiver; emit (and queue) every event.
 
     Supervision is checked every SUPERVISION_CHECK_S of advert time, and on
     the clock when nothing is heard at all (a jammed or silent unit must
-    still be reported).
+    still be reported). With an acker, every alert frame heard (first or
+    retransmission) is acknowledged over the air. With duration_s, listening
+    stops after that many seconds.
     """
     stop = threading.Event()
     forwarder = None
@@ -91,6 +109,9 @@ async def listen(
 
     queue: asyncio.Queue[Advert | None] = asyncio.Queue()
     producer = asyncio.create_task(source(queue))
+    acking = asyncio.create_task(_ack_turns(acker)) if acker is not None else None
+    if duration_s is not None:
+        asyncio.get_running_loop().call_later(duration_s, queue.put_nowait, None)
     watched = False  # units are supervised from the first advert, or the first quiet spell
     next_check = 0.0
     try:
@@ -112,12 +133,23 @@ async def listen(
                 receiver.watch(t)
                 watched = True
             publish(receiver.feed(ad, t, rssi))
+            if acker is not None and receiver.last_alert is not None:
+                acker.acknowledge(receiver.ack_ad(*receiver.last_alert))
             if t >= next_check:
                 publish(receiver.check_supervision(t))
                 next_check = t + SUPERVISION_CHECK_S
-        await producer
+        if duration_s is None:
+            await producer
     finally:
-        producer.cancel()
+        for task in (producer, acking):
+            if task is None:
+                continue
+            if task.done():
+                task.result()  # a source or acknowledger that failed says so
+            else:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         receiver.flush(clock())
         stop.set()
         if forwarder is not None:

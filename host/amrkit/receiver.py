@@ -29,6 +29,7 @@ from amrkit.protocol import (
     FrameError,
     Kind,
     UnitKeys,
+    ack_ad,
     decode,
     rid,
     split,
@@ -108,6 +109,9 @@ class Receiver:
         self._recent: dict[bytes, float] = {}  # verified identifier -> when
         self._dirty: set[str] = set()
         self._last_flush = 0.0
+        # (unit, alert id) of the last accepted alert frame, first or
+        # retransmission: what a receiver that can advertise acknowledges.
+        self.last_alert: tuple[str, int] | None = None
         for known in units:
             self._add(known)
 
@@ -160,6 +164,7 @@ class Receiver:
 
     def feed(self, ad: bytes, t: float, rssi: int | None = None) -> list[dict[str, Any]]:
         """One advertising payload in; the events it makes (often none)."""
+        self.last_alert = None
         try:
             rolling_id = split(ad)
         except FrameError as err:
@@ -209,6 +214,7 @@ class Receiver:
         self, track: _Track, frame: Any, t: float, rssi: int | None
     ) -> dict[str, Any] | None:
         if frame.kind in (Kind.ALERT, Kind.ALERT_RETRANSMISSION):
+            self.last_alert = (track.known.unit, frame.alert_id)
             if frame.alert_id in track.alerts:
                 self.stats["retransmissions"] += 1
                 return None
@@ -236,6 +242,10 @@ class Receiver:
     @staticmethod
     def _event(name: str, track: _Track, t: float, **fields: Any) -> dict[str, Any]:
         return {"event": name, "unit": track.known.unit, "t": round(t, 3), **fields}
+
+    def ack_ad(self, unit: str, alert_id: int) -> bytes:
+        """The advertising payload that acknowledges this unit's alert."""
+        return ack_ad(self._tracks[unit].known.keys.ack, alert_id)
 
     # -- supervision and persistence ----------------------------------------
 

@@ -1,0 +1,227 @@
+"""An RFC 2217 server that makes a ``VirtualBoard`` look like a USB-UART port.
+
+Real tools open it as ``rfc2217://127.0.0.1:PORT`` (pyserial's URL handler):
+esptool resets it into download mode with DTR/RTS and flashes it, mpremote
+(later) talks to the REPL. pyserial's ``PortManager`` does the Telnet and
+RFC 2217 negotiation; it is given ``VirtualPort``, which has just the
+attributes PortManager reads and writes, and passes DTR/RTS changes on to the
+board's auto-reset circuit.
+
+One client at a time, like a serial port: a second connection while one is
+open is closed at once. When the client goes away the lines drop (as a tty
+close with HUPCL does), so a client that left RTS asserted releases the chip.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from types import TracebackType
+
+import serial.rfc2217  # type: ignore[import-untyped]
+
+from amrkit.twin.serial.board import VirtualBoard
+
+log = logging.getLogger("amrkit.twin.serial")
+
+
+class VirtualPort:
+    """The "serial port" PortManager drives: settings are stored, DTR/RTS go
+    to the board. Data the client sent is queued in ``pending`` while
+    PortManager filters it, and handed to the board before any line change
+    that follows it in the stream, so bytes and resets keep their order."""
+
+    def __init__(self, board: VirtualBoard) -> None:
+        self.board = board
+        self.baudrate = 115200
+        self.bytesize = 8
+        self.parity = "N"
+        self.stopbits = 1
+        self.xonxoff = False
+        self.rtscts = False
+        self.break_condition = False
+        # Modem status inputs: not wired on a dev board's bridge.
+        self.cts = False
+        self.dsr = False
+        self.ri = False
+        self.cd = False
+        self.pending = bytearray()
+
+    @property
+    def dtr(self) -> bool:
+        return self.board.dtr
+
+    @dtr.setter
+    def dtr(self, value: bool) -> None:
+        self.flush()
+        self.board.set_lines(dtr=bool(value))
+
+    @property
+    def rts(self) -> bool:
+        return self.board.rts
+
+    @rts.setter
+    def rts(self, value: bool) -> None:
+        self.flush()
+        self.board.set_lines(rts=bool(value))
+
+    def flush(self) -> None:
+        """Deliver the client's bytes received so far to the chip."""
+        if self.pending:
+            data, self.pending = bytes(self.pending), bytearray()
+            self.board.receive(data)
+
+    def reset_input_buffer(self) -> None:
+        pass  # nothing is buffered between the chip and the network
+
+    def reset_output_buffer(self) -> None:
+        self.pending.clear()
+
+
+class _Connection:
+    """The socket side PortManager writes to; thread-safe."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self._lock = threading.Lock()
+
+    def write(self, data: bytes) -> None:
+        with self._lock:
+            try:
+                self.sock.sendall(data)
+            except OSError:
+                pass  # the client left; the reader notices and cleans up
+
+
+class Rfc2217Server:
+    """Serves one virtual board on 127.0.0.1 (port 0 picks a free port).
+
+    ``start()`` powers the board on (it boots, like a board plugged into USB)
+    and returns the URL; ``stop()`` closes every socket, joins every thread
+    and powers the board off. Also a context manager.
+    """
+
+    def __init__(self, board: VirtualBoard, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.board = board
+        self.host = host
+        self._requested_port = port
+        self.port = 0
+        self._listener: socket.socket | None = None
+        self._stopping = threading.Event()
+        self._accept_thread: threading.Thread | None = None
+        self._client: socket.socket | None = None
+        self._client_thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.connections = 0  # clients served so far
+
+    @property
+    def url(self) -> str:
+        return f"rfc2217://{self.host}:{self.port}"
+
+    def start(self) -> str:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((self.host, self._requested_port))
+        listener.listen(2)
+        listener.settimeout(0.05)
+        self._listener = listener
+        self.port = listener.getsockname()[1]
+        self._stopping.clear()
+        self.board.power_on()
+        self._accept_thread = threading.Thread(
+            target=self._accept_loop, name=f"rfc2217 accept :{self.port}", daemon=True
+        )
+        self._accept_thread.start()
+        log.info("%s: serving %s", self.board.directory.name, self.url)
+        return self.url
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._accept_thread is not None:
+            self._accept_thread.join()
+            self._accept_thread = None
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        with self._lock:
+            client, thread = self._client, self._client_thread
+        if client is not None:
+            try:
+                client.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        if thread is not None:
+            thread.join()
+        self.board.power_off()
+
+    def __enter__(self) -> Rfc2217Server:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- threads -------------------------------------------------------------
+
+    def _accept_loop(self) -> None:
+        assert self._listener is not None
+        while not self._stopping.is_set():
+            try:
+                sock, peer = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+            with self._lock:
+                busy = self._client is not None
+                if not busy:
+                    self._client = sock
+                    self.connections += 1
+                    self._client_thread = threading.Thread(
+                        target=self._serve,
+                        args=(sock,),
+                        name=f"rfc2217 client {peer[0]}:{peer[1]}",
+                        daemon=True,
+                    )
+                    self._client_thread.start()
+            if busy:
+                log.warning("%s: port busy, refusing %s:%s", self.url, *peer)
+                sock.close()
+
+    def _serve(self, sock: socket.socket) -> None:
+        sock.setblocking(True)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        connection = _Connection(sock)
+        port = VirtualPort(self.board)
+        manager = serial.rfc2217.PortManager(port, connection)
+
+        def to_client(data: bytes) -> None:
+            connection.write(b"".join(manager.escape(data)))
+
+        self.board.attach(to_client)
+        try:
+            while not self._stopping.is_set():
+                try:
+                    data = sock.recv(4096)
+                except OSError:
+                    break
+                if not data:
+                    break
+                for byte in manager.filter(data):
+                    port.pending += byte
+                port.flush()
+        except Exception:
+            log.exception("%s: client connection failed", self.url)
+        finally:
+            self.board.attach(None)
+            self.board.set_lines(dtr=False, rts=False)  # the tty closed: lines drop
+            sock.close()
+            with self._lock:
+                self._client = None
+                self._client_thread = None
