@@ -12,6 +12,7 @@ import pytest
 from amrkit.boards import load_board
 from amrkit.protocol import Kind, decode, rid
 from amrkit.receiver import KnownUnit
+from amrkit.twin.energy import account
 from amrkit.twin.factory import firmware_module, provision
 from amrkit.twin.gestures import Rng, taps, trace
 from amrkit.twin.unit import Boot, VirtualUnit
@@ -180,3 +181,16 @@ def test_diagnostics_survive_deep_sleep_but_not_power_loss(unit: VirtualUnit) ->
     unit.power_on()
     d = diag_mod.decode(rtc.unpack(unit.rtc_memory())[0])
     assert d.boots == 1 and d.reset_power_on == 1
+
+
+def test_energy_accounts_every_millisecond_against_the_board(unit: VirtualUnit) -> None:
+    unit.power_on()
+    unit.press(5_000, trace(Rng(6), [(0, 2000)]))
+    unit.run_until(2 * 3600_000)
+    energy = account(BOARD, unit.boots, unit.clock_ms)
+    assert sum(energy.ms.values()) == unit.clock_ms  # nothing lost or counted twice
+    assert energy.ms["advertising"] >= 3000  # at least the alert's burst
+    expected = sum(BOARD.currents_ua[s] * ms for s, ms in energy.ms.items()) / 3_600_000
+    assert energy.uah == pytest.approx(expected)
+    # Two hours of mostly deep sleep cost far less than an hour awake would.
+    assert energy.uah < BOARD.currents_ua["cpu_active"]

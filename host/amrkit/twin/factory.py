@@ -37,6 +37,12 @@ def twin_unit_id(unit: VirtualUnit) -> bytes:
     return hashlib.sha256(b"AMR twin unit " + unit.directory.name.encode()).digest()[:8]
 
 
+def twin_keys(unit: VirtualUnit, heartbeat_s: int = 3600) -> KnownUnit:
+    """What a receiver needs to know about a twin unit provisioned earlier."""
+    unit_id = twin_unit_id(unit)
+    return KnownUnit(unit_id.hex(), derive_keys(TWIN_REGISTRY_SECRET, unit_id), heartbeat_s)
+
+
 def provision(unit: VirtualUnit, config: dict[str, Any] | None = None) -> KnownUnit:
     """Write a valid config, a fresh counter state and the unit's keys.
 

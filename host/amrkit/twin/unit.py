@@ -78,6 +78,12 @@ class VirtualUnit:
         (self.directory / "rtc.bin").unlink(missing_ok=True)
         return self._boot(PWRON_RESET, 0, cut_at_commit, cut_after)
 
+    def power_off(self, at_ms: int) -> None:
+        """Pull the cell while the unit sleeps: it stays off until power_on()."""
+        self.clock_ms = max(self.clock_ms, at_ms)
+        self._asleep = False
+        self._next_wake = None
+
     def run_until(
         self,
         end_ms: int,
@@ -92,12 +98,9 @@ class VirtualUnit:
         """
         done: list[Boot] = []
         while self._asleep:
-            wake, reason = self._next_wake, TIMER_WAKE
-            press = next((t for t, p in self.samples if p and t > self.clock_ms), None)
-            if press is not None and (wake is None or press < wake):
-                wake, reason = press, GPIO_WAKE
+            wake, reason = self.next_wake()
             if wake is None or wake > end_ms:
-                self.clock_ms = end_ms
+                self.clock_ms = max(self.clock_ms, end_ms)
                 break
             self.clock_ms = wake
             boot = self._boot(DEEPSLEEP_RESET, reason, cut_at_commit, cut_after)
@@ -107,6 +110,18 @@ class VirtualUnit:
             if boot.power_cut:
                 break
         return done
+
+    def next_wake(self) -> tuple[int | None, int]:
+        """When a sleeping unit wakes next, and why (timer or button)."""
+        press = next((t for t, p in self.samples if p and t > self.clock_ms), None)
+        if press is not None and (self._next_wake is None or press < self._next_wake):
+            return press, GPIO_WAKE
+        return self._next_wake, TIMER_WAKE
+
+    @property
+    def asleep(self) -> bool:
+        """False while the unit is off (after a power cut, until power_on)."""
+        return self._asleep
 
     # -- one boot --------------------------------------------------------
 

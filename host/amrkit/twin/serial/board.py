@@ -9,15 +9,26 @@ strapping pin through the usual two-transistor auto-reset circuit:
      0   1  | LOW   high        (RTS asserted, DTR not: chip held in reset)
      1   0  | high  LOW         (DTR asserted, RTS not: boot pin pulled low)
 
-EN has an RC delay (10 kohm, ~1 uF on a DevKit): the chip leaves reset only
-once EN has stayed released for ``en_release_s``, and samples the boot pin
-then. That is what makes esptool's sequences work: in the classic reset the
-lines pass through (1, 1) for one round trip between two writes, far shorter
-than the RC delay, and the boot pin is low by the time EN counts as high.
+EN has an RC delay (10 kohm, ~1 uF on a DevKit): the chip leaves reset once
+EN has stayed released for ``en_release_s`` and samples the boot pin then.
 Boot pin low -> ROM download mode (``RomLoader``); high -> the ROM checks the
 image in flash and, if it would run, hands the UART to the twin's
 ``on_boot`` callback (MicroPython's REPL, later); if not, it prints why and
-stops, as a bricked board does.
+stops, as a board with a bad image does.
+
+Over RFC 2217 the two lines cannot change together: each change is its own
+message, and pyserial's client waits for the server's acknowledgement by
+polling every 50 ms (or sleeps 100 ms per change with ``ign_set_control``).
+esptool's classic reset releases EN by asserting DTR while RTS is still
+asserted, then deasserts RTS to pull the boot pin low: between the two writes
+the lines sit at (1, 1) -- EN released, boot pin high. On a USB bridge that
+lasts microseconds; over the network 50-100 ms, longer than any RC delay.
+So when EN has risen and the lines are still at (1, 1), the board takes that
+for two writes in flight and samples the boot pin when the lines leave
+(1, 1) (or at ``line_settle_s`` after EN rose, if they stay there, as when a
+terminal program holds both asserted). Released straight to (0, 0) (a hard
+reset) or to (1, 0) (UnixTightReset, which sets both lines at once) the
+board samples at ``en_release_s``, like the hardware.
 
 The UART is a pair of byte streams: ``receive()`` takes what the host sends
 (the server calls it), ``send()`` goes to whichever host is attached (bytes
@@ -44,6 +55,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("amrkit.twin.serial")
 
 EN_RELEASE_S = 0.025  # EN's RC rise to the reset threshold; esptool holds the boot pin 50 ms
+LINE_SETTLE_S = 0.5  # longest wait for lines released at (1, 1) to settle (RFC 2217)
 ROM_BANNER = "ESP-ROM:esp32c3-api1-20210207\r\nBuild:Feb  7 2021\r\n"
 RESET_REASONS = {
     "POWERON": "0x1 (POWERON)",
@@ -132,6 +144,7 @@ class VirtualBoard:
         flash_size: int = DEFAULT_FLASH_SIZE,
         on_boot: OnBoot | None = None,
         en_release_s: float = EN_RELEASE_S,
+        line_settle_s: float = LINE_SETTLE_S,
     ) -> None:
         if chip_id_of(chip) != 5:
             raise ValueError(f"the serial emulation models the ESP32-C3 ROM only, not {chip}")
@@ -141,6 +154,7 @@ class VirtualBoard:
         self.flash = FlashMemory(directory / FLASH_FILE, flash_size)
         self.on_boot: OnBoot = on_boot or EchoApp
         self.en_release_s = en_release_s
+        self.line_settle_s = max(line_settle_s, en_release_s)
         self.boots: list[BootRecord] = []
         self.handler: UartHandler | None = None
         self.dtr = False
@@ -152,6 +166,8 @@ class VirtualBoard:
         self._generation = 0  # bumped on every reset: stale timers and senders are ignored
         self._boot_number = 0
         self._timer: threading.Timer | None = None
+        self._timers: list[threading.Timer] = []  # all started, so power_off can join them
+        self._watching = False  # EN is up with the lines at (1, 1): waiting for them to settle
 
     @classmethod
     def for_unit(cls, directory: Path, board: Board, on_boot: OnBoot | None = None) -> VirtualBoard:
@@ -178,25 +194,33 @@ class VirtualBoard:
                 self.dtr = dtr
             if rts is not None:
                 self.rts = rts
-            if not self.powered or was_low == self.en_low:
+            if not self.powered:
                 return
-            if self.en_low:
-                self._hold_in_reset()
-            else:
-                self._release_en()
+            if was_low != self.en_low:
+                if self.en_low:
+                    self._hold_in_reset()
+                else:
+                    self._release_en()
+            elif self._watching and not (self.dtr and self.rts):
+                self._boot("POWERON", download=self.boot_pin_low)  # settled: see the module doc
 
     def _hold_in_reset(self) -> None:
         self._generation += 1
+        self._watching = False
         self._cancel_timer()
         self._stop_handler()
 
     def _release_en(self) -> None:
         self._generation += 1
+        self._schedule(self.en_release_s, self._en_risen)
+
+    def _schedule(self, delay: float, action: Callable[[int], None]) -> None:
         self._cancel_timer()
-        timer = threading.Timer(self.en_release_s, self._en_risen, args=(self._generation,))
+        timer = threading.Timer(delay, action, args=(self._generation,))
         timer.daemon = True
-        timer.name = f"EN release {self.directory.name}"
+        timer.name = f"EN {self.directory.name}"
         self._timer = timer
+        self._timers = [t for t in self._timers if t.is_alive()] + [timer]
         timer.start()
 
     def _en_risen(self, generation: int) -> None:
@@ -204,7 +228,18 @@ class VirtualBoard:
             if generation != self._generation or not self.powered or self.en_low:
                 return
             self._timer = None
-            self._boot("POWERON", download=self.boot_pin_low)
+            if self.dtr and self.rts:
+                self._watching = True
+                self._schedule(self.line_settle_s - self.en_release_s, self._window_closed)
+            else:
+                self._boot("POWERON", download=self.boot_pin_low)
+
+    def _window_closed(self, generation: int) -> None:
+        with self._lock:
+            if generation != self._generation or not self._watching:
+                return
+            self._timer = None
+            self._boot("POWERON", download=False)
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
@@ -226,21 +261,33 @@ class VirtualBoard:
         with self._lock:
             self.powered = False
             self._generation += 1
-            timer, self._timer = self._timer, None
+            self._watching = False
+            self._cancel_timer()
+            timers, self._timers = self._timers, []
             self._stop_handler()
             self._changed.notify_all()
-        if timer is not None:
+        for timer in timers:
             timer.cancel()
             if timer is not threading.current_thread():
                 timer.join()
 
-    def run_from_flash(self, cause: str) -> None:
-        """A reset that boots from flash whatever the lines say (ROM commands, watchdog)."""
+    def run_from_flash(self, cause: str, delay: float = 0.0) -> None:
+        """A reset that boots from flash whatever the lines say (ROM commands,
+        watchdog), ``delay`` seconds from now unless the chip is reset first."""
         with self._lock:
-            if self.powered:
-                self._generation += 1
-                self._cancel_timer()
+            if not self.powered:
+                return
+            if delay <= 0:
                 self._boot(cause, download=False)
+                return
+
+            def bite(generation: int) -> None:
+                with self._lock:
+                    if generation == self._generation and self.powered:
+                        self._timer = None
+                        self._boot(cause, download=False)
+
+            self._schedule(delay, bite)
 
     # -- the UART ----------------------------------------------------------
 
@@ -274,6 +321,9 @@ class VirtualBoard:
                 log.exception("stopping %r failed", handler)
 
     def _boot(self, cause: str, download: bool) -> None:
+        self._generation += 1
+        self._watching = False
+        self._cancel_timer()
         self._stop_handler()
         self._boot_number += 1
         number = self._boot_number
@@ -293,12 +343,12 @@ class VirtualBoard:
             else:
                 text += f"{check.reason}\r\n"
             self.send(text.encode())
+            self.handler = Halted()  # also lets the app send() from inside on_boot
             if check.ok:
-                context = BootContext(self, number, cause, check)
-                self.handler = Halted()  # so the app's own send() during on_boot gets through
-                self.handler = self.on_boot(context)
-            else:
-                self.handler = Halted()
+                try:
+                    self.handler = self.on_boot(BootContext(self, number, cause, check))
+                except Exception:
+                    log.exception("%s: on_boot failed; the chip stays halted", self.directory)
         self.boots.append(BootRecord(number, download, cause, check, text))
         log.info("%s: boot %d (%s): %s", self.directory.name, number, cause, text.strip())
         self._changed.notify_all()

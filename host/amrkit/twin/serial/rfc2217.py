@@ -14,13 +14,13 @@ close with HUPCL does), so a client that left RTS asserted releases the chip.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import threading
 from types import TracebackType
 
 import serial.rfc2217  # type: ignore[import-untyped]
-
 from amrkit.twin.serial.board import VirtualBoard
 
 log = logging.getLogger("amrkit.twin.serial")
@@ -87,11 +87,9 @@ class _Connection:
         self._lock = threading.Lock()
 
     def write(self, data: bytes) -> None:
-        with self._lock:
-            try:
-                self.sock.sendall(data)
-            except OSError:
-                pass  # the client left; the reader notices and cleans up
+        # An OSError means the client left: the reader thread cleans up.
+        with self._lock, contextlib.suppress(OSError):
+            self.sock.sendall(data)
 
 
 class Rfc2217Server:
@@ -147,10 +145,8 @@ class Rfc2217Server:
         with self._lock:
             client, thread = self._client, self._client_thread
         if client is not None:
-            try:
+            with contextlib.suppress(OSError):
                 client.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         if thread is not None:
             thread.join()
         self.board.power_off()

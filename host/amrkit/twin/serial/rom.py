@@ -93,7 +93,14 @@ SPI_MISO_DLEN = SPI_BASE + 0x28
 SPI_W0 = SPI_BASE + 0x58
 SPI_CMD_USR = 1 << 18
 RTC_CNTL_WDTCONFIG0 = 0x60008000 + 0x0090
+RTC_CNTL_WDTCONFIG1 = 0x60008000 + 0x0094  # stage 0 timeout, in RTC slow clock ticks
 RTC_WDT_EN = 1 << 31
+RTC_SLOW_CLOCK_HZ = 136_000
+# esptool's watchdog-reset enables the RTC WDT, then locks its registers with
+# one more WRITE_REG and sleeps 0.5 s. Over RFC 2217 that last command can take
+# 0.2 s (pyserial renegotiates the port around it), so the watchdog bites no
+# sooner than this after being enabled, or the reset would eat its answer.
+WATCHDOG_MIN_S = 0.3
 # Chip revision v0.4 (a current ESP32-C3 QFN32): minor version low bits in
 # BLOCK1 word 3 [20:18], package in word 3 [23:21], flash capability [29:27].
 EFUSE_WORD3 = 4 << 18
@@ -162,8 +169,9 @@ class RomHost(Protocol):
     def send(self, data: bytes) -> None:
         """Bytes out of the chip's UART TX, to the host."""
 
-    def run_from_flash(self, cause: str) -> None:
-        """Leave the loader and boot the image in flash (FLASH_END, watchdog)."""
+    def run_from_flash(self, cause: str, delay: float = 0.0) -> None:
+        """Leave the loader and boot the image in flash (FLASH_END, watchdog),
+        ``delay`` seconds from now unless something resets the chip first."""
 
 
 class RomError(Exception):
@@ -189,8 +197,7 @@ class _Download:
 class RomStats:
     """What the loader did in this session, for tests and the twin's log."""
 
-    commands: dict[int, int] = field(default_factory=dict)
-    unknown_registers: set[int] = field(default_factory=set)
+    commands: dict[int, int] = field(default_factory=dict)  # opcode -> times seen
     rejected: list[str] = field(default_factory=list)
     baudrate: int | None = None
     flash_params_size: int | None = None
@@ -200,7 +207,7 @@ class Registers:
     """The few ESP32-C3 registers esptool touches, with the SPI flash controller's
     user-command engine (RDID, RDSFDP, status reads) behind SPI_CMD."""
 
-    def __init__(self, mac: bytes, flash_size: int, on_watchdog: Callable[[], None]) -> None:
+    def __init__(self, mac: bytes, flash_size: int, on_watchdog: Callable[[float], None]) -> None:
         if len(mac) != 6:
             raise ValueError(f"a MAC is 6 bytes, not {len(mac)}")
         self.values: dict[int, int] = {
@@ -236,7 +243,8 @@ class Registers:
             self._spi_user_command()
             self.values[addr] &= ~SPI_CMD_USR
         elif addr == RTC_CNTL_WDTCONFIG0 and self.values[addr] & RTC_WDT_EN:
-            self._on_watchdog()
+            ticks = self.values.get(RTC_CNTL_WDTCONFIG1, 0) or 200_000  # reset value
+            self._on_watchdog(max(ticks / RTC_SLOW_CLOCK_HZ, WATCHDOG_MIN_S))
 
     def _spi_user_command(self) -> None:
         command = self.values.get(SPI_USR2, 0) & 0xFF
@@ -433,8 +441,8 @@ class RomLoader:
         self._running = False
         self.host.run_from_flash(cause)
 
-    def _watchdog_fired(self) -> None:
-        self._after_reply.append(lambda: self._leave("RTC watchdog"))
+    def _watchdog_fired(self, delay: float) -> None:
+        self._after_reply.append(lambda: self.host.run_from_flash("RTC watchdog", delay))
 
 
 def _unpack(fmt: str, data: bytes) -> tuple[int, ...]:

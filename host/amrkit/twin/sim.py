@@ -1,0 +1,327 @@
+"""`amr sim`: a fleet of virtual units that real tools reach.
+
+Each unit runs the unmodified firmware (amrkit.twin.unit) in its own thread.
+Deep sleep fast-forwards: while a unit sleeps its virtual clock runs `speed`
+times faster than the wall clock. What a boot advertised is played on the
+shared virtual radio in real time, where bleak (through the bumble backend)
+hears it, and acknowledgements heard on the radio reach the units. Every
+unit also has a serial port (RFC 2217) in front of an emulated dev board.
+Events are injected through a control port speaking JSON lines.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import shutil
+import socketserver
+import tempfile
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from amrkit.ble import RadioThread
+from amrkit.ble.link import VirtualBeacon
+from amrkit.boards import Board
+from amrkit.receiver import KnownUnit
+from amrkit.twin.energy import account
+from amrkit.twin.factory import provision, twin_keys
+from amrkit.twin.gestures import Rng, taps, trace
+from amrkit.twin.serial import Rfc2217Server, VirtualBoard
+from amrkit.twin.unit import Boot, VirtualUnit
+
+SPEED = 1000.0  # virtual seconds per wall second while a unit sleeps
+TICK_S = 0.02
+ACK_HOLD_MS = 120_000
+
+
+class SimError(ValueError):
+    """A control command that cannot be carried out; says why."""
+
+
+class SimUnit:
+    """One virtual unit and the thread that drives it."""
+
+    def __init__(self, sim: Sim, name: str, unit: VirtualUnit, known: KnownUnit | None) -> None:
+        self.sim = sim
+        self.name = name
+        self.unit = unit
+        self.known = known
+        self.commands: queue.Queue[tuple[dict[str, Any], queue.Queue[dict[str, Any]]]] = (
+            queue.Queue()
+        )
+        self.beacon: VirtualBeacon | None = None
+        self.serial: Rfc2217Server | None = None
+        self._anchor = (time.monotonic(), unit.clock_ms)  # wall s, virtual ms
+        self._cut_next_write = False
+        self._thread = threading.Thread(target=self._run, name=f"sim-{name}", daemon=True)
+
+    # -- clock ---------------------------------------------------------------
+
+    def virtual_now(self) -> int:
+        wall, virtual = self._anchor
+        return virtual + int((time.monotonic() - wall) * 1000 * self.sim.speed)
+
+    def _reanchor(self, virtual_ms: int) -> None:
+        self._anchor = (time.monotonic(), virtual_ms)
+
+    # -- the unit's thread ---------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def join(self) -> None:
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        stop = self.sim.stopping
+        while not stop.is_set():
+            self._serve_commands()
+            wake, _ = self.unit.next_wake()
+            if not self.unit.asleep or wake is None or wake > self.virtual_now():
+                stop.wait(TICK_S)
+                continue
+            cut = self.unit.commits + 1 if self._cut_next_write else None
+            for boot in self.unit.run_until(wake, cut_at_commit=cut):
+                self._cut_next_write = self._cut_next_write and not boot.power_cut
+                self._play(boot)
+            self._reanchor(self.unit.clock_ms)
+
+    def _play(self, boot: Boot) -> None:
+        """Put what the boot advertised on the radio, at its own pace."""
+        started = time.monotonic()
+        for event in boot.events:
+            if event["kind"] not in ("advertise", "advertise_stop"):
+                continue
+            delay = (event["t"] - boot.started_ms) / 1000 - (time.monotonic() - started)
+            if delay > 0 and self.sim.stopping.wait(delay):
+                return
+            if event["kind"] == "advertise":
+                self.sim.radio_call(self._show(bytes.fromhex(event["data"])))
+            else:
+                self.sim.radio_call(self._hide())
+        rest = (boot.ended_ms - boot.started_ms) / 1000 - (time.monotonic() - started)
+        if rest > 0:
+            self.sim.stopping.wait(rest)
+        self.sim.radio_call(self._hide())
+
+    async def _show(self, ad: bytes) -> None:
+        if self.beacon is None:
+            self.beacon = await self.sim.radio.radio.beacon(ad, name=self.name)
+        elif self.beacon.advertising:
+            await self.beacon.set_data(ad)
+        else:
+            await self.beacon.start(ad)
+
+    async def _hide(self) -> None:
+        if self.beacon is not None and self.beacon.advertising:
+            await self.beacon.stop()
+
+    # -- commands (run in the unit's thread) -----------------------------------
+
+    def _serve_commands(self) -> None:
+        while True:
+            try:
+                command, reply = self.commands.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                reply.put({"ok": True, **self._command(command)})
+            except SimError as err:
+                reply.put({"ok": False, "error": str(err)})
+
+    def _command(self, c: dict[str, Any]) -> dict[str, Any]:
+        cmd = c.get("cmd")
+        now = self.virtual_now()
+        unit = self.unit
+        if cmd == "press":
+            rng = Rng(int(c.get("seed", 1)))
+            unit.press(
+                now + 5,
+                trace(rng, [(0, int(c.get("duration_ms", 200)))], bool(c.get("bounce", True))),
+            )
+        elif cmd == "taps":
+            rng = Rng(int(c.get("seed", 1)))
+            unit.press(
+                now + 5, trace(rng, taps(rng, int(c.get("count", 3))), bool(c.get("bounce", True)))
+            )
+        elif cmd == "battery":
+            unit.battery_mv = int(c["mv"])
+        elif cmd == "power_cut":
+            if c.get("at_next_write"):
+                self._cut_next_write = True
+            else:
+                unit.power_off(now)
+        elif cmd == "power_on":
+            unit.clock_ms = max(unit.clock_ms, now)
+            self._play(unit.power_on())
+            self._reanchor(unit.clock_ms)
+            return self._status()
+        elif cmd == "time_jump":
+            self._reanchor(now + int(c["ms"]))
+        elif cmd == "ack":
+            unit.air(bytes.fromhex(c["ad"]), now, now + ACK_HOLD_MS)
+        elif cmd != "status":
+            raise SimError(
+                f"unknown command {cmd!r}: use press, taps, battery, power_cut, "
+                "power_on, time_jump or status"
+            )
+        return self._status()
+
+    def _status(self) -> dict[str, Any]:
+        unit = self.unit
+        now = max(self.virtual_now(), unit.clock_ms)
+        return {
+            "unit": self.name,
+            "clock_ms": now,
+            "on": unit.asleep,
+            "boots": len(unit.boots),
+            "battery_mv": unit.battery_mv,
+            "energy": account(unit.board, unit.boots, now).as_dict(),
+        }
+
+    def announce(self) -> dict[str, Any]:
+        assert self.serial is not None
+        return {
+            "unit": self.name,
+            "unit_id": self.known.unit if self.known else None,
+            "serial": self.serial.url,
+            "ble": self.sim.ble,
+            "control": self.sim.control,
+        }
+
+
+class Sim:
+    """N virtual units; use as a context manager, or `amr sim`."""
+
+    def __init__(
+        self,
+        units: int,
+        board: Board,
+        directory: Path | None = None,
+        *,
+        blank: bool = False,
+        speed: float = SPEED,
+    ) -> None:
+        if units < 1:
+            raise SimError("--units must be at least 1")
+        self.board = board
+        self.speed = speed
+        self.blank = blank
+        self.count = units
+        self._own_dir = directory is None
+        self.directory = directory or Path(tempfile.mkdtemp(prefix="amr-sim-"))
+        self.stopping = threading.Event()
+        self.units: dict[str, SimUnit] = {}
+        self.radio = RadioThread()
+        self.ble = ""
+        self.control = ""
+        self._control_server: socketserver.ThreadingTCPServer | None = None
+
+    def radio_call(self, coro: Any) -> Any:
+        return self.radio.call(coro)
+
+    # -- life ------------------------------------------------------------------
+
+    def __enter__(self) -> Self:
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _start(self) -> None:
+        self.radio.start()
+        self.ble = self.radio.call(self.radio.radio.serve_tcp()).spec
+        self.radio.call(self._listen_for_acks())
+        self._control_server = _ControlServer(self)
+        self.control = f"tcp://127.0.0.1:{self._control_server.server_address[1]}"
+        threading.Thread(target=self._control_server.serve_forever, daemon=True).start()
+        for i in range(1, self.count + 1):
+            name = f"unit-{i}"
+            unit = VirtualUnit(self.directory / name, self.board)
+            fresh = not (unit.directory / "nvs.json").exists()
+            known = provision(unit) if fresh and not self.blank else twin_keys(unit)
+            sim_unit = SimUnit(self, name, unit, None if self.blank else known)
+            sim_unit.serial = Rfc2217Server(VirtualBoard.for_unit(unit.directory, self.board))
+            sim_unit.serial.start()
+            self.units[name] = sim_unit
+            if not self.blank:
+                sim_unit._play(unit.power_on())
+                sim_unit._reanchor(unit.clock_ms)
+            sim_unit.start()
+
+    async def _listen_for_acks(self) -> None:
+        """Acknowledgements heard on the radio reach every unit (each knows its own)."""
+        host = await self.radio.radio.open_host("sim-air")
+
+        def heard(adv: Any) -> None:
+            data = bytes(adv.data_bytes)
+            if len(data) == 10 and data[:2] == b"\x09\xff":
+                for sim_unit in self.units.values():
+                    sim_unit.commands.put(({"cmd": "ack", "ad": data.hex()}, queue.Queue()))
+
+        host.device.on("advertisement", heard)
+        await host.device.start_scanning(filter_duplicates=True)
+
+    def command(self, command: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
+        """Carry out one control command; the reply as a dict."""
+        if command.get("cmd") == "status" and "unit" not in command:
+            return {
+                "ok": True,
+                "units": [self.command({"cmd": "status", "unit": u}) for u in self.units],
+            }
+        name = command.get("unit")
+        if name not in self.units:
+            return {"ok": False, "error": f"no unit {name!r}: units are {', '.join(self.units)}"}
+        reply: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.units[name].commands.put((command, reply))
+        try:
+            return reply.get(timeout=timeout)
+        except queue.Empty:
+            return {"ok": False, "error": f"{name} did not answer within {timeout} s"}
+
+    def close(self) -> None:
+        self.stopping.set()
+        for sim_unit in self.units.values():
+            sim_unit.join()
+            if sim_unit.serial is not None:
+                sim_unit.serial.stop()
+        if self._control_server is not None:
+            self._control_server.shutdown()
+            self._control_server.server_close()
+        self.radio.stop()
+        if self._own_dir:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class _ControlHandler(socketserver.StreamRequestHandler):
+    server: _ControlServer
+
+    def handle(self) -> None:
+        for line in self.rfile:
+            try:
+                command = json.loads(line)
+                if not isinstance(command, dict):
+                    raise ValueError("a command is a JSON object")
+                reply = self.server.sim.command(command)
+            except ValueError as err:
+                reply = {"ok": False, "error": f"bad command line: {err}"}
+            self.wfile.write(json.dumps(reply).encode() + b"\n")
+
+
+class _ControlServer(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, sim: Sim) -> None:
+        super().__init__(("127.0.0.1", 0), _ControlHandler)
+        self.sim = sim

@@ -1,0 +1,89 @@
+"""`amr sim` as tools reach it: a press injected through the control port
+is heard by `amr listen` over the virtual radio, acknowledged over the air,
+and the unit stops retrying; serial ports and the control port answer."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from amrkit.boards import load_board
+from amrkit.bundle import write_bundle
+from amrkit.cli import main
+from amrkit.twin.sim import Sim
+
+PASS = "sim test"
+
+
+def control(sim: Sim, command: dict[str, object]) -> dict[str, object]:
+    host, port = sim.control.removeprefix("tcp://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as s:
+        s.sendall(json.dumps(command).encode() + b"\n")
+        reply: dict[str, object] = json.loads(s.makefile().readline())
+    return reply
+
+
+def test_press_is_verified_and_acknowledged_over_the_virtual_radio(tmp_path: Path) -> None:
+    before = set(threading.enumerate())
+    with Sim(2, load_board(), tmp_path / "fleet") as sim:
+        lines = [u.announce() for u in sim.units.values()]
+        assert [line["unit"] for line in lines] == ["unit-1", "unit-2"]
+        assert all(str(line["serial"]).startswith("rfc2217://127.0.0.1:") for line in lines)
+        assert {line["ble"] for line in lines} == {sim.ble}
+        bundle = tmp_path / "rx.bundle"
+        write_bundle(bundle, [u.known for u in sim.units.values() if u.known], PASS)
+        assert control(sim, {"cmd": "taps", "unit": "unit-1", "count": 3})["ok"] is True
+        result = CliRunner().invoke(
+            main,
+            [
+                "listen",
+                "--bundle",
+                str(bundle),
+                "--state",
+                str(tmp_path / "rx.sqlite"),
+                "--transport",
+                sim.ble,
+                "--ack",
+                "--duration",
+                "8",
+            ],
+            env={"AMR_BUNDLE_PASSPHRASE": PASS},
+        )
+        assert result.exit_code == 0, result.output
+        events = [json.loads(line) for line in result.stdout.splitlines()]
+        alerts = [e for e in events if e["event"] == "alert"]
+        unit_1 = sim.units["unit-1"]
+        assert len(alerts) == 1 and unit_1.known and alerts[0]["unit"] == unit_1.known.unit
+        log = [line for b in unit_1.unit.boots for line in b.lines]
+        assert any("acknowledged by the receiver" in line for line in log), log[-10:]
+        status = control(sim, {"cmd": "status", "unit": "unit-1"})
+        assert status["ok"] is True and status["boots"] >= 3
+        energy = status["energy"]
+        assert isinstance(energy, dict) and energy["uah"] > 0
+    assert set(threading.enumerate()) <= before | {threading.main_thread()}
+
+
+def test_control_errors_say_what_to_do(tmp_path: Path) -> None:
+    with Sim(1, load_board(), tmp_path / "fleet") as sim:
+        reply = control(sim, {"cmd": "press", "unit": "unit-9"})
+        assert reply["ok"] is False and "units are unit-1" in str(reply["error"])
+        reply = control(sim, {"cmd": "dance", "unit": "unit-1"})
+        assert reply["ok"] is False and "use press" in str(reply["error"])
+        reply = control(sim, {"cmd": "power_cut", "unit": "unit-1"})
+        assert reply["ok"] is True and reply["on"] is False
+        reply = control(sim, {"cmd": "power_on", "unit": "unit-1"})
+        assert reply["ok"] is True and reply["on"] is True
+
+
+def test_units_keep_their_flash_across_restarts(tmp_path: Path) -> None:
+    fleet = tmp_path / "fleet"
+    with Sim(1, load_board(), fleet) as sim:
+        first = sim.units["unit-1"].known
+    with Sim(1, load_board(), fleet) as sim:
+        again = sim.units["unit-1"]
+        assert again.known == first
+        assert len(again.unit.boots) == 1  # booted from the flash it had
