@@ -109,6 +109,8 @@ async def listen(
 
     queue: asyncio.Queue[Advert | None] = asyncio.Queue()
     producer = asyncio.create_task(source(queue))
+    # A source that ends (a capture's end, or an error) ends the loop at once.
+    producer.add_done_callback(lambda _task: queue.put_nowait(None))
     acking = asyncio.create_task(_ack_turns(acker)) if acker is not None else None
     if duration_s is not None:
         asyncio.get_running_loop().call_later(duration_s, queue.put_nowait, None)
