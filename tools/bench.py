@@ -19,7 +19,12 @@ Figures (printed as a table and written as JSON):
   - chatter immunity: alarms raised by non-alarm disturbance traces (must be 0);
   - for context, the share of deliberate alarm gestures recognised on a woken
     unit: triple taps, holds of 1.6-4 s, and fast triple taps (below 100%:
-    presses during the boot are not seen, a known limit).
+    presses during the boot are not seen, a known limit);
+  - the twin (tools/bench_twin.py): simulated seconds per wall second for a
+    sleeping fleet of 50 units, against the cost of a bare unix-port process
+    start, and press-to-verified-alert latency over 200 presses, p50 and p99,
+    split into gesture recognition, firmware until the first alert frame and
+    receiver verification.
 
 Exit codes: 0 done, 1 chatter raised an alarm, 2 the benchmark failed to run.
 """
@@ -40,6 +45,7 @@ from amrkit.protocol import Frame, Kind, derive_keys, encode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_receiver
+import bench_twin
 import build_firmware
 
 TOOLS = Path(__file__).resolve().parent
@@ -125,7 +131,13 @@ def bundle_bytes(board: str) -> tuple[int, int]:
 
 
 def figures(
-    board: str, traces: int, rounds: int, receiver_frames: int, receiver_rounds: int
+    board: str,
+    traces: int,
+    rounds: int,
+    receiver_frames: int,
+    receiver_rounds: int,
+    fleet: tuple[int, int] = (50, 6),
+    latency_presses: int = 200,
 ) -> dict[str, Any]:
     raw = run_press_bench(traces, rounds)
     presses: int = raw["presses"]
@@ -161,13 +173,20 @@ def figures(
         },
         "receiver": bench_receiver.figures(RECEIVER_UNITS, receiver_frames, receiver_rounds),
         "frame": frame_figures(FRAME_CALLS, rounds),
+        "twin_fleet": bench_twin.fleet_speed(board, *fleet),
+        "twin_latency": bench_twin.latency(board, latency_presses),
     }
+
+
+def _p(figure: dict[str, float]) -> str:
+    return f"{figure['p50']} / {figure['p99']} ms"
 
 
 def table(result: dict[str, Any]) -> str:
     press, chatter, bundle = result["press"], result["chatter"], result["bundle"]
     rate = result["recognition_woken_pct"]
     receiver, frame = result["receiver"], result["frame"]
+    fleet, latency = result["twin_fleet"], result["twin_latency"]
     rows = [
         ("press recogniser (unix port)", ""),
         ("  presses timed", f"{press['presses']} in {press['traces']} traces"),
@@ -208,6 +227,23 @@ def table(result: dict[str, Any]) -> str:
         ("  baseline CPU (struct.pack)", f"{frame['baseline_us_per_frame']} µs"),
         ("  baseline heap (struct.pack)", f"{frame['baseline_alloc_bytes_per_frame']} B"),
         ("  seal / baseline", f"{frame['seal_to_baseline_ratio']}x"),
+        ("twin: sleeping fleet", ""),
+        (
+            "  units x virtual hours",
+            f"{fleet['units']} x {fleet['virtual_hours']} h in {fleet['wall_s']} s",
+        ),
+        ("  simulated s per wall s", f"{fleet['simulated_s_per_wall_s']}"),
+        (
+            "  per boot / bare process start",
+            f"{fleet['ms_per_boot']} ms / "
+            f"{fleet['baseline_bare_process_ms']} ms = {fleet['boot_to_bare_process_ratio']}x",
+        ),
+        (f"twin: press to verified alert ({latency['presses']} presses)", ""),
+        ("  gesture recognition p50 / p99", _p(latency["gesture_recognition_ms"])),
+        ("  firmware until first frame", _p(latency["firmware_until_first_frame_ms"])),
+        ("  receiver verification", _p(latency["receiver_verify_ms"])),
+        ("  total", _p(latency["total_ms"])),
+        ("  firmware share (p50)", f"{latency['firmware_share_pct_p50']} %"),
     ]
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"{name:<{width}}  {value}".rstrip() for name, value in rows)
@@ -229,11 +265,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         traces, rounds = QUICK_TRACES, QUICK_ROUNDS
         receiver_frames, receiver_rounds = QUICK_RECEIVER_FRAMES, QUICK_RECEIVER_ROUNDS
+        fleet, presses = (3, 2), 5
     else:
         traces, rounds = FULL_TRACES, FULL_ROUNDS
         receiver_frames, receiver_rounds = FULL_RECEIVER_FRAMES, FULL_RECEIVER_ROUNDS
+        fleet, presses = (50, 6), 200
     try:
-        result = figures(args.board, traces, rounds, receiver_frames, receiver_rounds)
+        result = figures(
+            args.board, traces, rounds, receiver_frames, receiver_rounds, fleet, presses
+        )
     except (RuntimeError, OSError, ValueError, subprocess.TimeoutExpired) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED

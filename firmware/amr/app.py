@@ -70,6 +70,7 @@ class App:
         self._ack_ids = []  # pending alerts whose ack tags the radio looks for
         self._queue = []  # frames waiting for the air: (order, kind, alert id, ms)
         self._air_until = 0  # RTC ms when the frame on the air has had its time
+        self._air_kind = 0  # kind of the frame on the air
         self._mv = None
         self._low = False
 
@@ -187,13 +188,19 @@ class App:
         return frame.LOW_BATTERY if self._low else frame.HEARTBEAT
 
     def _air(self, now):
-        """Put the next queued frame on the air once the current one is done."""
-        if now < self._air_until or not self._queue:
+        """Put the next queued frame on the air once the current one is done;
+        a new alert's burst does not wait for a routine frame to finish."""
+        if not self._queue:
             return
-        attempt, kind, alert_id, span = self._queue.pop(0)
-        if kind == frame.ALERT or kind == frame.ALERT_RETRANSMISSION:
+        attempt, kind, alert_id, span = self._queue[0]
+        burst = kind == frame.ALERT
+        if now < self._air_until and not (burst and self._air_kind != frame.ALERT):
+            return
+        self._queue.pop(0)
+        if burst or kind == frame.ALERT_RETRANSMISSION:
             log(self.chip, "alert %d attempt %d: advertising %d ms" % (alert_id, attempt, span))
-        self._send(kind, alert_id, attempt)
+        self._send(kind, alert_id, attempt if attempt < _LAST else 0)
+        self._air_kind = kind
         self._air_until = now + span
 
     def _acknowledged(self):

@@ -194,3 +194,21 @@ def test_energy_accounts_every_millisecond_against_the_board(unit: VirtualUnit) 
     assert energy.uah == pytest.approx(expected)
     # Two hours of mostly deep sleep cost far less than an hour awake would.
     assert energy.uah < BOARD.currents_ua["cpu_active"]
+
+
+def test_alert_burst_does_not_wait_for_a_heartbeat_on_the_air(unit: VirtualUnit) -> None:
+    boot = unit.power_on()
+    heartbeat_at = boot.ended_ms + (boot.sleep_ms or 0)
+    rng = Rng(13)
+    # The press wakes the unit just as its heartbeat falls due: the heartbeat
+    # goes on the air first, and the alarm comes while it is still there.
+    unit.press(heartbeat_at - 300, trace(rng, taps(rng, 3, tap_ms=(100, 150), gap_ms=(260, 300))))
+    woke = unit.run_until(heartbeat_at + 10_000)[0]
+    kinds = [k for k, _, _ in frames(unit)]
+    assert kinds[:2] == [HEARTBEAT, ALERT]
+    times = [e["t"] for e in woke.events if e["kind"] == "advertise"]
+    alarm = next(
+        int(line.split("[")[1].split(" ")[0]) for line in woke.lines if "gesture: alarm" in line
+    )
+    assert times[1] - times[0] < 1000  # cut the heartbeat's 1 s window short
+    assert times[1] - (woke.started_ms + alarm) <= 50  # and went out right after the alarm
