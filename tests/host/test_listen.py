@@ -9,11 +9,11 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from listen_cli import amr_listen
 
 from amrkit.boards import load_board
 from amrkit.bundle import BundleError, read_bundle, write_bundle
-from amrkit.cli import EXIT_INPUT, EXIT_KEYS, main
+from amrkit.cli import EXIT_INPUT, EXIT_KEYS
 from amrkit.receiver import KnownUnit
 from amrkit.twin.factory import provision
 from amrkit.twin.gestures import Rng, taps, trace
@@ -54,12 +54,6 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list[Kn
     return capture, bundle, units
 
 
-def run(args: list[str], passphrase: str = PASS) -> tuple[int, list[dict[str, object]], str]:
-    result = CliRunner().invoke(main, args, env={"AMR_BUNDLE_PASSPHRASE": passphrase})
-    events = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
-    return result.exit_code, events, result.stderr
-
-
 def test_bundle_keys_are_encrypted_at_rest(scene: tuple[Path, Path, list[KnownUnit]]) -> None:
     _, bundle, units = scene
     text = bundle.read_text()
@@ -74,17 +68,7 @@ def test_listen_reports_one_alert_and_heartbeats(
     scene: tuple[Path, Path, list[KnownUnit]], tmp_path: Path
 ) -> None:
     capture, bundle, units = scene
-    code, events, err = run(
-        [
-            "listen",
-            "--bundle",
-            str(bundle),
-            "--capture",
-            str(capture),
-            "--state",
-            str(tmp_path / "s"),
-        ]
-    )
+    code, events, err = amr_listen(bundle, tmp_path / "s", PASS, "--capture", str(capture))
     assert code == 0, err
     alerts = [e for e in events if e["event"] == "alert"]
     assert len(alerts) == 1 and alerts[0]["unit"] == units[0].unit
@@ -93,17 +77,7 @@ def test_listen_reports_one_alert_and_heartbeats(
     stats = json.loads(err.strip().splitlines()[-1])["stats"]
     assert stats["retransmissions"] > 0 and not any(k.startswith("rejected") for k in stats)
     # Run again on the same state: everything is a replay now, nothing is reported.
-    code, events, _ = run(
-        [
-            "listen",
-            "--bundle",
-            str(bundle),
-            "--capture",
-            str(capture),
-            "--state",
-            str(tmp_path / "s"),
-        ]
-    )
+    code, events, _ = amr_listen(bundle, tmp_path / "s", PASS, "--capture", str(capture))
     assert code == 0 and [e for e in events if e["event"] == "alert"] == []
 
 
@@ -127,18 +101,8 @@ def test_listen_forwards_events_to_a_webhook(
     thread.start()
     try:
         url = f"http://127.0.0.1:{server.server_port}/alerts"
-        code, events, err = run(
-            [
-                "listen",
-                "--bundle",
-                str(bundle),
-                "--capture",
-                str(capture),
-                "--state",
-                str(tmp_path / "s"),
-                "--webhook",
-                url,
-            ]
+        code, events, err = amr_listen(
+            bundle, tmp_path / "s", PASS, "--capture", str(capture), "--webhook", url
         )
     finally:
         server.shutdown()
@@ -151,11 +115,9 @@ def test_wrong_passphrase_and_bad_capture_have_their_exit_codes(
     scene: tuple[Path, Path, list[KnownUnit]], tmp_path: Path
 ) -> None:
     capture, bundle, _ = scene
-    code, _, err = run(["listen", "--bundle", str(bundle), "--capture", str(capture)], "nope")
+    code, _, err = amr_listen(bundle, tmp_path / "s", "nope", "--capture", str(capture))
     assert code == EXIT_KEYS and "wrong passphrase" in err
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"t": 1, "ad": "zz"}\n')
-    code, _, err = run(
-        ["listen", "--bundle", str(bundle), "--capture", str(bad), "--state", str(tmp_path / "s")]
-    )
+    code, _, err = amr_listen(bundle, tmp_path / "s", PASS, "--capture", str(bad))
     assert code == EXIT_INPUT and "bad.jsonl:1" in err

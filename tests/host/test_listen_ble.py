@@ -5,15 +5,13 @@ and the receiver acknowledges the alert over the air."""
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 
-from click.testing import CliRunner
+from listen_cli import amr_listen
 
 from amrkit.ble import RadioThread
 from amrkit.boards import load_board
 from amrkit.bundle import write_bundle
-from amrkit.cli import main
 from amrkit.protocol import ack_ad
 from amrkit.twin.factory import provision
 from amrkit.twin.gestures import Rng, taps, trace
@@ -60,24 +58,17 @@ def test_listen_scans_through_bumble_and_acknowledges(tmp_path: Path) -> None:
 
         rt.submit(play())
         rt.call(phone_listener())
-        result = CliRunner().invoke(
-            main,
-            [
-                "listen",
-                "--bundle",
-                str(bundle),
-                "--state",
-                str(tmp_path / "rx.sqlite"),
-                "--transport",
-                server.spec,
-                "--ack",
-                "--duration",
-                "6",
-            ],
-            env={"AMR_BUNDLE_PASSPHRASE": PASS},
+        code, events, err = amr_listen(
+            bundle,
+            tmp_path / "rx.sqlite",
+            PASS,
+            "--transport",
+            server.spec,
+            "--ack",
+            "--duration",
+            "6",
         )
-    assert result.exit_code == 0, result.output
-    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert code == 0, err
     alerts = [e for e in events if e["event"] == "alert"]
     assert len(alerts) == 1 and alerts[0]["unit"] == known.unit  # type: ignore[attr-defined]
     assert ack_ad(known.keys.ack, alerts[0]["alert_id"]) in heard  # type: ignore[attr-defined]

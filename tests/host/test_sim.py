@@ -9,11 +9,10 @@ import socket
 import threading
 from pathlib import Path
 
-from click.testing import CliRunner
+from listen_cli import amr_listen
 
 from amrkit.boards import load_board
 from amrkit.bundle import write_bundle
-from amrkit.cli import main
 from amrkit.twin.sim import Sim
 
 PASS = "sim test"
@@ -37,24 +36,17 @@ def test_press_is_verified_and_acknowledged_over_the_virtual_radio(tmp_path: Pat
         bundle = tmp_path / "rx.bundle"
         write_bundle(bundle, [u.known for u in sim.units.values() if u.known], PASS)
         assert control(sim, {"cmd": "taps", "unit": "unit-1", "count": 3})["ok"] is True
-        result = CliRunner().invoke(
-            main,
-            [
-                "listen",
-                "--bundle",
-                str(bundle),
-                "--state",
-                str(tmp_path / "rx.sqlite"),
-                "--transport",
-                sim.ble,
-                "--ack",
-                "--duration",
-                "8",
-            ],
-            env={"AMR_BUNDLE_PASSPHRASE": PASS},
+        code, events, err = amr_listen(
+            bundle,
+            tmp_path / "rx.sqlite",
+            PASS,
+            "--transport",
+            sim.ble,
+            "--ack",
+            "--duration",
+            "8",
         )
-        assert result.exit_code == 0, result.output
-        events = [json.loads(line) for line in result.stdout.splitlines()]
+        assert code == 0, err
         alerts = [e for e in events if e["event"] == "alert"]
         unit_1 = sim.units["unit-1"]
         assert len(alerts) == 1 and unit_1.known and alerts[0]["unit"] == unit_1.known.unit
