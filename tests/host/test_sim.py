@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -79,3 +81,26 @@ def test_units_keep_their_flash_across_restarts(tmp_path: Path) -> None:
         again = sim.units["unit-1"]
         assert again.known == first
         assert len(again.unit.boots) == 1  # booted from the flash it had
+
+
+def test_serial_port_answers_mpremote_and_esptool(tmp_path: Path) -> None:
+    with Sim(1, load_board(), tmp_path / "fleet") as sim:
+        url = str(sim.units["unit-1"].announce()["serial"])
+        mpremote = Path(sys.executable).parent / "mpremote"
+        out = subprocess.run(
+            [str(mpremote), "connect", url, "resume", "exec", "print(6 * 7)"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert out.returncode == 0 and out.stdout.strip() == "42", out.stdout + out.stderr
+        esptool = Path(sys.executable).parent / "esptool"
+        out = subprocess.run(
+            [str(esptool), "--port", url, "--no-stub", "read-mac"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert out.returncode == 0 and "ESP32-C3" in out.stdout, out.stdout + out.stderr

@@ -29,7 +29,14 @@ from amrkit.receiver import KnownUnit
 from amrkit.twin.energy import account
 from amrkit.twin.factory import provision, twin_keys
 from amrkit.twin.gestures import Rng, taps, trace
-from amrkit.twin.serial import Rfc2217Server, VirtualBoard
+from amrkit.twin.serial import (
+    FLASH_FILE,
+    FlashMemory,
+    Rfc2217Server,
+    VirtualBoard,
+    repl_on_boot,
+)
+from amrkit.twin.serial.image import stand_in_image
 from amrkit.twin.unit import Boot, VirtualUnit
 
 SPEED = 1000.0  # virtual seconds per wall second while a unit sleeps
@@ -251,7 +258,12 @@ class Sim:
             fresh = not (unit.directory / "nvs.json").exists()
             known = provision(unit) if fresh and not self.blank else twin_keys(unit)
             sim_unit = SimUnit(self, name, unit, None if self.blank else known)
-            sim_unit.serial = Rfc2217Server(VirtualBoard.for_unit(unit.directory, self.board))
+            if fresh and not self.blank:
+                # Units start as issued: MicroPython in flash, the app deployed.
+                FlashMemory(unit.directory / FLASH_FILE).program(0, stand_in_image())
+            sim_unit.serial = Rfc2217Server(
+                VirtualBoard.for_unit(unit.directory, self.board, repl_on_boot(unit.directory))
+            )
             sim_unit.serial.start()
             self.units[name] = sim_unit
             if not self.blank:

@@ -2,9 +2,10 @@
 dev board, whose DTR/RTS reset it into an emulated ROM download mode (that
 real esptool flashes, ``--no-stub``) or boot the image in its flash.
 
-    board = VirtualBoard.for_unit(unit_dir, load_board(), on_boot=start_repl)
+    board = VirtualBoard.for_unit(unit_dir, load_board(), on_boot=repl_on_boot(unit_dir))
     with Rfc2217Server(board) as server:
         esptool --port {server.url} --no-stub write-flash 0x0 firmware.bin
+        mpremote connect {server.url} fs cp main.py :main.py   # lands in unit_dir/fs
 """
 
 from amrkit.twin.serial.board import (
@@ -18,6 +19,7 @@ from amrkit.twin.serial.board import (
 )
 from amrkit.twin.serial.flash import DEFAULT_FLASH_SIZE, FLASH_FILE, FlashMemory
 from amrkit.twin.serial.image import BootCheck, boot_image_check
+from amrkit.twin.serial.repl import RawReplApp, repl_on_boot
 from amrkit.twin.serial.rfc2217 import Rfc2217Server
 from amrkit.twin.serial.rom import RomLoader
 
@@ -31,9 +33,11 @@ __all__ = [
     "FlashMemory",
     "Halted",
     "OnBoot",
+    "RawReplApp",
     "Rfc2217Server",
     "RomLoader",
     "UartHandler",
     "VirtualBoard",
     "boot_image_check",
+    "repl_on_boot",
 ]

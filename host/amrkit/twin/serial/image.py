@@ -182,3 +182,20 @@ def _xor_all(data: bytes) -> int:
         width = (width + 15) // 16 * 8  # half the width, rounded up to whole bytes
         value = (value ^ (value >> width)) & ((1 << width) - 1)
     return value
+
+
+def stand_in_image(entry: int = 0x40380000) -> bytes:
+    """A complete ESP32-C3 app image, made by esptool's own image writer,
+    standing in for the MicroPython build a real unit carries: the twin runs
+    the unix port whatever the image holds, but only boots a valid one."""
+    from esptool.bin_image import (  # type: ignore[import-untyped]
+        ELFSection,
+        ESP32C3FirmwareImage,
+    )
+
+    image = ESP32C3FirmwareImage()
+    image.entrypoint = entry
+    image.flash_mode = 2  # DIO
+    image.segments = [ELFSection(b".iram0.text", entry, b"AMR twin stand-in image".ljust(64), 0)]
+    data: bytes = image.save(None)
+    return data
