@@ -40,13 +40,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from amrkit import build
 from amrkit.paths import firmware_dir, micropython_binary, platform_dir
 from amrkit.protocol import Frame, Kind, derive_keys, encode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_receiver
 import bench_twin
-import build_firmware
 
 TOOLS = Path(__file__).resolve().parent
 PRESS_SCRIPT = TOOLS / "bench_press.py"
@@ -126,8 +126,8 @@ def frame_figures(calls: int, rounds: int) -> dict[str, Any]:
 def bundle_bytes(board: str) -> tuple[int, int]:
     """(files, bytes) of the board's app bundle, built into a temporary dir."""
     with tempfile.TemporaryDirectory() as tmp:
-        app = build_firmware.build(board, tmp)
-        return build_firmware.bundle_size(app)
+        app = build.build(board, tmp)
+        return build.bundle_size(app)
 
 
 def figures(

@@ -1,16 +1,15 @@
-"""tools/build_firmware.py: board profiles, the generated board module, the bundle."""
+"""amrkit.build (tools/build_firmware.py): board profiles, the board module, the bundle."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+from amrkit import build as build_module
 from amrkit.paths import micropython_binary
 
 REPO = Path(__file__).resolve().parents[2]
@@ -19,16 +18,7 @@ FIRMWARE = REPO / "firmware"
 REFERENCE = REPO / "hardware" / "boards" / "esp32c3-coin.toml"
 
 
-def _load_tool() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("build_firmware", TOOL)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-bf = _load_tool()
+bf = build_module
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,16 @@ import sys
 import threading
 from pathlib import Path
 
+import serial
+from esptool.cmds import attach_flash, detect_chip, reset_chip, write_flash
+from esptool.loader import DEFAULT_TIMEOUT
 from listen_cli import amr_listen
 
+from amrkit import build
 from amrkit.boards import load_board
 from amrkit.bundle import write_bundle
+from amrkit.twin.factory import provision
+from amrkit.twin.serial.image import stand_in_image
 from amrkit.twin.sim import Sim
 
 PASS = "sim test"
@@ -104,3 +110,40 @@ def test_serial_port_answers_mpremote_and_esptool(tmp_path: Path) -> None:
             check=False,
         )
         assert out.returncode == 0 and "ESP32-C3" in out.stdout, out.stdout + out.stderr
+
+
+def test_blank_unit_is_flashed_with_esptool_and_deployed_with_mpremote(tmp_path: Path) -> None:
+    with Sim(1, load_board(), tmp_path / "fleet", blank=True) as sim:
+        sim_unit = sim.units["unit-1"]
+        url = str(sim_unit.announce()["serial"])
+        # A factory-new board: empty flash. Flash MicroPython (the stand-in
+        # image) with esptool's library API, then hard-reset into it.
+        esp = detect_chip(serial.serial_for_url(url, timeout=DEFAULT_TIMEOUT))
+        try:
+            attach_flash(esp)
+            write_flash(esp, [(0x0, stand_in_image())], compress=True)
+            reset_chip(esp, "hard-reset")
+        finally:
+            esp._port.close()
+        # Deploy the app with mpremote, as a technician would.
+        app = build.build("esp32c3-coin", tmp_path / "build")
+        mpremote = str(Path(sys.executable).parent / "mpremote")
+        for args in (["fs", "cp", "-r", "amr", ":"], ["fs", "cp", "main.py", ":"]):
+            out = subprocess.run(
+                [mpremote, "connect", url, "resume", *args],
+                cwd=app,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+            assert out.returncode == 0, out.stdout + out.stderr
+        fs = sim_unit.unit.firmware
+        assert (fs / "main.py").read_bytes() == (app / "main.py").read_bytes()
+        assert (fs / "amr" / "app.mpy").read_bytes() == (app / "amr" / "app.mpy").read_bytes()
+        # Keys and config come from the host (the twin's factory image here).
+        provision(sim_unit.unit)
+        reply = control(sim, {"cmd": "power_on", "unit": "unit-1"})
+        assert reply["ok"] is True and reply["on"] is True
+        assert any("boot: reset cause 1" in line for line in sim_unit.unit.boots[-1].lines)
+        assert not any("FAULT" in line for line in sim_unit.unit.boots[-1].lines)

@@ -22,6 +22,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+from amrkit import build
 from amrkit.ble import RadioThread
 from amrkit.ble.link import VirtualBeacon
 from amrkit.boards import Board
@@ -162,6 +163,10 @@ class SimUnit:
             else:
                 unit.power_off(now)
         elif cmd == "power_on":
+            if not (unit.firmware / "main.py").exists():
+                raise SimError(
+                    f"{self.name} has no app: copy one with mpremote (fs cp -r) to its fs first"
+                )
             unit.clock_ms = max(unit.clock_ms, now)
             self._play(unit.power_on())
             self._reanchor(unit.clock_ms)
@@ -252,10 +257,14 @@ class Sim:
         self._control_server = _ControlServer(self)
         self.control = f"tcp://127.0.0.1:{self._control_server.server_address[1]}"
         threading.Thread(target=self._control_server.serve_forever, daemon=True).start()
+        app = self._bundle()
         for i in range(1, self.count + 1):
             name = f"unit-{i}"
-            unit = VirtualUnit(self.directory / name, self.board)
+            fs = self.directory / name / "fs"
+            unit = VirtualUnit(self.directory / name, self.board, firmware=fs)
             fresh = not (unit.directory / "nvs.json").exists()
+            if fresh and not self.blank:
+                shutil.copytree(app, fs, dirs_exist_ok=True)  # the app, deployed
             known = provision(unit) if fresh and not self.blank else twin_keys(unit)
             sim_unit = SimUnit(self, name, unit, None if self.blank else known)
             if fresh and not self.blank:
@@ -270,6 +279,13 @@ class Sim:
                 sim_unit._play(unit.power_on())
                 sim_unit._reanchor(unit.clock_ms)
             sim_unit.start()
+
+    def _bundle(self) -> Path:
+        """The app as a unit carries it: .mpy files built for this board."""
+        try:
+            return build.build(self.board.name, self.directory / ".build")
+        except (build.ProfileError, build.BuildError) as err:
+            raise SimError(f"cannot build the app for board {self.board.name}: {err}") from err
 
     async def _listen_for_acks(self) -> None:
         """Acknowledgements heard on the radio reach every unit (each knows its own)."""
