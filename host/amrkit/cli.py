@@ -42,6 +42,7 @@ def demo(board: str, as_json: bool) -> None:
 EXIT_KEYS = 3  # bundle or secret missing, unreadable or wrong passphrase
 EXIT_RADIO = 4  # no usable Bluetooth adapter
 EXIT_INPUT = 5  # a capture file that cannot be read
+EXIT_UNIT = 6  # a unit that cannot be reached, or does not answer, over its link
 
 
 def _passphrase(env: str) -> str:
@@ -191,3 +192,23 @@ def sim(units: int, board: str, directory: Path | None, blank: bool, speed: floa
                 click.echo(json.dumps(status))
     except SimError as err:
         raise click.UsageError(str(err)) from err
+
+
+@main.command()
+@click.option("--port", required=True, help="Serial port or pyserial URL (rfc2217://, socket://).")
+@click.option("--json", "as_json", is_flag=True, help="Print the readout as JSON.")
+def info(port: str, as_json: bool) -> None:
+    """Read a unit's battery, diagnostics and health over its wired link."""
+    from amrkit.unit_serial import UnitError, read_service_report
+
+    try:
+        report = read_service_report(port)
+    except UnitError as err:
+        _fail(str(err), EXIT_UNIT)
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    diag = report.pop("diagnostics")
+    for key, value in report.items():
+        click.echo(f"{key:>16}  {value}")
+    click.echo(f"{'diagnostics':>16}  " + ", ".join(f"{k}={v}" for k, v in diag.items()))

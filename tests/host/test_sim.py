@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 
 import serial
+from click.testing import CliRunner
 from esptool.cmds import attach_flash, detect_chip, reset_chip, write_flash
 from esptool.loader import DEFAULT_TIMEOUT
 from listen_cli import amr_listen
@@ -19,6 +20,7 @@ from listen_cli import amr_listen
 from amrkit import build
 from amrkit.boards import load_board
 from amrkit.bundle import write_bundle
+from amrkit.cli import EXIT_UNIT, main
 from amrkit.twin.factory import provision
 from amrkit.twin.serial.image import stand_in_image
 from amrkit.twin.sim import Sim
@@ -147,3 +149,22 @@ def test_blank_unit_is_flashed_with_esptool_and_deployed_with_mpremote(tmp_path:
         assert reply["ok"] is True and reply["on"] is True
         assert any("boot: reset cause 1" in line for line in sim_unit.unit.boots[-1].lines)
         assert not any("FAULT" in line for line in sim_unit.unit.boots[-1].lines)
+
+
+def test_amr_info_reads_battery_and_diagnostics_over_serial(tmp_path: Path) -> None:
+    with Sim(1, load_board(), tmp_path / "fleet") as sim:
+        sim_unit = sim.units["unit-1"]
+        url = str(sim_unit.announce()["serial"])
+        assert control(sim, {"cmd": "battery", "unit": "unit-1", "mv": 2500})["ok"] is True
+        result = CliRunner().invoke(main, ["info", "--port", url, "--json"])
+        assert result.exit_code == 0, result.output
+        report = json.loads(result.stdout)
+        assert sim_unit.known and report["unit_id"] == sim_unit.known.unit
+        assert abs(report["battery_mv"] - 2500) <= 2 and 0 < report["battery_pct"] < 100
+        assert report["config"] == "ok" and report["keys"] == "present"
+        assert report["state"] == {"counter_hwm": 0, "pending_alerts": 0}
+        assert report["diagnostics"]["boots"] == 1
+        keys = sim_unit.known.keys
+        assert all(k.hex() not in result.stdout for k in (keys.enc, keys.id, keys.ack))
+    bad = CliRunner().invoke(main, ["info", "--port", "rfc2217://127.0.0.1:9"])
+    assert bad.exit_code == EXIT_UNIT and "cannot open" in bad.output

@@ -156,7 +156,7 @@ class SimUnit:
                 now + 5, trace(rng, taps(rng, int(c.get("count", 3))), bool(c.get("bounce", True)))
             )
         elif cmd == "battery":
-            unit.battery_mv = int(c["mv"])
+            unit.set_battery(int(c["mv"]))
         elif cmd == "power_cut":
             if c.get("at_next_write"):
                 self._cut_next_write = True

@@ -78,6 +78,15 @@ class VirtualUnit:
         (self.directory / "rtc.bin").unlink(missing_ok=True)
         return self._boot(PWRON_RESET, 0, cut_at_commit, cut_after)
 
+    def set_battery(self, mv: int) -> None:
+        """A new cell voltage, seen from the next boot and by the REPL now."""
+        self.battery_mv = mv
+        path = self.directory / "unit.json"
+        if path.exists():
+            unit = json.loads(path.read_text())
+            unit["adc_uv"] = {str(self.board.battery_adc_pin): self.board.adc_uv(mv)}
+            path.write_text(json.dumps(unit))
+
     def power_off(self, at_ms: int) -> None:
         """Pull the cell while the unit sleeps: it stays off until power_on()."""
         self.clock_ms = max(self.clock_ms, at_ms)
