@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import serial
@@ -168,3 +169,29 @@ def test_amr_info_reads_battery_and_diagnostics_over_serial(tmp_path: Path) -> N
         assert all(k.hex() not in result.stdout for k in (keys.enc, keys.id, keys.ack))
     bad = CliRunner().invoke(main, ["info", "--port", "rfc2217://127.0.0.1:9"])
     assert bad.exit_code == EXIT_UNIT and "cannot open" in bad.output
+
+
+def test_power_cut_at_next_write_and_time_jump(tmp_path: Path) -> None:
+    with Sim(1, load_board(), tmp_path / "fleet") as sim:
+        unit = sim.units["unit-1"].unit
+        assert control(sim, {"cmd": "power_cut", "unit": "unit-1", "at_next_write": True})["ok"]
+        # The alarm's first flash write (the alert and its counters) loses power.
+        assert control(sim, {"cmd": "taps", "unit": "unit-1", "count": 3})["ok"]
+        deadline = time.monotonic() + 20
+        while unit.asleep and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not unit.asleep and unit.boots[-1].power_cut
+        assert control(sim, {"cmd": "status", "unit": "unit-1"})["on"] is False
+        assert control(sim, {"cmd": "power_on", "unit": "unit-1"})["on"] is True
+        boots = len(unit.boots)
+        # The unit's clock jumps a day ahead while it sleeps: at its next
+        # wake it finds its heartbeat overdue and sends one, not twenty-four.
+        before = unit.clock_ms
+        assert control(sim, {"cmd": "time_jump", "unit": "unit-1", "ms": 24 * 3600_000})["ok"]
+        assert unit.clock_ms >= before + 24 * 3600_000
+        deadline = time.monotonic() + 30
+        while len(unit.boots) < boots + 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        woke = unit.boots[boots]
+        assert woke.wake_reason == 4 and not woke.power_cut
+        assert sum(1 for e in woke.events if e["kind"] == "advertise") == 1

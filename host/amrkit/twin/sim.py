@@ -172,7 +172,8 @@ class SimUnit:
             self._reanchor(unit.clock_ms)
             return self._status()
         elif cmd == "time_jump":
-            self._reanchor(now + int(c["ms"]))
+            unit.jump(int(c["ms"]))
+            self._reanchor(self._anchor[1] + int(c["ms"]))
         elif cmd == "ack":
             unit.air(bytes.fromhex(c["ad"]), now, now + ACK_HOLD_MS)
         elif cmd != "status":

@@ -87,6 +87,13 @@ class VirtualUnit:
             unit["adc_uv"] = {str(self.board.battery_adc_pin): self.board.adc_uv(mv)}
             path.write_text(json.dumps(unit))
 
+    def jump(self, ms: int) -> None:
+        """The RTC jumps ms ahead while the unit sleeps; its sleep timer does
+        not, so it wakes when it would have and finds the clock moved on."""
+        self.clock_ms += ms
+        if self._next_wake is not None:
+            self._next_wake += ms
+
     def power_off(self, at_ms: int) -> None:
         """Pull the cell while the unit sleeps: it stays off until power_on()."""
         self.clock_ms = max(self.clock_ms, at_ms)
