@@ -23,6 +23,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 demo: $(STAMP)
 	$(BIN)/amr demo --board $(BOARD)
+	$(BIN)/amr demo --fleet --board $(BOARD)
 
 test: $(STAMP) lint typecheck
 	$(BIN)/pytest -q

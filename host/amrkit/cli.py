@@ -24,18 +24,25 @@ def main() -> None:
 @main.command()
 @click.option("--board", default=DEFAULT_BOARD, show_default=True, help="Board profile name.")
 @click.option("--json", "as_json", is_flag=True, help="Print only the final diagnostics as JSON.")
-def demo(board: str, as_json: bool) -> None:
+@click.option(
+    "--fleet",
+    is_flag=True,
+    help="Instead: esptool, mpremote, the receiver and the serial readout against 3 virtual units.",
+)
+def demo(board: str, as_json: bool, fleet: bool) -> None:
     """Run the firmware on the MicroPython unix port through a scripted scenario."""
+    from amrkit.twin.fleet_demo import run_fleet_demo
     from amrkit.twin.scenario import run_demo
 
     try:
         profile = load_board(board)
     except ValueError as err:
         raise click.UsageError(str(err)) from err
+    run = run_fleet_demo if fleet else run_demo
     if as_json:
-        click.echo(json.dumps(run_demo(profile, out=lambda _line: None)))
+        click.echo(json.dumps(run(profile, out=lambda _line: None)))
     else:
-        run_demo(profile, out=click.echo)
+        run(profile, out=click.echo)
 
 
 # Exit codes beyond click's 2 (usage): what went wrong, for scripts.

@@ -22,10 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from amrkit.protocol import (
+    ACK_AD_HEADER,
     FLAG_BELOW_FLOOR,
     FLAG_FAULT,
     FLAG_LOW_BATTERY,
     MAX_COUNTER,
+    RID_LENGTH,
     FrameError,
     Kind,
     UnitKeys,
@@ -165,6 +167,9 @@ class Receiver:
     def feed(self, ad: bytes, t: float, rssi: int | None = None) -> list[dict[str, Any]]:
         """One advertising payload in; the events it makes (often none)."""
         self.last_alert = None
+        if len(ad) == len(ACK_AD_HEADER) + RID_LENGTH and ad.startswith(ACK_AD_HEADER):
+            self.stats["acks_heard"] += 1  # a receiver's acknowledgement, not a frame
+            return []
         try:
             rolling_id = split(ad)
         except FrameError as err:

@@ -8,6 +8,7 @@ from click.testing import CliRunner
 
 from amrkit.boards import load_board
 from amrkit.cli import main
+from amrkit.twin.fleet_demo import run_fleet_demo
 from amrkit.twin.scenario import run_demo
 
 
@@ -33,3 +34,13 @@ def test_demo_json_prints_diagnostics_only() -> None:
 def test_unknown_board_is_a_usage_error() -> None:
     result = CliRunner().invoke(main, ["demo", "--board", "nope"])
     assert result.exit_code == 2 and "known boards: esp32c3-coin" in result.output
+
+
+def test_fleet_demo_flashes_deploys_alerts_and_reads_back() -> None:
+    lines: list[str] = []
+    report = run_fleet_demo(load_board(), out=lines.append)
+    text = "\n".join(lines)
+    assert "esptool: ESP32-C3" in text and "mpremote: app deployed" in text
+    assert "receiver: verified ALERT" in text
+    assert "stopped retrying: acknowledged" in text
+    assert report["keys"] == "present" and report["diagnostics"]["alerts"] == 1
