@@ -205,9 +205,9 @@ class Receiver:
         if event is not None:
             events.append(event)
         self._dirty.add(track.known.unit)
-        if (
-            event is not None and event["event"] == "alert"
-        ) or t - self._last_flush >= self.flush_s:
+        # An alert is committed before it is reported; other progress in batches.
+        is_alert = event is not None and event["event"] == "alert"
+        if is_alert or t - self._last_flush >= self.flush_s:
             self.flush(t)
         return events
 
