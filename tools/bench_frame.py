@@ -10,14 +10,12 @@
 # arguments, one call each), best of ROUNDS, and the frame sealed with
 # counter 0 so that tools/bench.py can check it against the host encoder.
 # No thresholds here: tools/bench.py reports.
-import gc
 import json
 import struct
 import sys
-import time
 from binascii import hexlify, unhexlify
 
-import micropython
+from mpy_timing import best_of
 
 from amr.frame import ALERT, Sealer
 
@@ -40,30 +38,11 @@ def _baseline(calls):
         pack(_PLAINTEXT, _VERSION_KIND, counter, ALERT_ID, counter & 7, BATTERY, FLAGS, 0)
 
 
-def _measure(rounds, fn, *args):
-    """(best µs, bytes allocated in that run) over the rounds."""
-    best_us = None
-    best_alloc = 0
-    for _ in range(rounds):
-        gc.collect()
-        gc.disable()
-        m0 = micropython.mem_total()
-        t0 = time.ticks_us()
-        fn(*args)
-        us = time.ticks_diff(time.ticks_us(), t0)
-        alloc = micropython.mem_total() - m0
-        gc.enable()
-        if best_us is None or us < best_us:
-            best_us = us
-            best_alloc = alloc
-    return best_us, best_alloc
-
-
 def main(keys, calls, rounds):
     sealer = Sealer(keys)
     sample = sealer.seal(ALERT, 0, ALERT_ID, 0, BATTERY, FLAGS)
-    seal_us, seal_alloc = _measure(rounds, _seal, sealer, calls)
-    base_us, base_alloc = _measure(rounds, _baseline, calls)
+    seal_us, seal_alloc = best_of(rounds, _seal, sealer, calls)
+    base_us, base_alloc = best_of(rounds, _baseline, calls)
     print(
         json.dumps(
             {

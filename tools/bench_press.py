@@ -8,13 +8,11 @@
 # (the same samples, a no-op call per sample), chatter immunity (alarms raised
 # by COUNT non-alarm disturbance traces) and recognition rates of deliberate
 # alarm gestures on a woken unit. No thresholds here: tools/bench.py judges.
-import gc
 import json
 import sys
-import time
 
-import micropython
 from gestures import Rng, disturbance, replay, taps, trace
+from mpy_timing import best_of
 
 from amr import board
 from amr.config import DEFAULTS
@@ -79,26 +77,6 @@ def _recognise(rec, traces):
         replay(rec, samples, end)
 
 
-def _measure(fn, *args):
-    """(result, best µs, bytes allocated in that run) over the rounds."""
-    best_us = None
-    best_alloc = 0
-    result = None
-    for _ in range(ROUNDS):
-        gc.collect()
-        gc.disable()
-        m0 = micropython.mem_total()
-        t0 = time.ticks_us()
-        result = fn(*args)
-        us = time.ticks_diff(time.ticks_us(), t0)
-        alloc = micropython.mem_total() - m0
-        gc.enable()
-        if best_us is None or us < best_us:
-            best_us = us
-            best_alloc = alloc
-    return result, best_us, best_alloc
-
-
 def _timing_traces(count):
     # A realistic mix: triple taps, holds and disturbances, in equal parts.
     out = []
@@ -137,8 +115,8 @@ def main(count, rounds):
 
     presses = _count_presses(traces)
     rec = Recogniser(DEFAULTS)
-    _, rec_us, rec_alloc = _measure(_recognise, rec, traces)
-    _, base_us, base_alloc = _measure(_baseline, traces)
+    rec_us, rec_alloc = best_of(ROUNDS, _recognise, rec, traces)
+    base_us, base_alloc = best_of(ROUNDS, _baseline, traces)
 
     # Chatter immunity: every alarm event from non-alarm traces, seen from an
     # awake unit (every edge observed) and from a unit the trace woke.
