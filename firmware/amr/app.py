@@ -9,21 +9,16 @@
 # defaults.
 import struct
 
-from amr import battery, board, frame, hw, press, rtcmem
+from amr import battery, board, frame, hw, press, records, rtcmem
 from amr import diag as diagnostics
 from amr.alert import COVER, Sequencer, cover_gap_ms
 from amr.compat import const
 from amr.config import decode_config
 from amr.frame import KEYS_LENGTH, Sealer
-from amr.nvs import NvsBackend
+from amr.nvs import record_store
 from amr.radio import Radio
 from amr.state import Counters, decode_state
-from amr.store import SlotStore, StoreFault
-
-NVS_NAMESPACE = "amr"
-KIND_CONFIG = const(0x43)  # "C"
-KIND_STATE = const(0x53)  # "S"
-KIND_KEYS = const(0x4B)  # "K"
+from amr.store import StoreFault
 
 # Fault codes kept in diagnostics (last_error).
 E_CONFIG = const(1)
@@ -79,7 +74,7 @@ class App:
     def load(self, cfg):
         """Counter state from flash and schedules from RTC memory."""
         now = self.chip.clock_ms()
-        store = SlotStore(NvsBackend(NVS_NAMESPACE, "s"), KIND_STATE)
+        store = record_store(records.STATE)
         state = decode_state(store.load())
         self.diag.store_repairs += store.damaged
         resume_at, self.next_heartbeat, self.next_cover, snapshot = self._app_rtc()
@@ -113,12 +108,12 @@ class App:
         wake = chip.wake()
         log(chip, "boot: reset cause %d, wake %s" % (chip.reset_cause(), _WAKES[wake]))
         try:
-            cfg = decode_config(SlotStore(NvsBackend(NVS_NAMESPACE, "c"), KIND_CONFIG).load())
+            cfg = decode_config(record_store(records.CONFIG).load())
         except StoreFault as fault:
             self.fault(E_CONFIG, fault)
             return
         try:
-            keys = SlotStore(NvsBackend(NVS_NAMESPACE, "k"), KIND_KEYS).load()
+            keys = record_store(records.KEYS).load()
             if len(keys) != KEYS_LENGTH:
                 raise StoreFault("keys length", "key record has %d bytes" % len(keys))
         except StoreFault as fault:

@@ -3,7 +3,8 @@
 import esp32
 
 from amr.compat import const
-from amr.store import MAX_RECORD
+from amr.records import NVS_NAMESPACE
+from amr.store import MAX_RECORD, SlotStore
 
 # esp32.NVS raises OSError(-esp_err) for NVS errors: a missing key is
 # -ESP_ERR_NVS_NOT_FOUND, not ENOENT (MicroPython's esp32 tests show
@@ -38,3 +39,9 @@ class NvsBackend:
     def write(self, slot, data):
         self._nvs.set_blob(self._keys[slot], data)
         self._nvs.commit()  # NVS changes are not durable until committed
+
+
+def record_store(record):
+    """The SlotStore of one of amr.records' records (CONFIG, STATE, KEYS)."""
+    prefix, kind = record
+    return SlotStore(NvsBackend(NVS_NAMESPACE, prefix), kind)

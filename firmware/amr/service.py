@@ -4,20 +4,19 @@
 # config, counter state and keys are sound. Never prints a key.
 import json
 
-from amr import battery, board, hw, rtcmem
+from amr import battery, board, hw, records, rtcmem
 from amr import diag as diagnostics
-from amr.app import KIND_CONFIG, KIND_KEYS, KIND_STATE, NVS_NAMESPACE
 from amr.config import decode_config
 from amr.frame import KEYS_LENGTH
-from amr.nvs import NvsBackend
+from amr.nvs import record_store
 from amr.state import decode_state
-from amr.store import SlotStore, StoreFault
+from amr.store import StoreFault
 
 
-def _record(prefix, kind, decode=None):
+def _record(record, decode=None):
     """(the decoded record, None), or (None, why it cannot be used)."""
     try:
-        payload = SlotStore(NvsBackend(NVS_NAMESPACE, prefix), kind).load()
+        payload = record_store(record).load()
         return (decode(payload) if decode else payload), None
     except StoreFault as fault:
         return None, fault.reason
@@ -35,15 +34,15 @@ def readout():
         "battery_pct": battery.percent(mv),
         "diagnostics": diag.as_dict(),
     }
-    cfg, reason = _record("c", KIND_CONFIG, decode_config)
+    cfg, reason = _record(records.CONFIG, decode_config)
     out["config"] = "ok" if cfg is not None else reason
-    state, reason = _record("s", KIND_STATE, decode_state)
+    state, reason = _record(records.STATE, decode_state)
     out["state"] = (
         {"counter_hwm": state.counter_hwm, "pending_alerts": len(state.pending)}
         if state is not None
         else reason
     )
-    keys, reason = _record("k", KIND_KEYS)
+    keys, reason = _record(records.KEYS)
     if keys is not None and len(keys) != KEYS_LENGTH:
         keys, reason = None, "keys length"
     out["keys"] = "present" if keys is not None else reason

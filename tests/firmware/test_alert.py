@@ -5,15 +5,15 @@ from membackend import MemBackend
 
 from amr.alert import COVER, RETRY_ADVERTISE_MS, Sequencer, cover_gap_ms
 from amr.config import DEFAULTS
+from amr.records import STATE
 from amr.state import Counters, State, decode_state
 from amr.store import SlotStore
 
 FULL_MV = 3000
-KIND_STATE = 0x53
 
 
 def unit(cfg=None):
-    store = SlotStore(MemBackend(), KIND_STATE)
+    store = SlotStore(MemBackend(), STATE[1])
     counters = Counters(store, State())
     return Sequencer(cfg or DEFAULTS, counters), counters, store
 

@@ -146,7 +146,7 @@ def test_acknowledged_alert_stops_its_retries(tmp_path: Path) -> None:
     assert rx.stats["retransmissions"] == 1
     store = firmware_module("store")
     records = [
-        store.unpack_record(bytes.fromhex(slot["blob"]), 0x53)
+        store.unpack_record(bytes.fromhex(slot["blob"]), firmware_module("records").STATE[1])
         for key, slot in unit.nvs()["amr"].items()
         if key.startswith("s")
     ]

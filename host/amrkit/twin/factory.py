@@ -18,10 +18,6 @@ from amrkit.protocol import derive_keys
 from amrkit.receiver import KnownUnit
 from amrkit.twin.unit import VirtualUnit
 
-NVS_NAMESPACE = "amr"
-KIND_CONFIG = 0x43
-KIND_STATE = 0x53
-KIND_KEYS = 0x4B
 TWIN_REGISTRY_SECRET = hashlib.sha256(b"AMR twin registry: public test secret").digest()
 
 
@@ -54,12 +50,13 @@ def provision(unit: VirtualUnit, config: dict[str, Any] | None = None) -> KnownU
     config = config or cfg.DEFAULTS
     unit_id = twin_unit_id(unit)
     keys = derive_keys(TWIN_REGISTRY_SECRET, unit_id)
-    unit.write_nvs(
-        NVS_NAMESPACE,
-        {
-            "c0": store.pack_record(KIND_CONFIG, 1, cfg.encode_config(config)),
-            "s0": store.pack_record(KIND_STATE, 1, state.encode_state(state.State())),
-            "k0": store.pack_record(KIND_KEYS, 1, unit_id + keys.enc + keys.id + keys.ack),
-        },
-    )
+    records = firmware_module("records")
+    blobs = {}
+    for (prefix, kind), payload in (
+        (records.CONFIG, cfg.encode_config(config)),
+        (records.STATE, state.encode_state(state.State())),
+        (records.KEYS, unit_id + keys.enc + keys.id + keys.ack),
+    ):
+        blobs[prefix + "0"] = store.pack_record(kind, 1, payload)  # slot 0, sequence 1
+    unit.write_nvs(records.NVS_NAMESPACE, blobs)
     return KnownUnit(unit_id.hex(), keys, config["heartbeat_s"])
