@@ -12,13 +12,16 @@ import struct
 from amr import battery, board, frame, hw, press, records, rtcmem
 from amr import diag as diagnostics
 from amr.alert import COVER, Sequencer, cover_gap_ms
+from amr.bonds import Bonds
 from amr.compat import const
 from amr.config import decode_config
 from amr.frame import KEYS_LENGTH, Sealer
+from amr.gatt import ServiceLink, service_ad
 from amr.nvs import record_store
 from amr.radio import Radio
 from amr.state import Counters, decode_state
 from amr.store import StoreFault
+from amr.version import VERSION
 
 # Fault codes kept in diagnostics (last_error).
 E_CONFIG = const(1)
@@ -28,6 +31,13 @@ E_KEYS = const(4)
 
 _FAULT_SLEEP_MS = const(3600000)
 _HEARTBEAT_ADVERTISE_MS = const(1000)
+# Service mode stays open this long for a host to connect, a little while
+# after the last host leaves (for the next command), and never longer than
+# the cap, so a stray gesture cannot keep the radio up and drain the cell.
+_SERVICE_WAIT_MS = const(60000)
+_SERVICE_LINGER_MS = const(10000)
+_SERVICE_MAX_MS = const(300000)
+_SERVICE_BATTERY_MS = const(60000)  # battery level refreshed this often
 _LAST = const(0x10000)  # queue order of the heartbeat: after every alert attempt
 # next counter, next heartbeat and next cover sequence (RTC ms), snapshot length
 _RTC_HEADER = "<IQQH"
@@ -68,6 +78,10 @@ class App:
         self._air_kind = 0  # kind of the frame on the air
         self._mv = None
         self._low = False
+        self._service = None  # the ServiceLink while service mode is open
+        self._service_until = 0  # RTC ms when it closes unless a host is there
+        self._service_cap = 0
+        self._service_battery_at = 0
 
     # -- boot --------------------------------------------------------------
 
@@ -146,7 +160,14 @@ class App:
             now = chip.clock_ms()
             self._schedule(now)
             self._air(now)
-            if not rec.open and now >= self._air_until and not self._queue:
+            if self._service is not None:
+                self._serve(self._service, now)
+            if (
+                not rec.open
+                and now >= self._air_until
+                and not self._queue
+                and self._service is None
+            ):
                 break
             chip.idle(hw.IDLE_SLICE_MS)
         self.radio.stop()
@@ -209,6 +230,51 @@ class App:
             self._ack_ids = pending
             radio.listen_for({self.sealer.ack_tag(a): a for a in pending})
 
+    # -- service mode ------------------------------------------------------
+
+    def _service_open(self):
+        if self._service is not None:
+            return
+        if self._queue or self.alerts.busy:
+            # One radio: alerts come first, service mode waits for a quiet unit.
+            log(self.chip, "service mode refused: alerts are on the air")
+            return
+        self.radio.stop()
+        bonds = Bonds(record_store(records.BONDS))
+        if bonds.damaged:
+            log(self.chip, "bond table damaged: hosts must pair again")
+        info = ("AMR", board.NAME, VERSION, board.CHIP)
+        link = ServiceLink(self.sealer.passkey(), bonds, info)
+        nonce = self.chip.random_u32()
+        self._mv = None  # a fresh reading for the session
+        link.start(service_ad(nonce, self.sealer.service_token(nonce)), self._battery_pct())
+        now = self.chip.clock_ms()
+        self._service = link
+        self._service_until = now + _SERVICE_WAIT_MS
+        self._service_cap = now + _SERVICE_MAX_MS
+        self._service_battery_at = now + _SERVICE_BATTERY_MS
+        log(self.chip, "service mode: connectable for %d s" % (_SERVICE_WAIT_MS // 1000))
+
+    def _serve(self, link, now):
+        while link.notes:
+            log(self.chip, "service: " + link.notes.pop(0))
+        if link.connections:
+            self._service_until = now + _SERVICE_LINGER_MS
+        if now >= self._service_battery_at:
+            self._mv = None
+            link.battery(self._battery_pct())
+            self._service_battery_at = now + _SERVICE_BATTERY_MS
+        if now >= self._service_until or now >= self._service_cap:
+            self._service_close(link, "no host" if not link.served else "done")
+
+    def _service_close(self, link, why):
+        link.stop()
+        self._service = None
+        log(self.chip, "service mode closed (%s)" % why)
+
+    def _battery_pct(self):
+        return battery.percent(self._battery())
+
     def _send(self, kind, alert_id, attempt):
         flags = 0
         if self._low:
@@ -227,6 +293,8 @@ class App:
         self.diag.presses += rec.presses
         log(self.chip, "gesture: %s after %d presses" % (_GESTURE_NAMES[event], rec.presses))
         if event in (press.ALARM_HOLD, press.ALARM_MULTI):
+            if self._service is not None:
+                self._service_close(self._service, "alarm")  # the alarm wins the radio
             alert_id = self.alerts.alarm(self.chip.clock_ms())
             self.diag.alerts += 1
             log(self.chip, "alert %d reserved and persisted" % alert_id)
@@ -237,6 +305,8 @@ class App:
                 )
         elif event == press.REJECTED:
             self.diag.gestures_rejected += 1
+        elif event == press.SERVICE:
+            self._service_open()
 
     def _battery(self):
         if self._mv is None:

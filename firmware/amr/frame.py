@@ -58,6 +58,15 @@ class Sealer:
     def ack_tag(self, alert_id):
         return self._tag(self._ack, b"AMR1ACK", alert_id)
 
+    def service_token(self, nonce):
+        """What service-mode advertising carries with `nonce`, so that a key
+        holder can tell which unit it is and nobody else can link it."""
+        return self._tag(self._id, b"AMR1SVC", nonce)
+
+    def passkey(self):
+        """The 6-digit pairing passkey; the host derives it from the same key."""
+        return int.from_bytes(self._tag(self._id, b"AMR1PIN", 0)[:4], "little") % 1000000
+
     def seal(self, kind, counter, alert_id=0, attempt=0, battery_pct=255, flags=0):
         """The 31-byte advertising payload of one frame."""
         rid = self.rid(counter)

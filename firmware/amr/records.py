@@ -6,3 +6,4 @@ NVS_NAMESPACE = "amr"
 CONFIG = ("c", 0x43)  # (key prefix, kind): "C"
 STATE = ("s", 0x53)  # "S"
 KEYS = ("k", 0x4B)  # "K"
+BONDS = ("b", 0x42)  # "B": pairing secrets of bonded hosts (amr/bonds.py)

@@ -1,6 +1,6 @@
 # Press recognition under the MicroPython unix port: every gesture with
 # realistic bounce, every rejection, and presses that woke the chip.
-from gestures import Rng, disturbance, replay, taps, trace
+from gestures import Rng, disturbance, replay, service_presses, taps, trace
 
 from amr import board
 from amr.config import DEFAULTS
@@ -23,15 +23,6 @@ def kinds(events):
 def run(samples, boot_ms=None, config=None):
     rec = Recogniser(config or DEFAULTS)
     return rec, replay(rec, samples, END, boot_ms)
-
-
-def service_presses(rng, start=0, pause=3000):
-    presses = []
-    t = start
-    for _ in range(DEFAULTS["service_pairs"]):
-        presses += taps(rng, 2, gap_ms=(150, 250), start=t)
-        t = presses[-1][0] + pause
-    return presses
 
 
 def test_hold_raises_alarm_at_threshold_despite_bounce():

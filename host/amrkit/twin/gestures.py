@@ -119,6 +119,17 @@ def taps(
     return presses
 
 
+def service_presses(rng: Rng, pairs: int = 3, start: int = 0, pause: int = 3000) -> Presses:
+    """The maintenance gesture: `pairs` double taps, a pair starting every
+    `pause` ms (what a technician does when told "tap twice, wait, ...")."""
+    presses: Presses = []
+    t = start
+    for _ in range(pairs):
+        presses += taps(rng, 2, gap_ms=(150, 250), start=t)
+        t = presses[-1][0] + pause
+    return presses
+
+
 def disturbance(rng: Rng) -> Trace:
     """One trace a wearer produces without meaning to raise an alarm."""
     kind = rng.below(6)

@@ -30,6 +30,9 @@ GPIO_WAKE = 7  # ESP_SLEEP_WAKEUP_GPIO: how the C3 reports a wake_on_gpio() wake
 EXIT_SLEEP = 0
 EXIT_POWER_CUT = 3
 BOOT_TIMEOUT_S = 60
+# A unit on a radio may open service mode, live in real time; the firmware
+# closes it after at most 5 minutes (amr/app.py _SERVICE_MAX_MS).
+LIVE_BOOT_TIMEOUT_S = 360
 
 
 class FirmwareCrash(RuntimeError):
@@ -60,6 +63,7 @@ class VirtualUnit:
     samples: list[tuple[int, bool]] = field(default_factory=list)
     boots: list[Boot] = field(default_factory=list)
     commits: int = 0  # NVS commits over the unit's life; power cuts are injected by number
+    ble: str | None = None  # "HOST:PORT" of its device on a virtual radio (twin.ble_peer)
     _next_wake: int | None = None
     _asleep: bool = False
 
@@ -160,6 +164,7 @@ class VirtualUnit:
             "commits": self.commits,
             "cut_at_commit": cut_at_commit,
             "cut_after": cut_after,
+            "ble": self.ble,
         }
         (d / "unit.json").write_text(json.dumps(unit))
         env = dict(
@@ -173,7 +178,7 @@ class VirtualUnit:
             text=True,
             env=env,
             cwd=d,
-            timeout=BOOT_TIMEOUT_S,
+            timeout=LIVE_BOOT_TIMEOUT_S if self.ble else BOOT_TIMEOUT_S,
             check=False,
         )
         exit_path = d / "exit.json"

@@ -9,6 +9,8 @@ import json
 import os
 import sys
 
+import utime  # the interpreter's own clock (`time` here is the emulation)
+
 DIR = os.getenv("AMR_TWIN_DIR")
 if not DIR:
     raise ImportError("AMR_TWIN_DIR is not set: run the firmware through amrkit.twin")
@@ -35,6 +37,20 @@ def since_wake():
 
 _listeners = []  # called with `pressed` at each contact change, by Pin.irq
 _tickers = []  # called with (start, end) of every stretch of awake time
+
+
+_pump = None  # waits in real time while the unit is live on a radio
+
+
+def realtime(pump):
+    """From now on, time awake passes in real time: pump(ms) waits it out
+    (delivering radio events meanwhile), as a host on the radio expects."""
+    global _pump
+    _pump = pump
+
+
+def wall_ms():
+    return utime.ticks_ms()
 
 
 def listen(callback):
@@ -66,6 +82,8 @@ def advance(ms):
             _now = ts
             for callback in _listeners:
                 callback(pressed)
+    if _pump is not None:
+        _pump(end - begin)
     _now = end
     for callback in _tickers:
         callback(begin, end)

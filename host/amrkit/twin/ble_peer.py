@@ -1,0 +1,424 @@
+"""A virtual unit's side of the radio: the bumble device its firmware drives.
+
+The firmware's ``bluetooth`` emulation (twin/platform/bluetooth.py) opens a
+TCP connection here for the connectable part of BLE: GATT server,
+connections, LE Secure Connections pairing and bonding, notifications. Each
+connection is one boot of the firmware and drives one bumble device on the
+virtual radio; when the firmware process ends (deep sleep, power cut) the
+device leaves the radio and its links drop, as a chip going to sleep does.
+
+The wire is JSON lines. The firmware sends ``{"op": ...}`` and waits for
+``{"ok": true, "result": ...}``; the device sends IRQ events
+``{"ev": code, "data": [...]}`` (with ``"id"`` when the firmware's answer is
+needed: bonding secrets), answered by ``{"op": "reply", "id", "result"}``.
+Pairing secrets never stay here: the keystore hands them to the firmware,
+which keeps them in its own flash as MicroPython does (_IRQ_SET_SECRET).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+from typing import Any
+
+from bumble import hci
+from bumble.att import Attribute
+from bumble.device import AdvertisingType, Connection
+from bumble.gatt import Characteristic, CharacteristicValue, Service
+from bumble.keys import KeyStore, PairingKeys
+from bumble.pairing import PairingConfig, PairingDelegate
+
+from amrkit.ble.link import BumbleHost, VirtualRadio
+
+log = logging.getLogger(__name__)
+
+# MicroPython IRQ codes (bluetooth module documentation).
+IRQ_CENTRAL_CONNECT = 1
+IRQ_CENTRAL_DISCONNECT = 2
+IRQ_GATTS_WRITE = 3
+IRQ_ENCRYPTION_UPDATE = 28
+IRQ_SET_SECRET = 29
+IRQ_GET_SECRET = 30
+IRQ_PASSKEY_ACTION = 31
+PASSKEY_ACTION_DISPLAY = 3
+SECRET_PEER = 2  # the secret type this device stores: keys for one peer
+ANSWER_TIMEOUT_S = 10.0
+
+# MicroPython characteristic flags -> bumble properties and permissions.
+_FLAG_READ = 0x0002
+_FLAG_WRITE_NO_RESPONSE = 0x0004
+_FLAG_WRITE = 0x0008
+_PROPERTY_MASK = 0x00FF
+_READ_PERMISSIONS = (
+    (0x0200, Attribute.READ_REQUIRES_ENCRYPTION),
+    (0x0400, Attribute.READ_REQUIRES_AUTHENTICATION),
+    (0x0800, Attribute.READ_REQUIRES_AUTHORIZATION),
+)
+_WRITE_PERMISSIONS = (
+    (0x1000, Attribute.WRITE_REQUIRES_ENCRYPTION),
+    (0x2000, Attribute.WRITE_REQUIRES_AUTHENTICATION),
+    (0x4000, Attribute.WRITE_REQUIRES_AUTHORIZATION),
+)
+
+
+class PeerError(Exception):
+    """A call the device cannot carry out; errno goes back to the firmware."""
+
+    def __init__(self, errno: int, message: str) -> None:
+        super().__init__(message)
+        self.errno = errno
+
+
+def permissions_for(flags: int) -> Attribute.Permissions:
+    permissions = Attribute.Permissions(0)
+    if flags & _FLAG_READ:
+        permissions |= Attribute.READABLE
+        for bit, permission in _READ_PERMISSIONS:
+            if flags & bit:
+                permissions |= permission
+    if flags & (_FLAG_WRITE | _FLAG_WRITE_NO_RESPONSE):
+        permissions |= Attribute.WRITEABLE
+        for bit, permission in _WRITE_PERMISSIONS:
+            if flags & bit:
+                permissions |= permission
+    return permissions
+
+
+def encode_peer_keys(name: str, keys: PairingKeys) -> bytes:
+    """What the firmware keeps for one bonded peer: name, then the LTK and
+    the peer's IRK (LE Secure Connections distributes no more)."""
+    raw = name.encode()
+    flags = 0
+    body = b""
+    if keys.ltk is not None:
+        flags |= 1 | (2 if keys.ltk.authenticated else 0)
+        body += keys.ltk.value
+    if keys.irk is not None:
+        flags |= 4
+        body += keys.irk.value
+    return bytes((len(raw),)) + raw + bytes((flags,)) + body
+
+
+def decode_peer_keys(data: bytes) -> tuple[str, PairingKeys]:
+    n = data[0]
+    name = data[1 : 1 + n].decode()
+    flags = data[1 + n]
+    rest = data[2 + n :]
+    keys = PairingKeys()
+    if flags & 1:
+        keys.ltk = PairingKeys.Key(value=rest[:16], authenticated=bool(flags & 2))
+        rest = rest[16:]
+    if flags & 4:
+        keys.irk = PairingKeys.Key(value=rest[:16])
+    return name, keys
+
+
+class FirmwareKeyStore(KeyStore):
+    """Bonding keys kept by the firmware (in its NVS), asked for over the wire."""
+
+    def __init__(self, session: UnitSession) -> None:
+        self._session = session
+
+    async def update(self, name: str, keys: PairingKeys) -> None:
+        stored = await self._session.ask(
+            IRQ_SET_SECRET, [SECRET_PEER, name.encode().hex(), encode_peer_keys(name, keys).hex()]
+        )
+        if not stored:
+            log.warning("the unit did not keep the bond with %s", name)
+
+    async def get(self, name: str) -> PairingKeys | None:
+        value = await self._session.ask(IRQ_GET_SECRET, [SECRET_PEER, 0, name.encode().hex()])
+        return decode_peer_keys(bytes.fromhex(value))[1] if value else None
+
+    async def get_all(self) -> list[tuple[str, PairingKeys]]:
+        found: list[tuple[str, PairingKeys]] = []
+        for index in itertools.count():
+            value = await self._session.ask(IRQ_GET_SECRET, [SECRET_PEER, index, None])
+            if not value:
+                return found
+            found.append(decode_peer_keys(bytes.fromhex(value)))
+        raise AssertionError("unreachable")
+
+    async def delete(self, name: str) -> None:
+        await self._session.ask(IRQ_SET_SECRET, [SECRET_PEER, name.encode().hex(), None])
+
+    async def delete_all(self) -> None:
+        for name, _ in await self.get_all():
+            await self.delete(name)
+
+
+class FirmwareDelegate(PairingDelegate):
+    """Pairing as the firmware configured it; the passkey comes from the firmware."""
+
+    def __init__(self, session: UnitSession, connection: Connection, io: int) -> None:
+        super().__init__(io_capability=PairingDelegate.IoCapability(io))
+        self._session = session
+        self._connection = connection
+
+    async def generate_passkey(self) -> int:
+        return await self._session.passkey_from_firmware(self._connection)
+
+
+class UnitSession:
+    """One boot of one unit's firmware, live on the radio."""
+
+    def __init__(
+        self,
+        radio: VirtualRadio,
+        name: str,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        self.radio = radio
+        self.name = name
+        self._reader = reader
+        self._writer = writer
+        self._host: BumbleHost | None = None
+        self._security = {"bond": False, "le_secure": False, "mitm": False, "io": 3}
+        self._values: dict[int, bytes] = {}
+        self._characteristics: dict[int, Characteristic[bytes]] = {}
+        self._connections: dict[int, Connection] = {}
+        self._answers: dict[int, asyncio.Future[Any]] = {}
+        self._passkeys: dict[int, asyncio.Future[int]] = {}
+        self._ids = itertools.count(1)
+        self.log: list[str] = []  # what happened on the link, for the twin's reports
+
+    # -- the wire ----------------------------------------------------------------
+
+    def _send(self, message: dict[str, Any]) -> None:
+        self._writer.write(json.dumps(message).encode() + b"\n")
+
+    def event(self, code: int, data: list[Any]) -> None:
+        self._send({"ev": code, "data": data})
+
+    async def ask(self, code: int, data: list[Any]) -> Any:
+        """Raise an IRQ whose handler's return value is needed, and wait for it."""
+        ident = next(self._ids)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._answers[ident] = future
+        self._send({"ev": code, "data": data, "id": ident})
+        try:
+            return await asyncio.wait_for(future, ANSWER_TIMEOUT_S)
+        finally:
+            self._answers.pop(ident, None)
+
+    async def passkey_from_firmware(self, connection: Connection) -> int:
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._passkeys[connection.handle] = future
+        self.event(IRQ_PASSKEY_ACTION, [connection.handle, PASSKEY_ACTION_DISPLAY, 0])
+        try:
+            return await asyncio.wait_for(future, ANSWER_TIMEOUT_S)
+        finally:
+            self._passkeys.pop(connection.handle, None)
+
+    async def serve(self) -> None:
+        try:
+            while line := await self._reader.readline():
+                message = json.loads(line)
+                op = message.pop("op")
+                if op == "reply":
+                    future = self._answers.get(message["id"])
+                    if future is not None and not future.done():
+                        future.set_result(message.get("result"))
+                    continue
+                try:
+                    result = await self._call(op, message)
+                    self._send({"ok": True, "result": result})
+                except PeerError as err:
+                    self._send({"ok": False, "errno": err.errno, "error": str(err)})
+                await self._writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        """The firmware is gone (asleep or cut off): the device leaves the radio."""
+        host, self._host = self._host, None
+        if host is not None:
+            await host.close()
+        for future in list(self._answers.values()) + list(self._passkeys.values()):
+            if not future.done():
+                future.cancel()
+        self._writer.close()
+
+    # -- the firmware's calls ------------------------------------------------------
+
+    async def _call(self, op: str, m: dict[str, Any]) -> Any:
+        if op == "active":
+            return await self._active(bool(m["on"]), m["addr"])
+        if op == "security":
+            self._security.update({k: m[k] for k in self._security})
+            return None
+        host = self._host
+        if host is None:
+            raise PeerError(5, "the BLE stack is not active")
+        device = host.device
+        if op == "register":
+            return self._register(m["services"])
+        if op == "write":
+            value = bytes.fromhex(m["value"])
+            self._values[m["handle"]] = value
+            if m.get("update"):
+                await device.notify_subscribers(self._characteristics[m["handle"]], value)
+            return None
+        if op == "notify":
+            connection = self._connections.get(m["conn"])
+            characteristic = self._characteristics.get(m["handle"])
+            if connection is None or characteristic is None:
+                raise PeerError(22, "no such connection or characteristic")
+            await device.notify_subscriber(
+                connection, characteristic, bytes.fromhex(m["value"]), force=True
+            )
+            return None
+        if op == "advertise":
+            if m["interval_us"] is None:
+                await device.stop_advertising()
+                return None
+            interval_ms = m["interval_us"] / 1000
+            await device.start_advertising(
+                advertising_type=AdvertisingType.UNDIRECTED_CONNECTABLE_SCANNABLE,
+                own_address_type=hci.OwnAddressType.RANDOM,
+                advertising_data=bytes.fromhex(m["data"]),
+                scan_response_data=b"",
+                advertising_interval_min=interval_ms,
+                advertising_interval_max=interval_ms,
+            )
+            return None
+        if op == "disconnect":
+            connection = self._connections.get(m["conn"])
+            if connection is None:
+                return False
+            await connection.disconnect()
+            return True
+        if op == "passkey":
+            future = self._passkeys.get(m["conn"])
+            if future is not None and not future.done():
+                future.set_result(int(m["passkey"]))
+            return None
+        raise PeerError(22, f"unknown call {op!r}")
+
+    async def _active(self, on: bool, addr: str) -> None:
+        if not on:
+            host, self._host = self._host, None
+            if host is not None:
+                await host.close()
+            self._connections.clear()
+            return
+        if self._host is not None:
+            return
+        address = ":".join(addr[i : i + 2] for i in range(0, 12, 2)).upper()
+        host = await self.radio.open_host(self.name, address=address)
+        device = host.device
+        device.keystore = FirmwareKeyStore(self)
+        device.pairing_config_factory = self._pairing_config
+        device.on(device.EVENT_CONNECTION, self._on_connection)
+        self._host = host
+
+    def _pairing_config(self, connection: Connection) -> PairingConfig:
+        s = self._security
+        return PairingConfig(
+            sc=bool(s["le_secure"]),
+            mitm=bool(s["mitm"]),
+            bonding=bool(s["bond"]),
+            delegate=FirmwareDelegate(self, connection, int(s["io"])),
+        )
+
+    def _register(self, services: list[list[Any]]) -> list[list[int]]:
+        assert self._host is not None
+        built: list[tuple[Service, list[Characteristic[bytes]]]] = []
+        for uuid, chars in services:
+            characteristics = [self._characteristic(c_uuid, flags) for c_uuid, flags in chars]
+            built.append((Service(uuid, characteristics), characteristics))
+        self._host.device.add_services([service for service, _ in built])
+        handles = []
+        for _, characteristics in built:
+            row = []
+            for characteristic in characteristics:
+                self._characteristics[characteristic.handle] = characteristic
+                self._values[characteristic.handle] = b""
+                row.append(characteristic.handle)
+            handles.append(row)
+        return handles
+
+    def _characteristic(self, uuid: str, flags: int) -> Characteristic[bytes]:
+        holder: list[Characteristic[bytes]] = []
+
+        def read(connection: Connection) -> bytes:
+            return self._values.get(holder[0].handle, b"")
+
+        def write(connection: Connection, value: bytes) -> None:
+            handle = holder[0].handle
+            self._values[handle] = bytes(value)
+            self.event(IRQ_GATTS_WRITE, [connection.handle, handle, bytes(value).hex()])
+
+        characteristic: Characteristic[bytes] = Characteristic(
+            uuid,
+            Characteristic.Properties(flags & _PROPERTY_MASK),
+            permissions_for(flags),
+            CharacteristicValue(read=read, write=write),
+        )
+        holder.append(characteristic)
+        return characteristic
+
+    # -- the device's events ----------------------------------------------------------
+
+    def _on_connection(self, connection: Connection) -> None:
+        handle = connection.handle
+        self._connections[handle] = connection
+        peer = connection.peer_address
+        addr = peer.to_string(False).replace(":", "").lower()
+        addr_type = 0 if peer.is_public else 1
+        self.event(IRQ_CENTRAL_CONNECT, [handle, addr_type, addr])
+        self.log.append(f"connected {peer}")
+
+        def disconnected(reason: int) -> None:
+            self._connections.pop(handle, None)
+            self.event(IRQ_CENTRAL_DISCONNECT, [handle, addr_type, addr])
+
+        def encryption_changed() -> None:
+            authenticated = bool(connection.authenticated)
+            self.event(
+                IRQ_ENCRYPTION_UPDATE,
+                [
+                    handle,
+                    bool(connection.is_encrypted),
+                    authenticated,
+                    bool(self._security["bond"]),
+                    16,
+                ],
+            )
+
+        connection.on(connection.EVENT_DISCONNECTION, disconnected)
+        connection.on(connection.EVENT_CONNECTION_ENCRYPTION_CHANGE, encryption_changed)
+
+
+class UnitRadio:
+    """Where one unit's firmware reaches the radio: a local TCP port; each
+    connection to it (one boot) drives one bumble device. Runs on the radio's loop."""
+
+    def __init__(self, radio: VirtualRadio, name: str) -> None:
+        self.radio = radio
+        self.name = name
+        self.sessions: list[UnitSession] = []
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> str:
+        """Listen; the spec ("127.0.0.1:PORT") the firmware connects to."""
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        return f"127.0.0.1:{port}"
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        session = UnitSession(self.radio, self.name, reader, writer)
+        self.sessions.append(session)
+        await session.serve()
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for session in self.sessions:
+            await session.close()
