@@ -11,7 +11,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-from amrkit.protocol import Frame, Kind, ack_tag, derive_keys, encode, rid
+from amrkit.protocol import (
+    Frame,
+    Kind,
+    ack_tag,
+    derive_keys,
+    encode,
+    rid,
+    service_ad,
+    service_passkey,
+)
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "vectors" / "frames.json"
 TEST_SECRET = bytes(range(32))
@@ -53,6 +62,13 @@ def vectors() -> dict[str, Any]:
                     {"alert_id": a, "tag": ack_tag(keys.ack, a).hex()}
                     for a in (0, 0x105, 0xFFFFFFFE)
                 ],
+                "service": {
+                    "passkey": service_passkey(keys.id),
+                    "ads": [
+                        {"nonce": n, "ad": service_ad(keys.id, n).hex()}
+                        for n in (0, 0x1234ABCD, 0xFFFFFFFF)
+                    ],
+                },
             }
         )
     return {"registry_secret": TEST_SECRET.hex(), "units": units}

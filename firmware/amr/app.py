@@ -15,8 +15,8 @@ from amr.alert import COVER, Sequencer, cover_gap_ms
 from amr.bonds import Bonds
 from amr.compat import const
 from amr.config import decode_config
-from amr.frame import KEYS_LENGTH, Sealer
-from amr.gatt import ServiceLink, service_ad
+from amr.frame import KEYS_LENGTH, Sealer, service_ad
+from amr.gatt import ServiceLink
 from amr.nvs import record_store
 from amr.radio import Radio
 from amr.state import Counters, decode_state

@@ -28,6 +28,17 @@ _ECB = const(1)
 _PLAINTEXT = "<BIIBBBB"
 
 
+def service_ad(nonce, token):
+    """Flags, the 16-bit UUIDs of the two services, and the unit's token."""
+    return (
+        b"\x02\x01\x06"  # LE General Discoverable, no BR/EDR
+        + b"\x05\x03\x0f\x18\x0a\x18"  # complete list: 0x180F, 0x180A
+        + b"\x0d\xff"  # manufacturer-specific data: nonce u32, 8-byte token
+        + nonce.to_bytes(4, "little")
+        + token
+    )
+
+
 class Sealer:
     """Seals frames with one unit's keys; holds its buffers for reuse."""
 

@@ -42,18 +42,6 @@ _DEVICE_INFO = (
         (bluetooth.UUID(0x2A27), _SECURE_READ),  # hardware revision: the chip
     ),
 )
-_TOKEN_AD = const(0xFF)  # manufacturer-specific data: nonce u32 + 8-byte token
-
-
-def service_ad(nonce, token):
-    """Flags, the 16-bit UUIDs of the two services, and the unit's token."""
-    return (
-        b"\x02\x01\x06"  # LE General Discoverable, no BR/EDR
-        + b"\x05\x03\x0f\x18\x0a\x18"  # complete list: 0x180F, 0x180A
-        + bytes((13, _TOKEN_AD))
-        + nonce.to_bytes(4, "little")
-        + token
-    )
 
 
 class ServiceLink:

@@ -202,20 +202,80 @@ def sim(units: int, board: str, directory: Path | None, blank: bool, speed: floa
 
 
 @main.command()
-@click.option("--port", required=True, help="Serial port or pyserial URL (rfc2217://, socket://).")
+@click.option("--port", help="Serial port or pyserial URL (rfc2217://, socket://).")
+@click.option(
+    "--transport",
+    help="Read over BLE instead, through bumble on this HCI transport "
+    "(usb:0, tcp-client:HOST:PORT as `amr sim` prints); the unit must be in service mode.",
+)
+@click.option(
+    "--bundle",
+    type=click.Path(path_type=Path),
+    help="Key bundle of the units (BLE: finds the unit and derives its pairing passkey).",
+)
+@click.option(
+    "--passphrase-env",
+    default="AMR_BUNDLE_PASSPHRASE",
+    show_default=True,
+    help="Environment variable holding the bundle passphrase (else it is asked for).",
+)
+@click.option("--unit", "unit_id", help="BLE: only this unit id (hex) [any unit of the bundle].")
+@click.option("--timeout", default=30.0, show_default=True, help="BLE: seconds to find the unit.")
 @click.option("--json", "as_json", is_flag=True, help="Print the readout as JSON.")
-def info(port: str, as_json: bool) -> None:
-    """Read a unit's battery, diagnostics and health over its wired link."""
-    from amrkit.unit_serial import UnitError, read_service_report
+def info(
+    port: str | None,
+    transport: str | None,
+    bundle: Path | None,
+    passphrase_env: str,
+    unit_id: str | None,
+    timeout: float,
+    as_json: bool,
+) -> None:
+    """Read a unit's battery and health: diagnostics over its wired link
+    (--port), or the Battery and Device Information services over BLE
+    (--transport, --bundle)."""
+    if (port is None) == (transport is None):
+        raise click.UsageError("give either --port (wired) or --transport (BLE)")
+    if transport is not None:
+        report = _info_ble(transport, bundle, passphrase_env, unit_id, timeout)
+    else:
+        from amrkit.unit_serial import UnitError, read_service_report
 
-    try:
-        report = read_service_report(port)
-    except UnitError as err:
-        _fail(str(err), EXIT_UNIT)
+        try:
+            report = read_service_report(str(port))
+        except UnitError as err:
+            _fail(str(err), EXIT_UNIT)
     if as_json:
         click.echo(json.dumps(report))
         return
-    diag = report.pop("diagnostics")
+    diag = report.pop("diagnostics", None)
     for key, value in report.items():
         click.echo(f"{key:>16}  {value}")
-    click.echo(f"{'diagnostics':>16}  " + ", ".join(f"{k}={v}" for k, v in diag.items()))
+    if diag is not None:
+        click.echo(f"{'diagnostics':>16}  " + ", ".join(f"{k}={v}" for k, v in diag.items()))
+
+
+def _info_ble(
+    transport: str, bundle: Path | None, passphrase_env: str, unit_id: str | None, timeout: float
+) -> dict[str, Any]:
+    from amrkit.bundle import BundleError, read_bundle
+    from amrkit.unit_ble import UnitBleError, read_unit
+
+    if bundle is None:
+        raise click.UsageError(
+            "--transport needs --bundle: the unit is found and paired by its keys"
+        )
+    try:
+        units = read_bundle(bundle, _passphrase(passphrase_env))
+    except BundleError as err:
+        _fail(str(err), EXIT_KEYS)
+    if unit_id is not None:
+        units = [u for u in units if u.unit == unit_id.lower()]
+        if not units:
+            _fail(f"unit {unit_id} is not in {bundle}: check the id or the bundle", EXIT_KEYS)
+    try:
+        return asyncio.run(read_unit(units, transport, timeout))
+    except UnitBleError as err:
+        _fail(str(err), EXIT_UNIT)
+    except (OSError, ValueError) as err:
+        _fail(f"cannot open the BLE transport {transport}: {err}", EXIT_RADIO)

@@ -26,6 +26,13 @@ MAX_COUNTER = 0xFFFFFFFE  # 0xFFFFFFFF is never used: the unit must be re-keyed
 
 _RID_PREFIX = b"AMR1RID"
 _ACK_PREFIX = b"AMR1ACK"
+_SERVICE_PREFIX = b"AMR1SVC"
+_PASSKEY_PREFIX = b"AMR1PIN"
+# Service-mode advertising (protocol §8): flags, the 16-bit UUIDs of the
+# Battery and Device Information services, then manufacturer data holding a
+# random nonce u32 and the unit's token for it.
+SERVICE_AD_PREFIX = bytes.fromhex("02010605030f180a180dff")
+SERVICE_AD_LENGTH = len(SERVICE_AD_PREFIX) + 4 + RID_LENGTH
 _HKDF_SALT = b"AMR-v1 unit keys"
 _PLAINTEXT = struct.Struct("<BIIBBBB")
 
@@ -112,6 +119,30 @@ def ack_tag(ack_key: bytes, alert_id: int) -> bytes:
 def ack_ad(ack_key: bytes, alert_id: int) -> bytes:
     """The advertising payload with which a receiver acknowledges an alert."""
     return ACK_AD_HEADER + ack_tag(ack_key, alert_id)
+
+
+def service_token(id_key: bytes, nonce: int) -> bytes:
+    """What a unit in service mode advertises with `nonce`."""
+    return _ecb(id_key, _SERVICE_PREFIX + struct.pack("<I", nonce) + bytes(5))[:RID_LENGTH]
+
+
+def service_ad(id_key: bytes, nonce: int) -> bytes:
+    return SERVICE_AD_PREFIX + struct.pack("<I", nonce) + service_token(id_key, nonce)
+
+
+def service_nonce_and_token(ad: bytes) -> tuple[int, bytes] | None:
+    """(nonce, token) from a service-mode advertisement, None for anything else."""
+    if len(ad) != SERVICE_AD_LENGTH or not ad.startswith(SERVICE_AD_PREFIX):
+        return None
+    at = len(SERVICE_AD_PREFIX)
+    return struct.unpack_from("<I", ad, at)[0], ad[at + 4 :]
+
+
+def service_passkey(id_key: bytes) -> int:
+    """The 6-digit passkey a unit displays (in theory: it has no display)
+    when a host pairs with it; only a holder of its keys can compute it."""
+    block = _ecb(id_key, _PASSKEY_PREFIX + bytes(9))
+    return int.from_bytes(block[:4], "little") % 1_000_000
 
 
 def encode(keys: UnitKeys, frame: Frame) -> bytes:

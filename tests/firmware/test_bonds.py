@@ -66,6 +66,7 @@ def test_power_cut_during_a_bond_write_keeps_the_previous_table():
     backend.arm(backend.writes, "trunc", 7)
     try:
         Bonds(store(backend)).set(PEER, b"b", b"second")
+        raise AssertionError("the power cut did not happen")
     except PowerCut:
         pass
     bonds = Bonds(store(backend))

@@ -2,7 +2,7 @@
 # (tests/vectors/frames.json): any byte of difference fails.
 import json
 
-from amr.frame import AD_LENGTH, Sealer
+from amr.frame import AD_LENGTH, Sealer, service_ad
 
 
 def vectors():
@@ -36,6 +36,17 @@ def test_ack_tags_match():
         s = sealer(unit)
         for a in unit["acks"]:
             assert s.ack_tag(a["alert_id"]).hex() == a["tag"]
+
+
+def test_service_mode_passkey_and_advertising_match():
+    for unit in vectors()["units"]:
+        s = sealer(unit)
+        assert s.passkey() == unit["service"]["passkey"]
+        assert 0 <= s.passkey() < 1000000
+        for v in unit["service"]["ads"]:
+            ad = service_ad(v["nonce"], s.service_token(v["nonce"]))
+            assert ad.hex() == v["ad"]
+            assert len(ad) <= 31
 
 
 def test_wrong_key_length_is_refused():

@@ -44,3 +44,5 @@ def test_fleet_demo_flashes_deploys_alerts_and_reads_back() -> None:
     assert "receiver: verified ALERT" in text
     assert "stopped retrying: acknowledged" in text
     assert report["keys"] == "present" and report["diagnostics"]["alerts"] == 1
+    assert report["ble"]["battery_pct"] == report["battery_pct"]  # the same cell, both links
+    assert report["ble"]["hardware"] == "ESP32-C3" and "paired" in text

@@ -190,6 +190,10 @@ def test_energy_accounts_every_millisecond_against_the_board(unit: VirtualUnit) 
     energy = account(BOARD, unit.boots, unit.clock_ms)
     assert sum(energy.ms.values()) == unit.clock_ms  # nothing lost or counted twice
     assert energy.ms["advertising"] >= 3000  # at least the alert's burst
+    # Listening for the acknowledgement: the scan window's share (30 %) of
+    # the time the alert was on the air, and never connected outside service mode.
+    assert 0.2 * energy.ms["advertising"] < energy.ms["scanning"] < energy.ms["advertising"]
+    assert energy.ms["connected"] == 0
     expected = sum(BOARD.currents_ua[s] * ms for s, ms in energy.ms.items()) / 3_600_000
     assert energy.uah == pytest.approx(expected)
     # Two hours of mostly deep sleep cost far less than an hour awake would.

@@ -1,7 +1,8 @@
 """BLE through bleak's public API, with a bumble backend for the twin and HCI dongles.
 
-``from amrkit.ble import BumbleScanner, bumble_scanner, VirtualRadio`` - see
-:mod:`amrkit.ble.bumble_backend` and :mod:`amrkit.ble.link`.
+``from amrkit.ble import BumbleScanner, bumble_scanner, BumbleClient, bumble_client,
+VirtualRadio`` - see :mod:`amrkit.ble.bumble_backend`, :mod:`amrkit.ble.bumble_client`
+and :mod:`amrkit.ble.link`.
 """
 
 from amrkit.ble.bumble_backend import (
@@ -14,6 +15,7 @@ from amrkit.ble.bumble_backend import (
     resolve_transport,
     to_advertisement_data,
 )
+from amrkit.ble.bumble_client import BumbleClient, bumble_client
 from amrkit.ble.link import (
     BumbleHost,
     HciTcpServer,
@@ -26,6 +28,7 @@ from amrkit.ble.link import (
 
 __all__ = [
     "ENV_TRANSPORT",
+    "BumbleClient",
     "BumbleDeviceDetails",
     "BumbleHost",
     "BumbleScanner",
@@ -35,6 +38,7 @@ __all__ = [
     "Transport",
     "VirtualBeacon",
     "VirtualRadio",
+    "bumble_client",
     "bumble_scanner",
     "lookup_radio",
     "open_host",

@@ -130,7 +130,11 @@ class FirmwareKeyStore(KeyStore):
 
     async def get(self, name: str) -> PairingKeys | None:
         value = await self._session.ask(IRQ_GET_SECRET, [SECRET_PEER, 0, name.encode().hex()])
-        return decode_peer_keys(bytes.fromhex(value))[1] if value else None
+        if not value:
+            return None
+        keys = decode_peer_keys(bytes.fromhex(value))[1]
+        self._session.bond_authenticated[name] = bool(keys.ltk and keys.ltk.authenticated)
+        return keys
 
     async def get_all(self) -> list[tuple[str, PairingKeys]]:
         found: list[tuple[str, PairingKeys]] = []
@@ -158,7 +162,13 @@ class FirmwareDelegate(PairingDelegate):
         self._connection = connection
 
     async def generate_passkey(self) -> int:
+        self._session.mitm[self._connection.handle] = True  # passkey entry
         return await self._session.passkey_from_firmware(self._connection)
+
+    async def confirm(self, auto: bool = False) -> bool:
+        # Just Works: accepted, as NimBLE does, but the key is unauthenticated.
+        self._session.mitm[self._connection.handle] = False
+        return True
 
 
 class UnitSession:
@@ -183,6 +193,10 @@ class UnitSession:
         self._answers: dict[int, asyncio.Future[Any]] = {}
         self._passkeys: dict[int, asyncio.Future[int]] = {}
         self._ids = itertools.count(1)
+        # bumble counts every encrypted LE link as authenticated; NimBLE only
+        # one keyed by MITM pairing. What each link and stored bond really is:
+        self.mitm: dict[int, bool] = {}
+        self.bond_authenticated: dict[str, bool] = {}
         self.log: list[str] = []  # what happened on the link, for the twin's reports
 
     # -- the wire ----------------------------------------------------------------
@@ -376,10 +390,20 @@ class UnitSession:
 
         def disconnected(reason: int) -> None:
             self._connections.pop(handle, None)
+            self.mitm.pop(handle, None)
             self.event(IRQ_CENTRAL_DISCONNECT, [handle, addr_type, addr])
 
+        def really_authenticated() -> bool:
+            if handle in self.mitm:  # paired on this link
+                return self.mitm[handle]
+            return self.bond_authenticated.get(str(connection.peer_address), False)
+
+        def paired(keys: PairingKeys) -> None:
+            connection.authenticated = really_authenticated()
+
         def encryption_changed() -> None:
-            authenticated = bool(connection.authenticated)
+            authenticated = really_authenticated()
+            connection.authenticated = authenticated
             self.event(
                 IRQ_ENCRYPTION_UPDATE,
                 [
@@ -393,6 +417,7 @@ class UnitSession:
 
         connection.on(connection.EVENT_DISCONNECTION, disconnected)
         connection.on(connection.EVENT_CONNECTION_ENCRYPTION_CHANGE, encryption_changed)
+        connection.on(connection.EVENT_PAIRING, paired)
 
 
 class UnitRadio:

@@ -3,7 +3,9 @@
 Flash one unit with real esptool and deploy the app with real mpremote,
 press its button, show the receiver verifying (and acknowledging) the alert
 heard over the virtual radio, read the unit's battery and diagnostics over
-its serial port, and stop everything.
+its serial port, open service mode with the maintenance gesture and read
+battery and device information over BLE (bleak, passkey pairing), and stop
+everything.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from amrkit.listen import ble_source, listen
 from amrkit.receiver import Receiver
 from amrkit.twin.serial.image import stand_in_image
 from amrkit.twin.sim import Sim
+from amrkit.unit_ble import read_unit
 from amrkit.unit_serial import read_service_report
 
 LISTEN_S = 8.0
@@ -119,5 +122,16 @@ def run_fleet_demo(board: Board, out: Callable[[str], None] = print) -> dict[str
             f"frames_sent={diag['frames_sent']} faults={diag['faults']}"
         )
         say(f"receiver: {dict(sorted(receiver.stats.items()))}")
+
+        say("unit-1: the technician makes the maintenance gesture (three double taps)")
+        sim.command({"cmd": "service", "unit": "unit-1"})
+        known = [u.known for u in sim.units.values() if u.known]
+        ble = asyncio.run(read_unit(known, sim.ble))
+        say(
+            f"bleak: found unit {ble['unit_id'][:8]} by its token, paired (LE Secure "
+            f"Connections, passkey from its keys), battery {ble['battery_pct']}%, "
+            f"{ble['manufacturer']} {ble['model']} firmware {ble['firmware']} on {ble['hardware']}"
+        )
+        report["ble"] = ble
     say("all virtual units, ports and the radio stopped")
     return report

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import queue
+import random
 import shutil
 import socketserver
 import tempfile
@@ -27,9 +28,10 @@ from amrkit.ble import RadioThread
 from amrkit.ble.link import VirtualBeacon
 from amrkit.boards import Board
 from amrkit.receiver import KnownUnit
+from amrkit.twin.ble_peer import UnitRadio
 from amrkit.twin.energy import account
 from amrkit.twin.factory import provision, twin_keys
-from amrkit.twin.gestures import Rng, taps, trace
+from amrkit.twin.gestures import Rng, service_presses, taps, trace
 from amrkit.twin.serial import (
     FLASH_FILE,
     FlashMemory,
@@ -38,7 +40,7 @@ from amrkit.twin.serial import (
     repl_on_boot,
 )
 from amrkit.twin.serial.image import stand_in_image
-from amrkit.twin.unit import Boot, VirtualUnit
+from amrkit.twin.unit import Boot, FirmwareCrash, VirtualUnit
 
 SPEED = 1000.0  # virtual seconds per wall second while a unit sleeps
 TICK_S = 0.02
@@ -62,6 +64,9 @@ class SimUnit:
         )
         self.beacon: VirtualBeacon | None = None
         self.serial: Rfc2217Server | None = None
+        self.device: UnitRadio | None = None  # where its firmware reaches the radio live
+        self.radio_loss = 0.0  # chance that a frame's airing, or an ack, is lost
+        self._loss = random.Random(name)
         self._anchor = (time.monotonic(), unit.clock_ms)  # wall s, virtual ms
         self._cut_next_write = False
         self._thread = threading.Thread(target=self._run, name=f"sim-{name}", daemon=True)
@@ -81,10 +86,18 @@ class SimUnit:
         self._thread.start()
 
     def join(self) -> None:
+        self.unit.halt()  # a unit awake in service mode would hold the thread
         self._thread.join(timeout=10)
 
     def _run(self) -> None:
         stop = self.sim.stopping
+        try:
+            self._loop(stop)
+        except FirmwareCrash:
+            if not stop.is_set():  # halted on the way out, or a real crash
+                raise
+
+    def _loop(self, stop: threading.Event) -> None:
         while not stop.is_set():
             self._serve_commands()
             wake, _ = self.unit.next_wake()
@@ -97,16 +110,22 @@ class SimUnit:
                 self._play(boot)
             self._reanchor(self.unit.clock_ms)
 
+    def lost(self) -> bool:
+        return self.radio_loss > 0 and self._loss.random() < self.radio_loss
+
     def _play(self, boot: Boot) -> None:
-        """Put what the boot advertised on the radio, at its own pace."""
+        """Put what the boot advertised on the radio, at its own pace.
+        (Connectable advertising, in service mode, was live already.)"""
         started = time.monotonic()
         for event in boot.events:
-            if event["kind"] not in ("advertise", "advertise_stop"):
+            if event["kind"] not in ("advertise", "advertise_stop") or event.get("connectable"):
                 continue
             delay = (event["t"] - boot.started_ms) / 1000 - (time.monotonic() - started)
             if delay > 0 and self.sim.stopping.wait(delay):
                 return
-            if event["kind"] == "advertise":
+            if event["kind"] == "advertise" and self.lost():
+                self.sim.radio_call(self._hide())  # nobody hears this frame
+            elif event["kind"] == "advertise":
                 self.sim.radio_call(self._show(bytes.fromhex(event["data"])))
             else:
                 self.sim.radio_call(self._hide())
@@ -155,6 +174,14 @@ class SimUnit:
             unit.press(
                 now + 5, trace(rng, taps(rng, int(c.get("count", 3))), bool(c.get("bounce", True)))
             )
+        elif cmd == "service":  # the maintenance gesture
+            rng = Rng(int(c.get("seed", 1)))
+            unit.press(now + 5, trace(rng, service_presses(rng), bool(c.get("bounce", True))))
+        elif cmd == "radio_loss":
+            p = float(c["p"])
+            if not 0.0 <= p <= 1.0:
+                raise SimError(f"radio_loss p={p} is not a probability: give 0.0 to 1.0")
+            self.radio_loss = p
         elif cmd == "battery":
             unit.set_battery(int(c["mv"]))
         elif cmd == "power_cut":
@@ -175,11 +202,13 @@ class SimUnit:
             unit.jump(int(c["ms"]))
             self._reanchor(self._anchor[1] + int(c["ms"]))
         elif cmd == "ack":
+            if self.lost():
+                return self._status()
             unit.air(bytes.fromhex(c["ad"]), now, now + ACK_HOLD_MS)
         elif cmd != "status":
             raise SimError(
-                f"unknown command {cmd!r}: use press, taps, battery, power_cut, "
-                "power_on, time_jump or status"
+                f"unknown command {cmd!r}: use press, taps, service, battery, power_cut, "
+                "power_on, time_jump, radio_loss or status"
             )
         return self._status()
 
@@ -192,6 +221,7 @@ class SimUnit:
             "on": unit.asleep,
             "boots": len(unit.boots),
             "battery_mv": unit.battery_mv,
+            "radio_loss": self.radio_loss,
             "energy": account(unit.board, unit.boots, now).as_dict(),
         }
 
@@ -268,6 +298,8 @@ class Sim:
                 shutil.copytree(app, fs, dirs_exist_ok=True)  # the app, deployed
             known = provision(unit) if fresh and not self.blank else twin_keys(unit)
             sim_unit = SimUnit(self, name, unit, None if self.blank else known)
+            sim_unit.device = UnitRadio(self.radio.radio, name)
+            unit.ble = self.radio.call(sim_unit.device.start())
             if fresh and not self.blank:
                 # Units start as issued: MicroPython in flash, the app deployed.
                 FlashMemory(unit.directory / FLASH_FILE).program(0, stand_in_image())
@@ -324,6 +356,8 @@ class Sim:
             sim_unit.join()
             if sim_unit.serial is not None:
                 sim_unit.serial.stop()
+            if sim_unit.device is not None:
+                self.radio.call(sim_unit.device.close())
         if self._control_server is not None:
             self._control_server.shutdown()
             self._control_server.server_close()

@@ -66,6 +66,7 @@ class VirtualUnit:
     ble: str | None = None  # "HOST:PORT" of its device on a virtual radio (twin.ble_peer)
     _next_wake: int | None = None
     _asleep: bool = False
+    _running: subprocess.Popen[str] | None = None
 
     def __post_init__(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -172,21 +173,30 @@ class VirtualUnit:
             AMR_TWIN_DIR=str(d),
             MICROPYPATH=os.pathsep.join([str(platform_dir()), str(self.firmware), ".frozen"]),
         )
-        proc = subprocess.run(
+        with subprocess.Popen(
             [micropython_binary(), str(self.firmware / "main.py")],
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
             env=env,
             cwd=d,
-            timeout=LIVE_BOOT_TIMEOUT_S if self.ble else BOOT_TIMEOUT_S,
-            check=False,
-        )
+        ) as proc:
+            self._running = proc
+            try:
+                stdout, stderr = proc.communicate(
+                    timeout=LIVE_BOOT_TIMEOUT_S if self.ble else BOOT_TIMEOUT_S
+                )
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                stdout, stderr = proc.communicate()
+            finally:
+                self._running = None
         exit_path = d / "exit.json"
         if not exit_path.exists():
             raise FirmwareCrash(
                 f"firmware in {d} ended without deep sleep (exit {proc.returncode}):\n"
-                + proc.stdout
-                + proc.stderr
+                + stdout
+                + stderr
             )
         info = json.loads(exit_path.read_text())
         events_path = d / "events.jsonl"
@@ -199,7 +209,7 @@ class VirtualUnit:
             started_ms=self.clock_ms,
             reset_cause=reset_cause,
             wake_reason=wake_reason,
-            lines=proc.stdout.splitlines(),
+            lines=stdout.splitlines(),
             events=events,
             ended_ms=info["clock_ms"],
             sleep_ms=info.get("sleep_ms"),
@@ -211,6 +221,13 @@ class VirtualUnit:
         self._asleep = not boot.power_cut
         self._next_wake = None if boot.sleep_ms is None else self.clock_ms + boot.sleep_ms
         return boot
+
+    def halt(self) -> None:
+        """Stop a boot in progress (the twin shutting down): the run ends as
+        a FirmwareCrash in the thread that started it."""
+        proc = self._running
+        if proc is not None:
+            proc.kill()
 
     # -- inspection ------------------------------------------------------
 

@@ -1,0 +1,177 @@
+"""Service mode over BLE on the twin: the maintenance gesture makes a unit
+connectable; bleak, through the bumble backend, finds it by its token,
+pairs with the passkey derived from its keys (LE Secure Connections) and
+reads the Battery (0x180F) and Device Information (0x180A) services the
+firmware serves. Nothing is readable without that pairing, the bond lives in
+the unit's flash across sessions, and at rest the unit is not connectable."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from bleak import BleakClient
+from bleak.exc import BleakError
+from bumble.keys import MemoryKeyStore
+from click.testing import CliRunner
+
+import amrkit
+from amrkit.ble import bumble_client
+from amrkit.boards import load_board
+from amrkit.bundle import write_bundle
+from amrkit.cli import EXIT_UNIT, main
+from amrkit.protocol import service_passkey
+from amrkit.receiver import KnownUnit
+from amrkit.twin.factory import firmware_module
+from amrkit.twin.sim import Sim
+from amrkit.unit_ble import BATTERY_LEVEL, find, read_unit
+
+PASS = "service test"
+HOST = "C0:5E:4F:1C:E0:01"  # the store's host keeps one address, so its bonds hold
+
+
+def control(sim: Sim, command: dict[str, object]) -> dict[str, Any]:
+    host, port = sim.control.removeprefix("tcp://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as s:
+        s.sendall(json.dumps(command).encode() + b"\n")
+        reply: dict[str, Any] = json.loads(s.makefile().readline())
+    return reply
+
+
+def unit_log(sim: Sim, name: str) -> list[str]:
+    return [line for boot in sim.units[name].unit.boots for line in boot.lines]
+
+
+def wait_for_log(sim: Sim, name: str, text: str, timeout_s: float = 60.0) -> None:
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if any(text in line for line in unit_log(sim, name)):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{name} never logged {text!r}: {unit_log(sim, name)[-8:]}")
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
+    with Sim(2, load_board(), tmp_path_factory.mktemp("svc") / "fleet") as fleet:
+        yield fleet
+
+
+def known(sim: Sim, name: str) -> KnownUnit:
+    unit = sim.units[name].known
+    assert unit is not None
+    return unit
+
+
+def test_battery_and_device_information_after_passkey_pairing(sim: Sim) -> None:
+    assert control(sim, {"cmd": "battery", "unit": "unit-1", "mv": 2700})["ok"]
+    assert control(sim, {"cmd": "service", "unit": "unit-1"})["ok"]
+    units = [known(sim, "unit-1"), known(sim, "unit-2")]
+    keystore = MemoryKeyStore()
+    report = asyncio.run(read_unit(units, sim.ble, keystore=keystore, own_address=HOST))
+    battery = firmware_module("battery")
+    assert report["unit_id"] == known(sim, "unit-1").unit
+    assert report["battery_pct"] == battery.percent(2700) < 100
+    assert report["manufacturer"] == "AMR"
+    assert report["model"] == "esp32c3-coin"
+    assert report["firmware"] == amrkit.__version__
+    assert report["hardware"] == "ESP32-C3"
+
+    # The host comes back while the unit lingers in service mode: the bond,
+    # which the firmware handed to its bond table in flash, encrypts the link
+    # with no passkey asked.
+    async def bonded_read() -> int:
+        hit = await find(units, sim.ble)
+        async with BleakClient(
+            hit.device, backend=bumble_client(sim.ble), keystore=keystore, own_address=HOST
+        ) as client:
+            await client.pair()  # encrypts with the stored key
+            return (await client.read_gatt_char(BATTERY_LEVEL))[0]
+
+    assert asyncio.run(bonded_read()) == battery.percent(2700)
+    wait_for_log(sim, "unit-1", "service mode closed (done)")
+    log = unit_log(sim, "unit-1")
+    assert sum("link encrypted=1 authenticated=1 bonded=1" in line for line in log) == 2
+    nvs = sim.units["unit-1"].unit.nvs()["amr"]
+    assert {"b0", "b1"} & set(nvs), "no bond table in the unit's flash"
+    energy = control(sim, {"cmd": "status", "unit": "unit-1"})["energy"]["ms"]
+    assert energy["connected"] > 0
+
+
+def test_nothing_is_readable_without_the_right_passkey(sim: Sim) -> None:
+    assert control(sim, {"cmd": "service", "unit": "unit-2"})["ok"]
+    unit = known(sim, "unit-2")
+    wrong = (service_passkey(unit.keys.id) + 1) % 1_000_000
+
+    async def attempts() -> tuple[str, str]:
+        hit = await find([unit], sim.ble)
+        backend = bumble_client(sim.ble)
+        async with BleakClient(hit.device, backend=backend) as client:
+            with pytest.raises(BleakError) as unpaired:
+                await client.read_gatt_char(BATTERY_LEVEL)
+        async with BleakClient(hit.device, backend=backend, passkey=wrong) as client:
+            with pytest.raises(BleakError) as refused:
+                await client.pair()
+        # Just Works pairs (the unit has no way to refuse a host without a
+        # keyboard) but gives an unauthenticated link: still nothing to read.
+        async with BleakClient(hit.device, backend=backend) as client:
+            await client.pair()
+            with pytest.raises(BleakError) as just_works:
+                await client.read_gatt_char(BATTERY_LEVEL)
+        return str(unpaired.value), str(refused.value), str(just_works.value)
+
+    unpaired, refused, just_works = asyncio.run(attempts())
+    assert "authentication" in unpaired.lower()
+    assert "pair" in refused.lower()
+    assert "authentication" in just_works.lower()
+    wait_for_log(sim, "unit-2", "encrypted=1 authenticated=0")  # the log comes at the boot's end
+
+
+def test_amr_info_over_ble_from_the_command_line(sim: Sim, tmp_path: Path) -> None:
+    bundle = tmp_path / "units.bundle"
+    write_bundle(bundle, [known(sim, "unit-2")], PASS)
+    env = {"AMR_BUNDLE_PASSPHRASE": PASS}
+    wait_for_log(sim, "unit-2", "service mode closed")
+    # No unit of the bundle is in service mode: a clear failure, not a hang.
+    missing = CliRunner().invoke(
+        main,
+        ["info", "--transport", sim.ble, "--bundle", str(bundle), "--timeout", "2"],
+        env=env,
+    )
+    assert missing.exit_code == EXIT_UNIT
+    assert "service mode" in missing.output
+    assert control(sim, {"cmd": "service", "unit": "unit-2"})["ok"]
+    result = CliRunner().invoke(
+        main, ["info", "--transport", sim.ble, "--bundle", str(bundle), "--json"], env=env
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["unit_id"] == known(sim, "unit-2").unit
+    assert report["model"] == "esp32c3-coin"
+
+
+def test_at_rest_the_unit_is_not_connectable(sim: Sim) -> None:
+    """Outside service mode every frame goes out non-connectable. (Checked on
+    what the firmware asked its stack for: bumble's virtual controller
+    reports every advertisement as connectable, whatever its type.)"""
+    before = len(sim.units["unit-1"].unit.boots)
+    assert control(sim, {"cmd": "taps", "unit": "unit-1", "count": 3})["ok"]
+    end = time.monotonic() + 30
+    while len(sim.units["unit-1"].unit.boots) == before and time.monotonic() < end:
+        time.sleep(0.1)
+    boots = sim.units["unit-1"].unit.boots
+    adverts = [e for boot in boots for e in boot.events if e["kind"] == "advertise"]
+    frames = [e for e in adverts if len(bytes.fromhex(e["data"])) == 31]
+    assert any("alert" in line for line in boots[-1].lines), boots[-1].lines
+    assert frames and not any(e["connectable"] for e in frames)
+    # Connectable advertising happened in service mode only, with its own data.
+    service = [e for e in adverts if e["connectable"]]
+    assert service and all(
+        bytes.fromhex(e["data"])[3:9] == bytes.fromhex("05030f180a18") for e in service
+    )
