@@ -70,6 +70,28 @@ def test_press_is_verified_and_acknowledged_over_the_virtual_radio(tmp_path: Pat
     assert set(threading.enumerate()) <= before | {threading.main_thread()}
 
 
+def test_radio_loss_delays_an_alert_but_it_still_gets_through(tmp_path: Path) -> None:
+    with Sim(1, load_board(), tmp_path / "fleet") as sim:
+        bundle = tmp_path / "rx.bundle"
+        write_bundle(bundle, [u.known for u in sim.units.values() if u.known], PASS)
+        bad = control(sim, {"cmd": "radio_loss", "unit": "unit-1", "p": 1.5})
+        assert bad["ok"] is False and "0.0 to 1.0" in str(bad["error"])
+        assert control(sim, {"cmd": "radio_loss", "unit": "unit-1", "p": 1.0})["radio_loss"] == 1.0
+        assert control(sim, {"cmd": "taps", "unit": "unit-1", "count": 3})["ok"] is True
+        rx = tmp_path / "rx.sqlite"
+        _, deaf, _ = amr_listen(bundle, rx, PASS, "--transport", sim.ble, "--duration", "5")
+        assert not [e for e in deaf if e["event"] == "alert"]  # every frame lost
+        assert control(sim, {"cmd": "radio_loss", "unit": "unit-1", "p": 0.0})["ok"] is True
+        code, events, err = amr_listen(
+            bundle, rx, PASS, "--transport", sim.ble, "--ack", "--duration", "8"
+        )
+        assert code == 0, err
+        alerts = [e for e in events if e["event"] == "alert"]
+        assert len(alerts) == 1 and alerts[0]["attempt"] > 0  # a retry got through
+        log = [line for b in sim.units["unit-1"].unit.boots for line in b.lines]
+        assert any("acknowledged by the receiver" in line for line in log), log[-10:]
+
+
 def test_control_errors_say_what_to_do(tmp_path: Path) -> None:
     with Sim(1, load_board(), tmp_path / "fleet") as sim:
         reply = control(sim, {"cmd": "press", "unit": "unit-9"})

@@ -1,11 +1,16 @@
 """A virtual unit's side of the radio: the bumble device its firmware drives.
 
 The firmware's ``bluetooth`` emulation (twin/platform/bluetooth.py) opens a
-TCP connection here for the connectable part of BLE: GATT server,
-connections, LE Secure Connections pairing and bonding, notifications. Each
-connection is one boot of the firmware and drives one bumble device on the
-virtual radio; when the firmware process ends (deep sleep, power cut) the
-device leaves the radio and its links drop, as a chip going to sleep does.
+TCP connection here when its stack is first activated. Each connection is
+one boot of the firmware; each activation of its stack is one bumble device
+on the virtual radio, advertising from the address the firmware chose
+(a fresh one per frame), scanning, serving GATT, pairing and bonding. When
+the firmware process ends (deep sleep, power cut) the device leaves the
+radio and its links drop, as a chip going to sleep does.
+
+Radio loss is injected here: with probability ``UnitRadio.loss`` a frame
+the firmware puts on the air is not heard by anyone, and an advertisement
+the unit would have heard while scanning is missed.
 
 The wire is JSON lines. The firmware sends ``{"op": ...}`` and waits for
 ``{"ok": true, "result": ...}``; the device sends IRQ events
@@ -21,11 +26,13 @@ import asyncio
 import itertools
 import json
 import logging
+import random
+from collections.abc import Callable
 from typing import Any
 
 from bumble import hci
 from bumble.att import Attribute
-from bumble.device import AdvertisingType, Connection
+from bumble.device import Advertisement, AdvertisingType, Connection
 from bumble.gatt import Characteristic, CharacteristicValue, Service
 from bumble.keys import KeyStore, PairingKeys
 from bumble.pairing import PairingConfig, PairingDelegate
@@ -38,6 +45,9 @@ log = logging.getLogger(__name__)
 IRQ_CENTRAL_CONNECT = 1
 IRQ_CENTRAL_DISCONNECT = 2
 IRQ_GATTS_WRITE = 3
+IRQ_SCAN_RESULT = 5
+ADV_IND = 0  # scan result advertising types
+ADV_NONCONN_IND = 3
 IRQ_ENCRYPTION_UPDATE = 28
 IRQ_SET_SECRET = 29
 IRQ_GET_SECRET = 30
@@ -180,9 +190,14 @@ class UnitSession:
         name: str,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
+        lost: Callable[[], bool] = lambda: False,
     ) -> None:
         self.radio = radio
         self.name = name
+        self._lost = lost
+        self._address = ""  # the firmware's current address, hex
+        self._on = False  # the firmware's stack is active
+        self._scanning = False
         self._reader = reader
         self._writer = writer
         self._host: BumbleHost | None = None
@@ -266,9 +281,20 @@ class UnitSession:
         if op == "security":
             self._security.update({k: m[k] for k in self._security})
             return None
-        host = self._host
-        if host is None:
+        if op == "address":
+            self._address = m["addr"]
+            if self._host is not None:
+                await self._use_address(self._host)
+            return None
+        if not self._on:
             raise PeerError(5, "the BLE stack is not active")
+        if self._host is None and (
+            op == "disconnect"
+            or (op == "scan" and not m["on"])
+            or (op == "advertise" and m["interval_us"] is None)
+        ):
+            return False if op == "disconnect" else None  # nothing on the air to stop
+        host = await self._device_host()
         device = host.device
         if op == "register":
             return self._register(m["services"])
@@ -288,18 +314,36 @@ class UnitSession:
             )
             return None
         if op == "advertise":
-            if m["interval_us"] is None:
-                await device.stop_advertising()
-                return None
+            await device.stop_advertising()
+            if m["interval_us"] is None or (not m.get("connectable") and self._lost()):
+                return None  # stopped, or a frame nobody hears
+            self._address = m.get("addr", self._address)
+            await self._use_address(host)
             interval_ms = m["interval_us"] / 1000
             await device.start_advertising(
-                advertising_type=AdvertisingType.UNDIRECTED_CONNECTABLE_SCANNABLE,
+                advertising_type=(
+                    AdvertisingType.UNDIRECTED_CONNECTABLE_SCANNABLE
+                    if m.get("connectable", True)
+                    else AdvertisingType.UNDIRECTED
+                ),
                 own_address_type=hci.OwnAddressType.RANDOM,
                 advertising_data=bytes.fromhex(m["data"]),
                 scan_response_data=b"",
                 advertising_interval_min=interval_ms,
                 advertising_interval_max=interval_ms,
             )
+            return None
+        if op == "scan":
+            if self._scanning:
+                await device.stop_scanning()
+            self._scanning = bool(m["on"])
+            if self._scanning:
+                await device.start_scanning(
+                    active=False,
+                    scan_interval=m["interval_us"] / 1000,
+                    scan_window=m["window_us"] / 1000,
+                    filter_duplicates=False,
+                )
             return None
         if op == "disconnect":
             connection = self._connections.get(m["conn"])
@@ -315,21 +359,53 @@ class UnitSession:
         raise PeerError(22, f"unknown call {op!r}")
 
     async def _active(self, on: bool, addr: str) -> None:
+        """Stack on or off. The device joins the radio at the first call that
+        needs it, once the firmware has chosen its address (addr_mode is set
+        after activation), so that the address it bonds under is that one."""
+        self._address = addr
+        self._on = on
         if not on:
             host, self._host = self._host, None
             if host is not None:
                 await host.close()
             self._connections.clear()
-            return
+            self._scanning = False
+
+    async def _device_host(self) -> BumbleHost:
         if self._host is not None:
-            return
-        address = ":".join(addr[i : i + 2] for i in range(0, 12, 2)).upper()
-        host = await self.radio.open_host(self.name, address=address)
+            return self._host
+        host = await self.radio.open_host(self.name, address=str(_address(self._address)))
         device = host.device
         device.keystore = FirmwareKeyStore(self)
         device.pairing_config_factory = self._pairing_config
         device.on(device.EVENT_CONNECTION, self._on_connection)
+        device.on(device.EVENT_ADVERTISEMENT, self._on_advertisement)
         self._host = host
+        return host
+
+    async def _use_address(self, host: BumbleHost) -> None:
+        """The firmware's current address, for advertising and for being
+        connected to (the link finds a controller by its random address)."""
+        address = _address(self._address)
+        device = host.device
+        if device.random_address != address:
+            device.random_address = address
+            await device.send_command(hci.HCI_LE_Set_Random_Address_Command(random_address=address))
+
+    def _on_advertisement(self, adv: Advertisement) -> None:
+        if not self._scanning or adv.is_scan_response or self._lost():
+            return
+        addr = adv.address
+        self.event(
+            IRQ_SCAN_RESULT,
+            [
+                0 if addr.is_public else 1,
+                addr.to_string(False).replace(":", "").lower(),
+                ADV_IND if adv.is_connectable else ADV_NONCONN_IND,
+                adv.rssi,
+                bytes(adv.data_bytes).hex(),
+            ],
+        )
 
     def _pairing_config(self, connection: Connection) -> PairingConfig:
         s = self._security
@@ -420,6 +496,11 @@ class UnitSession:
         connection.on(connection.EVENT_PAIRING, paired)
 
 
+def _address(hex_addr: str) -> hci.Address:
+    text = ":".join(hex_addr[i : i + 2] for i in range(0, 12, 2)).upper()
+    return hci.Address(text, hci.AddressType.RANDOM_DEVICE)
+
+
 class UnitRadio:
     """Where one unit's firmware reaches the radio: a local TCP port; each
     connection to it (one boot) drives one bumble device. Runs on the radio's loop."""
@@ -427,6 +508,8 @@ class UnitRadio:
     def __init__(self, radio: VirtualRadio, name: str) -> None:
         self.radio = radio
         self.name = name
+        self.loss = 0.0  # chance that a frame, or an advertisement to hear, is lost
+        self._rng = random.Random(name)  # the same losses run after run
         self.sessions: list[UnitSession] = []
         self._server: asyncio.Server | None = None
 
@@ -437,9 +520,15 @@ class UnitRadio:
         return f"127.0.0.1:{port}"
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        session = UnitSession(self.radio, self.name, reader, writer)
+        session = UnitSession(self.radio, self.name, reader, writer, self._lost)
         self.sessions.append(session)
-        await session.serve()
+        try:
+            await session.serve()
+        finally:
+            self.sessions.remove(session)
+
+    def _lost(self) -> bool:
+        return self.loss > 0 and self._rng.random() < self.loss
 
     async def close(self) -> None:
         if self._server is not None:

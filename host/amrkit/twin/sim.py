@@ -2,18 +2,19 @@
 
 Each unit runs the unmodified firmware (amrkit.twin.unit) in its own thread.
 Deep sleep fast-forwards: while a unit sleeps its virtual clock runs `speed`
-times faster than the wall clock. What a boot advertised is played on the
-shared virtual radio in real time, where bleak (through the bumble backend)
-hears it, and acknowledgements heard on the radio reach the units. Every
-unit also has a serial port (RFC 2217) in front of an emulated dev board.
-Events are injected through a control port speaking JSON lines.
+times faster than the wall clock. Its radio is live (amrkit.twin.ble_peer):
+from the first activation of its stack in a boot, the firmware drives a
+bumble device on the shared virtual radio in real time, where bleak
+(through the bumble backend) hears and connects to it, and it hears
+acknowledgements. Every unit also has a serial port (RFC 2217) in front of
+an emulated dev board. Events are injected through a control port speaking
+JSON lines.
 """
 
 from __future__ import annotations
 
 import json
 import queue
-import random
 import shutil
 import socketserver
 import tempfile
@@ -25,7 +26,6 @@ from typing import Any, Self
 
 from amrkit import build
 from amrkit.ble import RadioThread
-from amrkit.ble.link import VirtualBeacon
 from amrkit.boards import Board
 from amrkit.receiver import KnownUnit
 from amrkit.twin.ble_peer import UnitRadio
@@ -40,11 +40,11 @@ from amrkit.twin.serial import (
     repl_on_boot,
 )
 from amrkit.twin.serial.image import stand_in_image
-from amrkit.twin.unit import Boot, FirmwareCrash, VirtualUnit
+from amrkit.twin.unit import FirmwareCrash, VirtualUnit
 
 SPEED = 1000.0  # virtual seconds per wall second while a unit sleeps
 TICK_S = 0.02
-ACK_HOLD_MS = 120_000
+BOOT_WAIT_S = 60.0
 
 
 class SimError(ValueError):
@@ -62,11 +62,10 @@ class SimUnit:
         self.commands: queue.Queue[tuple[dict[str, Any], queue.Queue[dict[str, Any]]]] = (
             queue.Queue()
         )
-        self.beacon: VirtualBeacon | None = None
         self.serial: Rfc2217Server | None = None
-        self.device: UnitRadio | None = None  # where its firmware reaches the radio live
-        self.radio_loss = 0.0  # chance that a frame's airing, or an ack, is lost
-        self._loss = random.Random(name)
+        self.device: UnitRadio | None = None  # where its firmware reaches the radio
+        self.power_on_first = False  # insert the cell when the thread starts
+        self.ready = threading.Event()  # its first boot is over
         self._anchor = (time.monotonic(), unit.clock_ms)  # wall s, virtual ms
         self._cut_next_write = False
         self._thread = threading.Thread(target=self._run, name=f"sim-{name}", daemon=True)
@@ -92,6 +91,12 @@ class SimUnit:
     def _run(self) -> None:
         stop = self.sim.stopping
         try:
+            try:
+                if self.power_on_first:
+                    self.unit.power_on()
+                    self._reanchor(self.unit.clock_ms)
+            finally:
+                self.ready.set()
             self._loop(stop)
         except FirmwareCrash:
             if not stop.is_set():  # halted on the way out, or a real crash
@@ -107,44 +112,7 @@ class SimUnit:
             cut = self.unit.commits + 1 if self._cut_next_write else None
             for boot in self.unit.run_until(wake, cut_at_commit=cut):
                 self._cut_next_write = self._cut_next_write and not boot.power_cut
-                self._play(boot)
             self._reanchor(self.unit.clock_ms)
-
-    def lost(self) -> bool:
-        return self.radio_loss > 0 and self._loss.random() < self.radio_loss
-
-    def _play(self, boot: Boot) -> None:
-        """Put what the boot advertised on the radio, at its own pace.
-        (Connectable advertising, in service mode, was live already.)"""
-        started = time.monotonic()
-        for event in boot.events:
-            if event["kind"] not in ("advertise", "advertise_stop") or event.get("connectable"):
-                continue
-            delay = (event["t"] - boot.started_ms) / 1000 - (time.monotonic() - started)
-            if delay > 0 and self.sim.stopping.wait(delay):
-                return
-            if event["kind"] == "advertise" and self.lost():
-                self.sim.radio_call(self._hide())  # nobody hears this frame
-            elif event["kind"] == "advertise":
-                self.sim.radio_call(self._show(bytes.fromhex(event["data"])))
-            else:
-                self.sim.radio_call(self._hide())
-        rest = (boot.ended_ms - boot.started_ms) / 1000 - (time.monotonic() - started)
-        if rest > 0:
-            self.sim.stopping.wait(rest)
-        self.sim.radio_call(self._hide())
-
-    async def _show(self, ad: bytes) -> None:
-        if self.beacon is None:
-            self.beacon = await self.sim.radio.radio.beacon(ad, name=self.name)
-        elif self.beacon.advertising:
-            await self.beacon.set_data(ad)
-        else:
-            await self.beacon.start(ad)
-
-    async def _hide(self) -> None:
-        if self.beacon is not None and self.beacon.advertising:
-            await self.beacon.stop()
 
     # -- commands (run in the unit's thread) -----------------------------------
 
@@ -181,7 +149,8 @@ class SimUnit:
             p = float(c["p"])
             if not 0.0 <= p <= 1.0:
                 raise SimError(f"radio_loss p={p} is not a probability: give 0.0 to 1.0")
-            self.radio_loss = p
+            assert self.device is not None
+            self.device.loss = p
         elif cmd == "battery":
             unit.set_battery(int(c["mv"]))
         elif cmd == "power_cut":
@@ -195,16 +164,12 @@ class SimUnit:
                     f"{self.name} has no app: copy one with mpremote (fs cp -r) to its fs first"
                 )
             unit.clock_ms = max(unit.clock_ms, now)
-            self._play(unit.power_on())
+            unit.power_on()
             self._reanchor(unit.clock_ms)
             return self._status()
         elif cmd == "time_jump":
             unit.jump(int(c["ms"]))
             self._reanchor(self._anchor[1] + int(c["ms"]))
-        elif cmd == "ack":
-            if self.lost():
-                return self._status()
-            unit.air(bytes.fromhex(c["ad"]), now, now + ACK_HOLD_MS)
         elif cmd != "status":
             raise SimError(
                 f"unknown command {cmd!r}: use press, taps, service, battery, power_cut, "
@@ -221,7 +186,7 @@ class SimUnit:
             "on": unit.asleep,
             "boots": len(unit.boots),
             "battery_mv": unit.battery_mv,
-            "radio_loss": self.radio_loss,
+            "radio_loss": self.device.loss if self.device else 0.0,
             "energy": account(unit.board, unit.boots, now).as_dict(),
         }
 
@@ -284,7 +249,6 @@ class Sim:
     def _start(self) -> None:
         self.radio.start()
         self.ble = self.radio.call(self.radio.radio.serve_tcp()).spec
-        self.radio.call(self._listen_for_acks())
         self._control_server = _ControlServer(self)
         self.control = f"tcp://127.0.0.1:{self._control_server.server_address[1]}"
         threading.Thread(target=self._control_server.serve_forever, daemon=True).start()
@@ -308,10 +272,12 @@ class Sim:
             )
             sim_unit.serial.start()
             self.units[name] = sim_unit
-            if not self.blank:
-                sim_unit._play(unit.power_on())
-                sim_unit._reanchor(unit.clock_ms)
+            sim_unit.power_on_first = not self.blank
             sim_unit.start()
+        # The units boot in parallel (each advertises its first heartbeat live).
+        for sim_unit in self.units.values():
+            if not sim_unit.ready.wait(BOOT_WAIT_S):
+                raise SimError(f"{sim_unit.name} did not finish its first boot")
 
     def _bundle(self) -> Path:
         """The app as a unit carries it: .mpy files built for this board."""
@@ -319,19 +285,6 @@ class Sim:
             return build.build(self.board.name, self.directory / ".build")
         except (build.ProfileError, build.BuildError) as err:
             raise SimError(f"cannot build the app for board {self.board.name}: {err}") from err
-
-    async def _listen_for_acks(self) -> None:
-        """Acknowledgements heard on the radio reach every unit (each knows its own)."""
-        host = await self.radio.radio.open_host("sim-air")
-
-        def heard(adv: Any) -> None:
-            data = bytes(adv.data_bytes)
-            if len(data) == 10 and data[:2] == b"\x09\xff":
-                for sim_unit in self.units.values():
-                    sim_unit.commands.put(({"cmd": "ack", "ad": data.hex()}, queue.Queue()))
-
-        host.device.on("advertisement", heard)
-        await host.device.start_scanning(filter_duplicates=True)
 
     def command(self, command: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
         """Carry out one control command; the reply as a dict."""

@@ -92,6 +92,8 @@ def advance(ms):
 def advance_to(t):
     global _now
     if t > _now:
+        if _pump is not None:
+            _pump(t - _now)
         _now = t
 
 

@@ -1,14 +1,16 @@
 # Emulation of MicroPython's `bluetooth` module.
 #
-# Non-connectable advertising and scanning are recorded in the unit's event
-# log on the virtual clock; the supervisor plays them on the radio.
+# When the supervisor attaches the unit to a radio (unit.json "ble":
+# "HOST:PORT", as `amr sim` does) the stack is live from its first
+# activation: every call goes, as JSON lines, to a bumble device on the
+# virtual radio (amrkit.twin.ble_peer) - advertising from the address the
+# firmware's addr_mode gives, scanning, GATT server, connections, pairing -
+# and the device's events come back as IRQs while the firmware waits, in
+# real time (_twin.advance).
 #
-# The connectable side (GATT server, connections, pairing) is live when the
-# supervisor attaches the unit to a radio (unit.json "ble": "HOST:PORT"):
-# calls go, as JSON lines, to a bumble device on the virtual radio
-# (amrkit.twin.ble_peer), and its events come back as IRQs while the
-# firmware waits, in real time (_twin.advance). Without a radio the GATT
-# database still works locally and nobody connects.
+# Without a radio (VirtualUnit in tests) everything is recorded in the
+# unit's event log on the virtual clock, scans hear what the supervisor put
+# in air.jsonl, the GATT database works locally and nobody connects.
 import json
 import os
 import select
@@ -23,6 +25,7 @@ FLAG_NOTIFY = 0x0010
 FLAG_INDICATE = 0x0020
 
 _IRQ_GATTS_WRITE = 3
+_IRQ_SCAN_RESULT = 5
 _IRQ_SET_SECRET = 29
 _IRQ_GET_SECRET = 30
 
@@ -109,6 +112,9 @@ class _Peer:
             data = data[:2]
         elif event == _IRQ_SET_SECRET:
             data = [data[0], _mv(data[1]), _mv(data[2])]
+        elif event == _IRQ_SCAN_RESULT:  # (addr type, addr, adv type, rssi, data)
+            _twin.record("heard", ad=data[4])
+            data = [data[0], _mv(data[1]), data[2], data[3], _mv(data[4])]
         elif event in (1, 2, _IRQ_GET_SECRET):
             # central connect/disconnect: (conn, addr type, addr); get: (type, index, key)
             data = [data[0], data[1], _mv(data[2])]
@@ -167,6 +173,8 @@ class BLE:
         _twin.record("radio", on=self._active)
         if self._peer is not None:
             self._peer.call("active", on=self._active, addr=self._addr.hex())
+        elif self._active:
+            self._live()  # opens the link, which activates the device
         return None
 
     def _new_address(self):
@@ -190,6 +198,7 @@ class BLE:
         self._config.update(kwargs)
         if "addr_mode" in kwargs and self._active:
             self._new_address()
+            self._tell("address", addr=self._addr.hex())
         return None
 
     def irq(self, handler):
@@ -201,6 +210,7 @@ class BLE:
         if duration_ms is None:
             if self._scanning:
                 _twin.record("scan_stop")
+                self._tell("scan", on=False)
             self._scanning = False
             return
         if not self._active:
@@ -208,10 +218,12 @@ class BLE:
         self._scanning = True
         self._heard = set()
         _twin.record("scan", interval_us=interval_us, window_us=window_us)
+        self._tell("scan", on=True, interval_us=interval_us, window_us=window_us)
 
     def _on_air(self, start, end):
-        """Report what was on the air while scanning (one result per item)."""
-        if not (self._scanning and self._active and self._handler):
+        """Without a radio: report what air.jsonl holds for the time scanned
+        (one result per item)."""
+        if not (self._scanning and self._active and self._handler) or self._peer:
             return
         for i, item in enumerate(_twin.air()):
             if i in self._heard or item["from"] > end or item["to"] < start:
@@ -226,8 +238,7 @@ class BLE:
             raise OSError(5)  # EIO, as when the stack is not active
         if interval_us is None:
             _twin.record("advertise_stop")
-            if self._peer is not None:
-                self._peer.call("advertise", interval_us=None)
+            self._tell("advertise", interval_us=None)
             return
         data = bytes(adv_data or b"").hex()
         _twin.record(
@@ -238,8 +249,13 @@ class BLE:
             addr_mode=self._config["addr_mode"],
             addr=self._addr.hex(),
         )
-        if connectable:
-            self._tell("advertise", interval_us=interval_us, data=data)
+        self._tell(
+            "advertise",
+            interval_us=interval_us,
+            data=data,
+            connectable=bool(connectable),
+            addr=self._addr.hex(),
+        )
 
     def gap_disconnect(self, conn_handle):
         return bool(self._tell("disconnect", conn=conn_handle))
