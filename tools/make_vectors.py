@@ -62,13 +62,14 @@ def vectors() -> dict[str, Any]:
                     {"alert_id": a, "tag": ack_tag(keys.ack, a).hex()}
                     for a in (0, 0x105, 0xFFFFFFFE)
                 ],
-                "service": {
-                    "passkey": service_passkey(keys.id),
-                    "ads": [
-                        {"nonce": n, "ad": service_ad(keys.id, n).hex()}
-                        for n in (0, 0x1234ABCD, 0xFFFFFFFF)
-                    ],
-                },
+                "service": [
+                    {
+                        "nonce": n,
+                        "ad": service_ad(keys.id, n).hex(),
+                        "passkey": service_passkey(keys.id, n),
+                    }
+                    for n in (0, 0x1234ABCD, 0xFFFFFFFF)
+                ],
             }
         )
     return {"registry_secret": TEST_SECRET.hex(), "units": units}

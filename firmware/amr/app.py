@@ -38,6 +38,8 @@ _SERVICE_WAIT_MS = const(60000)
 _SERVICE_LINGER_MS = const(10000)
 _SERVICE_MAX_MS = const(300000)
 _SERVICE_BATTERY_MS = const(60000)  # battery level refreshed this often
+_SERVICE_PAIR_MS = const(30000)  # a host has this long to pair with the passkey
+_SERVICE_REFUSALS = const(3)  # unauthenticated hosts before service mode closes
 _LAST = const(0x10000)  # queue order of the heartbeat: after every alert attempt
 # next counter, next heartbeat and next cover sequence (RTC ms), snapshot length
 _RTC_HEADER = "<IQQH"
@@ -176,6 +178,8 @@ class App:
         """Queue the frames due now: alert bursts first, then retries, then
         the heartbeat. One payload is on the air at a time (a new one would
         replace it), so they go out one after another."""
+        if self._service is not None:
+            return  # one radio: routine frames wait until service mode closes
         if self.next_cover and now >= self.next_cover:
             rand = self.chip.random_u32()
             self.alerts.cover(now, rand)
@@ -244,8 +248,8 @@ class App:
         if bonds.damaged:
             log(self.chip, "bond table damaged: hosts must pair again")
         info = ("AMR", board.NAME, VERSION, board.CHIP)
-        link = ServiceLink(self.sealer.passkey(), bonds, info)
         nonce = self.chip.random_u32()
+        link = ServiceLink(self.sealer.passkey(nonce), bonds, info)
         self._mv = None  # a fresh reading for the session
         link.start(service_ad(nonce, self.sealer.service_token(nonce)), self._battery_pct())
         now = self.chip.clock_ms()
@@ -258,13 +262,17 @@ class App:
     def _serve(self, link, now):
         while link.notes:
             log(self.chip, "service: " + link.notes.pop(0))
-        if link.connections:
+        link.drop_idle(self.chip.ticks(), _SERVICE_PAIR_MS)
+        if link.trusted:
             self._service_until = now + _SERVICE_LINGER_MS
         if now >= self._service_battery_at:
             self._mv = None
             link.battery(self._battery_pct())
             self._service_battery_at = now + _SERVICE_BATTERY_MS
-        if now >= self._service_until or now >= self._service_cap:
+        if link.refused >= _SERVICE_REFUSALS:
+            # Each failed passkey attempt tells a guesser a little; stop them.
+            self._service_close(link, "%d hosts failed to pair" % link.refused)
+        elif now >= self._service_until or now >= self._service_cap:
             self._service_close(link, "no host" if not link.served else "done")
 
     def _service_close(self, link, why):

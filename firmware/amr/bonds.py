@@ -63,6 +63,8 @@ class Bonds:
     def get(self, kind, index, key):
         """The value stored for (kind, key), or, when key is None, the
         index-th value of that kind; None if there is none."""
+        if key is not None:
+            key = bytes(key)
         n = 0
         for k, stored_key, value in self.entries:
             if k != kind:
@@ -71,21 +73,29 @@ class Bonds:
                 if n == index:
                     return value
                 n += 1
-            elif stored_key == bytes(key):
+            elif stored_key == key:
                 return value
         return None
 
     def set(self, kind, key, value):
         """Store (or, with value None, forget) a secret; persisted at once.
-        False if it is too big to keep at all."""
+        False, with the table untouched, if it is too big to keep at all."""
         key = bytes(key)
-        entries = [e for e in self.entries if not (e[0] == kind and e[1] == key)]
         if value is not None:
-            entries.append((kind, key, bytes(value)))
-        size = sum(_ENTRY_HEADER + len(e[1]) + len(e[2]) for e in entries)
-        while size > MAX_PAYLOAD and entries:
-            old = entries.pop(0)
+            value = bytes(value)
+            if _ENTRY_HEADER + len(key) + len(value) > MAX_PAYLOAD:
+                return False
+        entries = [e for e in self.entries if not (e[0] == kind and e[1] == key)]
+        if value is None and len(entries) == len(self.entries):
+            return True  # nothing to forget: no flash write
+        if value is not None:
+            entries.append((kind, key, value))
+        size = 0
+        for e in entries:
+            size += _ENTRY_HEADER + len(e[1]) + len(e[2])
+        while size > MAX_PAYLOAD:
+            old = entries.pop(0)  # the oldest goes; the newest always fits
             size -= _ENTRY_HEADER + len(old[1]) + len(old[2])
         self.entries = entries
         self._store.save(encode_bonds(entries))
-        return value is None or (entries and entries[-1][1] == key)
+        return True

@@ -74,9 +74,10 @@ class Sealer:
         holder can tell which unit it is and nobody else can link it."""
         return self._tag(self._id, b"AMR1SVC", nonce)
 
-    def passkey(self):
-        """The 6-digit pairing passkey; the host derives it from the same key."""
-        return int.from_bytes(self._tag(self._id, b"AMR1PIN", 0)[:4], "little") % 1000000
+    def passkey(self, nonce):
+        """The 6-digit pairing passkey of the service session advertising
+        `nonce`; the host derives it from the same key and the nonce it hears."""
+        return int.from_bytes(self._tag(self._id, b"AMR1PIN", nonce)[:4], "little") % 1000000
 
     def seal(self, kind, counter, alert_id=0, attempt=0, battery_pct=255, flags=0):
         """The 31-byte advertising payload of one frame."""

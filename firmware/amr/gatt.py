@@ -9,6 +9,8 @@
 # Advertising carries flags, the two service UUIDs (common to many devices)
 # and a token a key holder resolves to this unit; nobody else can link it
 # to the unit's alert frames. The address is resolvable private.
+import time
+
 import bluetooth
 
 from amr.compat import const
@@ -16,11 +18,11 @@ from amr.compat import const
 _IRQ_CENTRAL_CONNECT = const(1)
 _IRQ_CENTRAL_DISCONNECT = const(2)
 _IRQ_ENCRYPTION_UPDATE = const(28)
-_IRQ_SET_SECRET = const(29)
-_IRQ_GET_SECRET = const(30)
+_IRQ_GET_SECRET = const(29)
+_IRQ_SET_SECRET = const(30)
 _IRQ_PASSKEY_ACTION = const(31)
 _PASSKEY_ACTION_DISPLAY = const(3)
-_IO_DISPLAY_ONLY = const(0)
+_IO_CAPABILITY_DISPLAY_ONLY = const(0)
 _ADDR_RPA = const(2)
 _INTERVAL_US = const(200000)
 
@@ -55,16 +57,20 @@ class ServiceLink:
         self._ad = b""
         self._level = None  # value handle of the battery level
         self._pct = None
-        self.connections = set()
+        self.connections = {}  # conn handle -> ticks when it connected
+        self.trusted = set()  # connections with an authenticated (MITM) key
+        self.refused = 0  # connections that left or were dropped unauthenticated
         self.open = False
-        self.served = False  # a host has connected during this session
+        self.served = False  # an authenticated host came during this session
         self.notes = []  # what happened, for the app to log outside the IRQ
 
     def start(self, ad, battery_pct):
         ble = self._ble
-        ble.active(True)
-        ble.config(addr_mode=_ADDR_RPA, bond=True, le_secure=True, mitm=True, io=_IO_DISPLAY_ONLY)
+        # The handler first: the stack may ask for stored secrets as it starts.
         ble.irq(self._irq)
+        ble.config(bond=True, le_secure=True, mitm=True, io=_IO_CAPABILITY_DISPLAY_ONLY)
+        ble.active(True)
+        ble.config(addr_mode=_ADDR_RPA)
         ((self._level,), handles) = ble.gatts_register_services((_BATTERY, _DEVICE_INFO))
         for i in range(len(handles)):
             ble.gatts_write(handles[i], self._info[i].encode())
@@ -74,31 +80,48 @@ class ServiceLink:
         self.open = True
 
     def battery(self, pct):
-        """Publish the battery level; subscribed hosts are notified of a change."""
+        """Publish the battery level; authenticated hosts are notified of a
+        change (a notification goes out whether or not a host subscribed)."""
         if pct == self._pct:
             return
         self._pct = pct
         # The stubs type handles as memoryview; the port returns ints.
         self._ble.gatts_write(self._level, bytes((pct,)))  # type: ignore[arg-type]
-        for conn in self.connections:
+        for conn in self.trusted:
             self._ble.gatts_notify(conn, self._level)  # type: ignore[arg-type]
+
+    def drop_idle(self, now_ticks, grace_ms):
+        """Disconnect hosts that have not authenticated within grace_ms."""
+        for conn, since in tuple(self.connections.items()):
+            if conn not in self.trusted and time.ticks_diff(now_ticks, since) > grace_ms:
+                self.notes.append("host dropped: no authenticated pairing")
+                self._ble.gap_disconnect(conn)
 
     def _irq(self, event, data):
         if event == _IRQ_CENTRAL_CONNECT:
-            self.connections.add(data[0])
-            self.served = True
+            self.connections[data[0]] = time.ticks_ms()
             self.notes.append("host connected")
         elif event == _IRQ_CENTRAL_DISCONNECT:
-            self.connections.discard(data[0])
+            conn = data[0]
+            self.connections.pop(conn, None)
+            if conn in self.trusted:
+                self.trusted.discard(conn)
+            else:
+                self.refused += 1
             self.notes.append("host disconnected")
             if self.open:  # advertising stops on a connection: back for the next host
                 self._ble.gap_advertise(_INTERVAL_US, self._ad, connectable=True)
         elif event == _IRQ_ENCRYPTION_UPDATE:
-            _, encrypted, authenticated, bonded, key_size = data
+            conn, encrypted, authenticated, bonded, key_size = data
             self.notes.append(
                 "link encrypted=%d authenticated=%d bonded=%d key %d bytes"
                 % (encrypted, authenticated, bonded, key_size)
             )
+            if encrypted and authenticated:
+                self.trusted.add(conn)
+                self.served = True
+            else:  # Just Works: it could not know the passkey
+                self._ble.gap_disconnect(conn)
         elif event == _IRQ_PASSKEY_ACTION:
             conn, action, _ = data
             if action == _PASSKEY_ACTION_DISPLAY:

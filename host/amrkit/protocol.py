@@ -28,7 +28,7 @@ _RID_PREFIX = b"AMR1RID"
 _ACK_PREFIX = b"AMR1ACK"
 _SERVICE_PREFIX = b"AMR1SVC"
 _PASSKEY_PREFIX = b"AMR1PIN"
-# Service-mode advertising (protocol §8): flags, the 16-bit UUIDs of the
+# Service-mode advertising (protocol §10): flags, the 16-bit UUIDs of the
 # Battery and Device Information services, then manufacturer data holding a
 # random nonce u32 and the unit's token for it.
 SERVICE_AD_PREFIX = bytes.fromhex("02010605030f180a180dff")
@@ -138,10 +138,11 @@ def service_nonce_and_token(ad: bytes) -> tuple[int, bytes] | None:
     return struct.unpack_from("<I", ad, at)[0], ad[at + 4 :]
 
 
-def service_passkey(id_key: bytes) -> int:
-    """The 6-digit passkey a unit displays (in theory: it has no display)
-    when a host pairs with it; only a holder of its keys can compute it."""
-    block = _ecb(id_key, _PASSKEY_PREFIX + bytes(9))
+def service_passkey(id_key: bytes, nonce: int) -> int:
+    """The 6-digit passkey a unit "displays" (it has no display) to a host
+    pairing in the service session that advertises `nonce`; only a holder
+    of its keys can compute it, and it is new each session."""
+    block = _ecb(id_key, _PASSKEY_PREFIX + struct.pack("<I", nonce) + bytes(5))
     return int.from_bytes(block[:4], "little") % 1_000_000
 
 

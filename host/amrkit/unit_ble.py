@@ -1,7 +1,7 @@
 """A unit over BLE in service mode, through bleak's public API.
 
 A unit in service mode advertises a token that only a holder of its keys can
-resolve (protocol §8), so the host finds *its* unit among others although no
+resolve (protocol §10), so the host finds *its* unit among others although no
 unit carries a static identifier. The host then pairs with LE Secure
 Connections, typing the passkey it derives from the same keys, and reads the
 standard Battery and Device Information services. Pairing goes through the
@@ -47,11 +47,13 @@ class UnitBleError(RuntimeError):
 class Found:
     device: BLEDevice
     unit: KnownUnit
+    nonce: int  # of this service session: the passkey depends on it
     rssi: int
 
 
-def resolve(adv: AdvertisementData, units: Iterable[KnownUnit]) -> KnownUnit | None:
-    """The unit whose service-mode advertisement this is, if it is one of ours.
+def resolve(adv: AdvertisementData, units: Iterable[KnownUnit]) -> tuple[KnownUnit, int] | None:
+    """The unit whose service-mode advertisement this is, if it is one of
+    ours, and the session's nonce.
 
     bleak splits manufacturer data into a company id and the rest; in ours
     those first two bytes are simply the low half of the nonce.
@@ -64,7 +66,7 @@ def resolve(adv: AdvertisementData, units: Iterable[KnownUnit]) -> KnownUnit | N
         nonce = struct.unpack("<I", struct.pack("<H", company) + data[:2])[0]
         for unit in units:
             if service_token(unit.keys.id, nonce) == data[2:]:
-                return unit
+                return unit, nonce
     return None
 
 
@@ -74,9 +76,9 @@ async def find(units: list[KnownUnit], transport: str, timeout_s: float = 30.0) 
     found: asyncio.Future[Found] = loop.create_future()
 
     def heard(device: BLEDevice, adv: AdvertisementData) -> None:
-        unit = resolve(adv, units)
-        if unit is not None and not found.done():
-            found.set_result(Found(device, unit, adv.rssi))
+        hit = resolve(adv, units)
+        if hit is not None and not found.done():
+            found.set_result(Found(device, hit[0], hit[1], adv.rssi))
 
     async with BleakScanner(heard, backend=bumble_scanner(transport)):
         try:
@@ -101,7 +103,7 @@ async def read_unit(
     `keystore` (bumble's; in memory unless given). A unit keeps a bond under
     the host's address: pass the same `own_address` to use it again."""
     hit = await find(units, transport, timeout_s)
-    passkey = service_passkey(hit.unit.keys.id)
+    passkey = service_passkey(hit.unit.keys.id, hit.nonce)
     client = BleakClient(
         hit.device,
         backend=bumble_client(transport),

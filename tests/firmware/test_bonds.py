@@ -47,9 +47,20 @@ def test_a_full_table_evicts_the_oldest_and_keeps_the_newest():
     assert bonds.get(PEER, 0, b"host-0") is None
 
 
-def test_a_secret_too_big_to_keep_is_reported():
-    bonds = Bonds(store())
-    assert not bonds.set(PEER, b"x", bytes(250))
+def test_a_secret_too_big_to_keep_is_reported_and_changes_nothing():
+    backend = MemBackend()
+    bonds = Bonds(store(backend))
+    bonds.set(PEER, b"a", b"kept")
+    writes = backend.writes
+    assert bonds.set(PEER, b"x", bytes(250)) is False
+    assert bonds.get(PEER, 0, b"a") == b"kept" and backend.writes == writes
+
+
+def test_forgetting_what_is_not_there_writes_nothing():
+    backend = MemBackend()
+    bonds = Bonds(store(backend))
+    assert bonds.set(PEER, b"ghost", None) is True
+    assert backend.writes == 0
 
 
 def test_damaged_table_starts_empty_and_says_so():

@@ -41,12 +41,15 @@ def test_ack_tags_match():
 def test_service_mode_passkey_and_advertising_match():
     for unit in vectors()["units"]:
         s = sealer(unit)
-        assert s.passkey() == unit["service"]["passkey"]
-        assert 0 <= s.passkey() < 1000000
-        for v in unit["service"]["ads"]:
+        passkeys = set()
+        for v in unit["service"]:
             ad = service_ad(v["nonce"], s.service_token(v["nonce"]))
             assert ad.hex() == v["ad"]
             assert len(ad) <= 31
+            assert s.passkey(v["nonce"]) == v["passkey"]
+            assert 0 <= v["passkey"] < 1000000
+            passkeys.add(v["passkey"])
+        assert len(passkeys) == 3  # a new passkey each session
 
 
 def test_wrong_key_length_is_refused():

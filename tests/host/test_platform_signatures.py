@@ -6,6 +6,7 @@ defines must exist in the stubs and accept what one of the stub's signatures
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -69,3 +70,39 @@ def test_emulation_matches_stub_signature(module: str, name: str) -> None:
 
 def test_every_module_is_checked() -> None:
     assert {m for m, _ in CASES} == set(MODULES)
+
+
+def documented_constants() -> dict[str, int]:
+    """The event codes, flags and actions the bluetooth docs (in the stubs) list."""
+    text = (STUBS / "bluetooth.pyi").read_text()
+    return {
+        name: int(value, 0)
+        for name, value in re.findall(r"^\s*(_[A-Z_]+) = const\((0x[0-9a-fA-F]+|\d+)\)", text, re.M)
+    }
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        REPO_DIR / "firmware" / "amr" / "gatt.py",
+        REPO_DIR / "firmware" / "amr" / "radio.py",
+        platform_dir() / "bluetooth.py",
+        REPO_DIR / "host" / "amrkit" / "twin" / "ble_peer.py",
+    ],
+    ids=lambda p: p.name,
+)
+def test_bluetooth_constants_have_their_documented_values(path: Path) -> None:
+    documented = documented_constants()
+    assert documented["_IRQ_GET_SECRET"] == 29  # the docs parsed as expected
+    ours = re.findall(
+        r"^_?((?:IRQ|FLAG|PASSKEY_ACTION|IO_CAPABILITY)_[A-Z_]+) = "
+        r"(?:const\()?(0x[0-9a-fA-F]+|\d+)",
+        path.read_text(),
+        re.M,
+    )
+    checked = 0
+    for name, value in ours:
+        if "_" + name in documented:
+            assert int(value, 0) == documented["_" + name], f"{path.name}: {name}"
+            checked += 1
+    assert checked >= 1

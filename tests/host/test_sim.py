@@ -92,6 +92,38 @@ def test_radio_loss_delays_an_alert_but_it_still_gets_through(tmp_path: Path) ->
         assert any("acknowledged by the receiver" in line for line in log), log[-10:]
 
 
+def processes_in(directory: Path) -> list[int]:
+    """Pids of processes working in `directory` (the units' firmware runs there)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and (proc / "cwd").resolve().is_relative_to(directory):
+                pids.append(int(proc.name))
+        except OSError:  # gone meanwhile, or not ours to look at
+            continue
+    return pids
+
+
+def test_the_twin_leaves_no_process_or_port_behind(tmp_path: Path) -> None:
+    fleet = (tmp_path / "fleet").resolve()
+    with Sim(2, load_board(), fleet) as sim:
+        ports = [int(sim.control.rsplit(":", 1)[1]), int(sim.ble.rsplit(":", 1)[1])]
+        for sim_unit in sim.units.values():
+            ports.append(int(str(sim_unit.announce()["serial"]).rsplit(":", 1)[1]))
+            assert sim_unit.unit.ble is not None
+            ports.append(int(sim_unit.unit.ble.rsplit(":", 1)[1]))
+        # unit-1 awake in service mode (a firmware process running) at the end
+        assert control(sim, {"cmd": "service", "unit": "unit-1"})["ok"] is True
+        deadline = time.monotonic() + 30
+        while not processes_in(fleet) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert processes_in(fleet), "the unit never woke into service mode"
+    assert processes_in(fleet) == []
+    for port in ports:
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still open"
+
+
 def test_control_errors_say_what_to_do(tmp_path: Path) -> None:
     with Sim(1, load_board(), tmp_path / "fleet") as sim:
         reply = control(sim, {"cmd": "press", "unit": "unit-9"})

@@ -49,8 +49,8 @@ IRQ_SCAN_RESULT = 5
 ADV_IND = 0  # scan result advertising types
 ADV_NONCONN_IND = 3
 IRQ_ENCRYPTION_UPDATE = 28
-IRQ_SET_SECRET = 29
-IRQ_GET_SECRET = 30
+IRQ_GET_SECRET = 29
+IRQ_SET_SECRET = 30
 IRQ_PASSKEY_ACTION = 31
 PASSKEY_ACTION_DISPLAY = 3
 SECRET_PEER = 2  # the secret type this device stores: keys for one peer
@@ -486,8 +486,10 @@ class UnitSession:
                     handle,
                     bool(connection.is_encrypted),
                     authenticated,
-                    bool(self._security["bond"]),
-                    16,
+                    # paired here with bonding on, or encrypted with a stored bond
+                    (bool(self._security["bond"]) and handle in self.mitm)
+                    or str(connection.peer_address) in self.bond_authenticated,
+                    connection.encryption_key_size,
                 ],
             )
 
