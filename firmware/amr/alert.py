@@ -110,6 +110,11 @@ class Sequencer:
         """
         out: list = []
         if battery_mv < self._floor:
+            # Look again after the longest back-off, not at once: a wake
+            # every moment would drain the very cell the floor is sparing.
+            for entry in self._plan.values():
+                if entry[0] <= now:
+                    entry[0] = now + self._cap
             return out
         nearest = self.next_due()
         if nearest is None or nearest > now:

@@ -40,6 +40,9 @@ _SERVICE_MAX_MS = const(300000)
 _SERVICE_BATTERY_MS = const(60000)  # battery level refreshed this often
 _SERVICE_PAIR_MS = const(30000)  # a host has this long to pair with the passkey
 _SERVICE_REFUSALS = const(3)  # unauthenticated hosts before service mode closes
+# After a brownout the cell needs rest before the radio draws on it again
+# (a coin cell's voltage recovers over tens of seconds after a burst).
+_BROWNOUT_REST_MS = const(60000)
 _LAST = const(0x10000)  # queue order of the heartbeat: after every alert attempt
 # next counter, next heartbeat and next cover sequence (RTC ms), snapshot length
 _RTC_HEADER = "<IQQH"
@@ -68,9 +71,8 @@ class App:
         cause = chip.reset_cause()
         # The ESP32 port reports a brownout as a power-on reset; RTC memory
         # that still holds our record means power never fully went away.
-        self.diag.count_reset(
-            cause, brownout=cause == diagnostics.PWRON_RESET and self.diag.restored
-        )
+        self.brownout = cause == diagnostics.PWRON_RESET and self.diag.restored
+        self.diag.count_reset(cause, brownout=self.brownout)
         self._saved = saved[1] if saved else b""
         self.next_heartbeat = 0
         self.next_cover = 0
@@ -140,6 +142,11 @@ class App:
             self.load(cfg)
         except StoreFault as fault:
             self.fault(E_STATE, fault)
+            return
+        if self.brownout:
+            # Alerts stay pending; they go out once the cell has recovered.
+            log(chip, "brownout: resting the cell before the radio draws again")
+            self.sleep(_BROWNOUT_REST_MS)
             return
         rec = press.Recogniser(self.cfg)
         if wake == hw.BUTTON_WAKE:
@@ -305,6 +312,8 @@ class App:
                 self._service_close(self._service, "alarm")  # the alarm wins the radio
             alert_id = self.alerts.alarm(self.chip.clock_ms())
             self.diag.alerts += 1
+            # Into RTC memory now, so a brownout at the first frame keeps the count.
+            self.chip.keep(rtcmem.pack(self.diag.encode(), b""))
             log(self.chip, "alert %d reserved and persisted" % alert_id)
             if self.counters.evicted is not None:
                 log(
@@ -327,7 +336,7 @@ class App:
 
     # -- sleep and faults --------------------------------------------------
 
-    def sleep(self):
+    def sleep(self, at_least_ms=0):
         now = self.chip.clock_ms()
         wake_at = self.next_heartbeat
         if self.next_cover and self.next_cover < wake_at:
@@ -335,7 +344,7 @@ class App:
         due = self.alerts.next_due()
         if due is not None and due < wake_at:
             wake_at = due
-        ms = max(0, wake_at - now)
+        ms = max(at_least_ms, wake_at - now)
         snapshot = self.alerts.snapshot()
         app = struct.pack(
             _RTC_HEADER, self.counters.next, self.next_heartbeat, self.next_cover, len(snapshot)

@@ -22,6 +22,7 @@ class Board:
     battery_adc_pin: int
     r_top_ohm: int
     r_bottom_ohm: int
+    brownout_mv: int
     currents_ua: dict[str, float]
 
     def adc_uv(self, cell_mv: int) -> int:
@@ -50,5 +51,6 @@ def load_board(name: str = DEFAULT_BOARD) -> Board:
         battery_adc_pin=profile["battery"]["adc_pin"],
         r_top_ohm=profile["battery"]["r_top_ohm"],
         r_bottom_ohm=profile["battery"]["r_bottom_ohm"],
+        brownout_mv=profile["battery"]["brownout_mv"],
         currents_ua=dict(profile["currents_ua"]),
     )

@@ -118,6 +118,7 @@ _SCHEMA: dict[str, dict[str, tuple[str, Callable[[object], bool]]]] = {
         "r_top_ohm": ("integer", _is_int),
         "r_bottom_ohm": ("integer", _is_int),
         "settle_ms": ("integer", _is_int),
+        "brownout_mv": ("integer", _is_int),
     },
     "currents_ua": {state: ("number", _is_number) for state in CURRENT_STATES},
 }
@@ -164,6 +165,8 @@ def _check_values(profile: dict[str, Any], stem: str) -> list[str]:
             errors.append(f"[battery] {key}: must be > 0")
     if battery["settle_ms"] < 0:
         errors.append("[battery] settle_ms: must be >= 0")
+    if battery["brownout_mv"] <= 0:
+        errors.append("[battery] brownout_mv: must be > 0")
     for key, value in profile["currents_ua"].items():
         if value < 0:
             errors.append(f"[currents_ua] {key}: must be >= 0")

@@ -221,6 +221,16 @@ def test_amr_info_reads_battery_and_diagnostics_over_serial(tmp_path: Path) -> N
         assert report["diagnostics"]["boots"] == 1
         keys = sim_unit.known.keys
         assert all(k.hex() not in result.stdout for k in (keys.enc, keys.id, keys.ack))
+        # With internal resistance the unit reads its cell under its own load.
+        bad_ohm = control(
+            sim, {"cmd": "battery", "unit": "unit-1", "mv": 2500, "resistance_ohm": -1}
+        )
+        assert bad_ohm["ok"] is False and "resistance_ohm" in str(bad_ohm["error"])
+        reply = control(sim, {"cmd": "battery", "unit": "unit-1", "mv": 2500, "resistance_ohm": 10})
+        assert reply["resistance_ohm"] == 10
+        loaded = json.loads(CliRunner().invoke(main, ["info", "--port", url, "--json"]).stdout)
+        assert abs(loaded["battery_mv"] - sim_unit.unit.loaded_mv("cpu_active")) <= 2
+        assert loaded["battery_mv"] < report["battery_mv"] - 200
     bad = CliRunner().invoke(main, ["info", "--port", "rfc2217://127.0.0.1:9"])
     assert bad.exit_code == EXIT_UNIT and "cannot open" in bad.output
 

@@ -216,3 +216,31 @@ def test_alert_burst_does_not_wait_for_a_heartbeat_on_the_air(unit: VirtualUnit)
     )
     assert times[1] - times[0] < 1000  # cut the heartbeat's 1 s window short
     assert times[1] - (woke.started_ms + alarm) <= 50  # and went out right after the alarm
+
+
+def test_a_cell_that_sags_under_the_radio_browns_out_but_the_alert_waits(
+    unit: VirtualUnit,
+) -> None:
+    unit.power_on()
+    # A cold, tired coin cell: 2.78 V open circuit, 20 ohm inside. Under the
+    # CPU's 28 mA it reads 2.22 V, above the battery floor; the radio's 40 mA
+    # takes it to 1.98 V, under the board's brownout voltage.
+    unit.set_battery(2780, resistance_ohm=20)
+    assert unit.loaded_mv("advertising") < BOARD.brownout_mv < unit.loaded_mv("cpu_active")
+    unit.press(10_000, trace(Rng(4), [(0, 2000)]))
+    unit.run_until(10 * 60_000)
+    browned = [b for b in unit.boots if b.brownout]
+    assert browned, "the radio never started"
+    assert not alerts(unit)
+    # Each brownout is followed by a rest, not a boot loop.
+    assert len(browned) <= 11
+    diag = firmware_module("diag").decode(firmware_module("rtcmem").unpack(unit.rtc_memory())[0])
+    assert diag.reset_brownout == len(browned) and diag.alerts == 1
+    # The ADC reads the cell under the CPU's load, not its open-circuit voltage.
+    loaded = unit.loaded_mv("cpu_active")
+    assert any(f"battery {loaded} mV" in line for b in unit.boots for line in b.lines)
+    # The cell warms up: the pending alert goes out.
+    unit.set_battery(2780, resistance_ohm=8)
+    unit.run_until(unit.clock_ms + 5 * 60_000)
+    sent = frames(unit)
+    assert len(alerts(unit)) == 1 and any(kind == RETRY for kind, _, _ in sent)

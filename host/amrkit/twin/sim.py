@@ -152,7 +152,10 @@ class SimUnit:
             assert self.device is not None
             self.device.loss = p
         elif cmd == "battery":
-            unit.set_battery(int(c["mv"]))
+            ohm = c.get("resistance_ohm")
+            if ohm is not None and not (isinstance(ohm, int | float) and 0 <= ohm <= 1000):
+                raise SimError(f"resistance_ohm={ohm!r}: give ohms, 0 to 1000 (a CR2032: 10-100)")
+            unit.set_battery(int(c["mv"]), None if ohm is None else float(ohm))
         elif cmd == "power_cut":
             if c.get("at_next_write"):
                 self._cut_next_write = True
@@ -186,6 +189,8 @@ class SimUnit:
             "on": unit.asleep,
             "boots": len(unit.boots),
             "battery_mv": unit.battery_mv,
+            "resistance_ohm": unit.resistance_ohm,
+            "brownouts": sum(b.brownout for b in unit.boots),
             "radio_loss": self.device.loss if self.device else 0.0,
             "energy": account(unit.board, unit.boots, now).as_dict(),
         }

@@ -29,6 +29,7 @@ GPIO_WAKE = 7  # ESP_SLEEP_WAKEUP_GPIO: how the C3 reports a wake_on_gpio() wake
 
 EXIT_SLEEP = 0
 EXIT_POWER_CUT = 3
+EXIT_BROWNOUT = 4
 BOOT_TIMEOUT_S = 60
 # A unit on a radio may open service mode, live in real time; the firmware
 # closes it after at most 5 minutes (amr/app.py _SERVICE_MAX_MS).
@@ -51,13 +52,15 @@ class Boot:
     ended_ms: int
     sleep_ms: int | None = None
     power_cut: bool = False
+    brownout: bool = False  # the cell sagged below the board's brownout voltage
 
 
 @dataclass
 class VirtualUnit:
     directory: Path
     board: Board
-    battery_mv: int = 3000
+    battery_mv: int = 3000  # the cell's open-circuit voltage
+    resistance_ohm: float = 0.0  # its internal resistance
     firmware: Path = field(default_factory=firmware_dir)
     clock_ms: int = 0
     samples: list[tuple[int, bool]] = field(default_factory=list)
@@ -67,6 +70,7 @@ class VirtualUnit:
     _next_wake: int | None = None
     _asleep: bool = False
     _running: subprocess.Popen[str] | None = None
+    _browned_out: bool = False  # restarts at once, as after a brownout reset
 
     def __post_init__(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -83,14 +87,35 @@ class VirtualUnit:
         (self.directory / "rtc.bin").unlink(missing_ok=True)
         return self._boot(PWRON_RESET, 0, cut_at_commit, cut_after)
 
-    def set_battery(self, mv: int) -> None:
-        """A new cell voltage, seen from the next boot and by the REPL now."""
+    def set_battery(self, mv: int, resistance_ohm: float | None = None) -> None:
+        """A new cell (open-circuit voltage, internal resistance), seen from
+        the next boot and by the REPL now."""
         self.battery_mv = mv
+        if resistance_ohm is not None:
+            self.resistance_ohm = resistance_ohm
         path = self.directory / "unit.json"
         if path.exists():
             unit = json.loads(path.read_text())
-            unit["adc_uv"] = {str(self.board.battery_adc_pin): self.board.adc_uv(mv)}
-            path.write_text(json.dumps(unit))
+            unit.update(self._cell())
+            tmp = path.with_suffix(".tmp")  # a running REPL may read it meanwhile
+            tmp.write_text(json.dumps(unit))
+            tmp.replace(path)
+
+    def loaded_mv(self, state: str) -> int:
+        """The cell's voltage while the unit draws its current in `state`."""
+        ma = self.board.currents_ua[state] / 1000
+        return round(self.battery_mv - ma * self.resistance_ohm)
+
+    def _cell(self) -> dict[str, Any]:
+        """What the emulations see of the cell: the ADC reads it with the CPU
+        on; the radio starting may brown the chip out."""
+        return {
+            "adc_uv": {
+                str(self.board.battery_adc_pin): self.board.adc_uv(self.loaded_mv("cpu_active"))
+            },
+            "radio_mv": self.loaded_mv("advertising"),
+            "brownout_mv": self.board.brownout_mv,
+        }
 
     def jump(self, ms: int) -> None:
         """The RTC jumps ms ahead while the unit sleeps; its sleep timer does
@@ -103,6 +128,7 @@ class VirtualUnit:
         """Pull the cell while the unit sleeps: it stays off until power_on()."""
         self.clock_ms = max(self.clock_ms, at_ms)
         self._asleep = False
+        self._browned_out = False
         self._next_wake = None
 
     def run_until(
@@ -124,7 +150,9 @@ class VirtualUnit:
                 self.clock_ms = max(self.clock_ms, end_ms)
                 break
             self.clock_ms = wake
-            boot = self._boot(DEEPSLEEP_RESET, reason, cut_at_commit, cut_after)
+            # The ESP32 port reports a brownout reset as a power-on reset.
+            cause = PWRON_RESET if self._browned_out else DEEPSLEEP_RESET
+            boot = self._boot(cause, reason, cut_at_commit, cut_after)
             done.append(boot)
             if on_boot is not None:
                 on_boot(boot)
@@ -134,6 +162,8 @@ class VirtualUnit:
 
     def next_wake(self) -> tuple[int | None, int]:
         """When a sleeping unit wakes next, and why (timer or button)."""
+        if self._browned_out:
+            return self.clock_ms, 0
         press = next((t for t, p in self.samples if p and t > self.clock_ms), None)
         if press is not None and (self._next_wake is None or press < self._next_wake):
             return press, GPIO_WAKE
@@ -160,12 +190,12 @@ class VirtualUnit:
             "samples": self.samples,
             "button_pin": self.board.button_pin,
             "active_low": self.board.button_active_low,
-            "adc_uv": {str(self.board.battery_adc_pin): self.board.adc_uv(self.battery_mv)},
             "mac": self.board.mac_for(d.name),
             "commits": self.commits,
             "cut_at_commit": cut_at_commit,
             "cut_after": cut_after,
             "ble": self.ble,
+            **self._cell(),
         }
         (d / "unit.json").write_text(json.dumps(unit))
         env = dict(
@@ -214,11 +244,13 @@ class VirtualUnit:
             ended_ms=info["clock_ms"],
             sleep_ms=info.get("sleep_ms"),
             power_cut=info["exit"] == EXIT_POWER_CUT,
+            brownout=info["exit"] == EXIT_BROWNOUT,
         )
         self.commits = info["commits"]
         self.boots.append(boot)
         self.clock_ms = boot.ended_ms
         self._asleep = not boot.power_cut
+        self._browned_out = boot.brownout  # RTC memory survives; the chip restarts
         self._next_wake = None if boot.sleep_ms is None else self.clock_ms + boot.sleep_ms
         return boot
 

@@ -17,6 +17,7 @@ if not DIR:
 
 EXIT_SLEEP = 0  # deepsleep(): the supervisor wakes the unit again
 EXIT_POWER_CUT = 3  # an injected power cut
+EXIT_BROWNOUT = 4  # the cell sagged under the radio's current: the chip resets
 
 with open(DIR + "/unit.json") as _f:
     UNIT = json.load(_f)
@@ -112,6 +113,25 @@ def next_change(t, pressed):
         if ts > t and level == pressed:
             return ts
     return None
+
+
+def cell():
+    """The cell as it is now: the supervisor may change it while a
+    long-running process (the REPL) is up, so unit.json is read afresh."""
+    try:
+        with open(DIR + "/unit.json") as f:
+            return json.load(f)
+    except (OSError, ValueError):  # being rewritten this instant
+        return UNIT
+
+
+def radio_on():
+    """The radio starts drawing its current: a weak cell browns the chip out."""
+    now = cell()
+    sag = now.get("radio_mv")
+    if sag is not None and sag < now.get("brownout_mv", 0):
+        record("brownout", mv=sag)
+        stop(EXIT_BROWNOUT)
 
 
 def record(kind, **fields):

@@ -169,6 +169,7 @@ class BLE:
             return self._active
         self._active = bool(active)
         if self._active:
+            _twin.radio_on()
             self._new_address()
         _twin.record("radio", on=self._active)
         if self._peer is not None:
