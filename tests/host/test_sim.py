@@ -4,6 +4,7 @@ and the unit stops retrying; serial ports and the control port answer."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import subprocess
@@ -11,6 +12,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import serial
 from click.testing import CliRunner
@@ -90,6 +92,35 @@ def test_radio_loss_delays_an_alert_but_it_still_gets_through(tmp_path: Path) ->
         assert len(alerts) == 1 and alerts[0]["attempt"] > 0  # a retry got through
         log = [line for b in sim.units["unit-1"].unit.boots for line in b.lines]
         assert any("acknowledged by the receiver" in line for line in log), log[-10:]
+
+
+def test_every_frame_comes_from_a_fresh_non_resolvable_address(tmp_path: Path) -> None:
+    """The firmware's radio drives the virtual radio itself: what a scanner
+    hears is each frame under the address the firmware chose for it."""
+    with Sim(1, load_board(), tmp_path / "fleet") as sim:
+        heard: dict[bytes, set[str]] = {}
+
+        async def listen() -> None:
+            host = await sim.radio.radio.open_host("observer")
+
+            def on_adv(adv: Any) -> None:
+                data = bytes(adv.data_bytes)
+                if len(data) == 31:
+                    heard.setdefault(data, set()).add(adv.address.to_string(False))
+
+            host.device.on("advertisement", on_adv)
+            await host.device.start_scanning(filter_duplicates=False)
+            await asyncio.sleep(6)
+            await host.close()
+
+        assert control(sim, {"cmd": "taps", "unit": "unit-1", "count": 3})["ok"]
+        sim.radio.call(listen(), timeout=30)
+    assert len(heard) >= 2, "fewer than two frames heard"
+    addresses = [a for frame in heard.values() for a in frame]
+    assert all(len(a) == 1 for a in heard.values())  # one address per frame
+    assert len(set(addresses)) == len(heard)  # and never the same twice
+    # Non-resolvable private: the two most significant bits are 00.
+    assert all(int(a[:2], 16) >> 6 == 0 for a in addresses)
 
 
 def processes_in(directory: Path) -> list[int]:

@@ -14,7 +14,7 @@ from amrkit.protocol import Kind, decode, rid
 from amrkit.receiver import KnownUnit
 from amrkit.twin.energy import account
 from amrkit.twin.factory import firmware_module, provision
-from amrkit.twin.gestures import Rng, taps, trace
+from amrkit.twin.gestures import Rng, service_presses, taps, trace
 from amrkit.twin.unit import Boot, VirtualUnit
 
 BOARD = load_board()
@@ -24,7 +24,10 @@ def frames(unit: VirtualUnit) -> list[tuple[int, int, int]]:
     """(kind, alert id, counter) of every frame the unit advertised, verified
     with the unit's keys; a frame that does not verify fails the test."""
     ads = [
-        bytes.fromhex(e["data"]) for b in unit.boots for e in b.events if e["kind"] == "advertise"
+        bytes.fromhex(e["data"])
+        for b in unit.boots
+        for e in b.events
+        if e["kind"] == "advertise" and not e["connectable"]  # service mode is not a frame
     ]
     if not ads:
         return []
@@ -244,3 +247,22 @@ def test_a_cell_that_sags_under_the_radio_browns_out_but_the_alert_waits(
     unit.run_until(unit.clock_ms + 5 * 60_000)
     sent = frames(unit)
     assert len(alerts(unit)) == 1 and any(kind == RETRY for kind, _, _ in sent)
+
+
+def test_an_alarm_during_service_mode_closes_it_and_goes_out(unit: VirtualUnit) -> None:
+    unit.power_on()
+    rng = Rng(8)
+    gesture = service_presses(rng)
+    unit.press(10_000, trace(rng, gesture))
+    # The wearer holds the button while the unit waits for a host.
+    unit.press(10_000 + gesture[-1][0] + 8_000, trace(rng, [(0, 2000)]))
+    unit.run_until(10 * 60_000)
+    log = [line for b in unit.boots for line in b.lines]
+    opened = next(i for i, line in enumerate(log) if "service mode: connectable" in line)
+    closed = next(i for i, line in enumerate(log) if "service mode closed (alarm)" in line)
+    assert opened < closed
+    assert any("alert 0 reserved" in line for line in log[closed:])
+    assert len(alerts(unit)) == 1
+    # While service mode was open the unit advertised connectable, and only then.
+    connectable = [e for b in unit.boots for e in b.events if e.get("connectable")]
+    assert connectable and all(len(bytes.fromhex(e["data"])) == 23 for e in connectable)
