@@ -177,3 +177,51 @@ def test_at_rest_the_unit_is_not_connectable(sim: Sim) -> None:
     assert service and all(
         bytes.fromhex(e["data"])[3:9] == bytes.fromhex("05030f180a18") for e in service
     )
+
+
+def wait_asleep(sim: Sim, name: str) -> None:
+    deadline = time.monotonic() + 60
+    while sim.units[name].unit.awake_clock() is not None:  # an earlier session lingers
+        assert time.monotonic() < deadline, f"{name} never went back to sleep"
+        time.sleep(0.1)
+
+
+def test_battery_level_is_notified_to_a_paired_host(sim: Sim) -> None:
+    unit = known(sim, "unit-2")
+    wait_asleep(sim, "unit-2")
+    assert control(sim, {"cmd": "battery", "unit": "unit-2", "mv": 3000})["ok"]
+    assert control(sim, {"cmd": "service", "unit": "unit-2"})["ok"]
+    battery = firmware_module("battery")
+
+    async def watch() -> list[int]:
+        hit = await find([unit], sim.ble)
+        levels: list[int] = []
+        changed = asyncio.Event()
+
+        def notified(_: Any, data: bytearray) -> None:
+            levels.append(data[0])
+            changed.set()
+
+        passkey = service_passkey(unit.keys.id, hit.nonce)
+        async with BleakClient(hit.device, backend=bumble_client(sim.ble), passkey=passkey) as c:
+            await c.pair()
+            await c.start_notify(BATTERY_LEVEL, notified)
+            await asyncio.to_thread(control, sim, {"cmd": "battery", "unit": "unit-2", "mv": 2600})
+            await asyncio.wait_for(changed.wait(), 20)
+        return levels
+
+    assert asyncio.run(watch()) == [battery.percent(2600)]
+
+
+def test_a_press_reaches_a_unit_awake_in_service_mode_and_the_alarm_wins(sim: Sim) -> None:
+    """Awake time is real time: a hold made while the unit waits for a host
+    reaches its pin as it happens, and the alarm takes the radio."""
+    unit = known(sim, "unit-2")  # unit-1 has an alert on the air: it refuses service mode
+    wait_asleep(sim, "unit-2")
+    assert control(sim, {"cmd": "service", "unit": "unit-2"})["ok"]
+    asyncio.run(find([unit], sim.ble))  # advertising for a host now
+    assert control(sim, {"cmd": "press", "unit": "unit-2", "duration_ms": 2000})["ok"]
+    wait_for_log(sim, "unit-2", "service mode closed (alarm)")
+    log = unit_log(sim, "unit-2")
+    closed = max(i for i, line in enumerate(log) if "service mode closed (alarm)" in line)
+    assert any("reserved and persisted" in line for line in log[closed:])

@@ -45,6 +45,9 @@ from amrkit.twin.unit import FirmwareCrash, VirtualUnit
 SPEED = 1000.0  # virtual seconds per wall second while a unit sleeps
 TICK_S = 0.02
 BOOT_WAIT_S = 60.0
+# Commands that only change the unit's surroundings (its button, cell, radio)
+# or read its status; they need not wait for it to sleep.
+AT_ONCE = frozenset({"press", "taps", "service", "battery", "radio_loss", "status"})
 
 
 class SimError(ValueError):
@@ -73,6 +76,9 @@ class SimUnit:
     # -- clock ---------------------------------------------------------------
 
     def virtual_now(self) -> int:
+        awake = self.unit.awake_clock()
+        if awake is not None:  # awake, in real time
+            return awake
         wall, virtual = self._anchor
         return virtual + int((time.monotonic() - wall) * 1000 * self.sim.speed)
 
@@ -115,6 +121,14 @@ class SimUnit:
             self._reanchor(self.unit.clock_ms)
 
     # -- commands (run in the unit's thread) -----------------------------------
+
+    def at_once(self, command: dict[str, Any]) -> dict[str, Any]:
+        """A command about the world around the unit, carried out from the
+        caller's thread: it reaches a unit that is awake now."""
+        try:
+            return {"ok": True, **self._command(command)}
+        except SimError as err:
+            return {"ok": False, "error": str(err)}
 
     def _serve_commands(self) -> None:
         while True:
@@ -266,6 +280,7 @@ class Sim:
             if fresh and not self.blank:
                 shutil.copytree(app, fs, dirs_exist_ok=True)  # the app, deployed
             known = provision(unit) if fresh and not self.blank else twin_keys(unit)
+            unit.realtime = True
             sim_unit = SimUnit(self, name, unit, None if self.blank else known)
             sim_unit.device = UnitRadio(self.radio.radio, name)
             unit.ble = self.radio.call(sim_unit.device.start())
@@ -301,6 +316,9 @@ class Sim:
         name = command.get("unit")
         if name not in self.units:
             return {"ok": False, "error": f"no unit {name!r}: units are {', '.join(self.units)}"}
+        if command.get("cmd") in AT_ONCE:
+            return self.units[name].at_once(command)
+        # Power and clock changes wait for the unit's thread (between boots).
         reply: queue.Queue[dict[str, Any]] = queue.Queue()
         self.units[name].commands.put((command, reply))
         try:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +36,7 @@ BOOT_TIMEOUT_S = 60
 # A unit on a radio may open service mode, live in real time; the firmware
 # closes it after at most 5 minutes (amr/app.py _SERVICE_MAX_MS).
 LIVE_BOOT_TIMEOUT_S = 360
+SAMPLES_KEPT_MS = 60_000  # contact samples older than this are history to a boot
 
 
 class FirmwareCrash(RuntimeError):
@@ -67,10 +70,15 @@ class VirtualUnit:
     boots: list[Boot] = field(default_factory=list)
     commits: int = 0  # NVS commits over the unit's life; power cuts are injected by number
     ble: str | None = None  # "HOST:PORT" of its device on a virtual radio (twin.ble_peer)
+    # Awake time passes in real time (amr sim): presses and radio exchanges
+    # meet the firmware as they happen; deep sleep is still skipped.
+    realtime: bool = False
     _next_wake: int | None = None
     _asleep: bool = False
     _running: subprocess.Popen[str] | None = None
     _browned_out: bool = False  # restarts at once, as after a brownout reset
+    _awake_since: tuple[float, int] | None = None  # (wall s, clock ms) of the boot running
+    _lock: threading.Lock = field(default_factory=threading.Lock)  # samples, unit.json
 
     def __post_init__(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -78,9 +86,36 @@ class VirtualUnit:
     # -- the world around the unit -------------------------------------
 
     def press(self, at_ms: int, samples: Iterable[tuple[int, bool]]) -> None:
-        """Schedule raw contact samples (times relative to at_ms)."""
-        self.samples.extend((at_ms + t, pressed) for t, pressed in samples)
-        self.samples.sort()
+        """Schedule raw contact samples (times relative to at_ms). A unit
+        awake in real time feels them as they come."""
+        with self._lock:
+            self.samples.extend((at_ms + t, pressed) for t, pressed in samples)
+            self.samples.sort()
+            if self._awake_since is not None:
+                self._update_unit_json({"samples": self._recent_samples()})
+
+    def _recent_samples(self) -> list[tuple[int, bool]]:
+        """The samples a boot needs: the last minute's, and the one before
+        them that says whether the contact was closed."""
+        cutoff = self.clock_ms - SAMPLES_KEPT_MS
+        first = next((i for i, (t, _) in enumerate(self.samples) if t > cutoff), len(self.samples))
+        return self.samples[max(0, first - 1) :]
+
+    def awake_clock(self) -> int | None:
+        """The clock of a unit awake in real time now, else None."""
+        since = self._awake_since
+        if since is None or not self.realtime:
+            return None
+        return since[1] + int((time.time() - since[0]) * 1000)
+
+    def _update_unit_json(self, changes: dict[str, Any]) -> None:
+        path = self.directory / "unit.json"
+        if path.exists():
+            unit = json.loads(path.read_text())
+            unit.update(changes)
+            tmp = path.with_suffix(".tmp")  # a running process may read it meanwhile
+            tmp.write_text(json.dumps(unit))
+            tmp.replace(path)
 
     def power_on(self, cut_at_commit: int | None = None, cut_after: bool = False) -> Boot:
         """Insert a cell: RTC memory is lost, flash is kept."""
@@ -93,13 +128,8 @@ class VirtualUnit:
         self.battery_mv = mv
         if resistance_ohm is not None:
             self.resistance_ohm = resistance_ohm
-        path = self.directory / "unit.json"
-        if path.exists():
-            unit = json.loads(path.read_text())
-            unit.update(self._cell())
-            tmp = path.with_suffix(".tmp")  # a running REPL may read it meanwhile
-            tmp.write_text(json.dumps(unit))
-            tmp.replace(path)
+        with self._lock:
+            self._update_unit_json(self._cell())
 
     def loaded_mv(self, state: str) -> int:
         """The cell's voltage while the unit draws its current in `state`."""
@@ -164,7 +194,8 @@ class VirtualUnit:
         """When a sleeping unit wakes next, and why (timer or button)."""
         if self._browned_out:
             return self.clock_ms, 0
-        press = next((t for t, p in self.samples if p and t > self.clock_ms), None)
+        with self._lock:
+            press = next((t for t, p in self.samples if p and t > self.clock_ms), None)
         if press is not None and (self._next_wake is None or press < self._next_wake):
             return press, GPIO_WAKE
         return self._next_wake, TIMER_WAKE
@@ -187,7 +218,7 @@ class VirtualUnit:
             "boot_ms": self.board.wake_to_app_ms,
             "reset_cause": reset_cause,
             "wake_reason": wake_reason,
-            "samples": self.samples,
+            "samples": [],
             "button_pin": self.board.button_pin,
             "active_low": self.board.button_active_low,
             "mac": self.board.mac_for(d.name),
@@ -195,9 +226,14 @@ class VirtualUnit:
             "cut_at_commit": cut_at_commit,
             "cut_after": cut_after,
             "ble": self.ble,
+            "realtime": self.realtime,
+            "spawn_wall_ms": int(time.time() * 1000),
             **self._cell(),
         }
-        (d / "unit.json").write_text(json.dumps(unit))
+        with self._lock:
+            unit["samples"] = self._recent_samples()
+            (d / "unit.json").write_text(json.dumps(unit))
+            self._awake_since = (unit["spawn_wall_ms"] / 1000, self.clock_ms)
         env = dict(
             os.environ,
             AMR_TWIN_DIR=str(d),
@@ -221,6 +257,8 @@ class VirtualUnit:
                 stdout, stderr = proc.communicate()
             finally:
                 self._running = None
+                with self._lock:
+                    self._awake_since = None
         exit_path = d / "exit.json"
         if not exit_path.exists():
             raise FirmwareCrash(

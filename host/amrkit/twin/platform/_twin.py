@@ -5,6 +5,9 @@
 # Time is virtual: it advances only when the firmware sleeps or waits, so a
 # run is deterministic and deep sleep costs nothing. The clock is the RTC
 # (ms since the unit was first powered); ticks count from the wake.
+# Under `amr sim` (unit.json "realtime") awake time follows the wall clock
+# from the process start: the boot takes its time, waits are real, and
+# presses the supervisor adds to unit.json meanwhile reach the pin.
 import json
 import os
 import sys
@@ -26,6 +29,7 @@ _wake = UNIT["clock_ms"]
 _now = _wake + UNIT["boot_ms"]
 _samples = UNIT["samples"]  # [[t_ms, pressed], ...] on the RTC clock, sorted
 commits = UNIT["commits"]  # NVS commits so far in the unit's life
+_REALTIME = bool(UNIT.get("realtime"))
 
 
 def now():
@@ -71,11 +75,34 @@ def air():
         return []
 
 
+def _wall_now():
+    """The RTC clock as the wall clock has it, in real-time mode."""
+    return _wake + utime.time_ns() // 1000000 - UNIT["spawn_wall_ms"]
+
+
+def _wait_until(t):
+    """Real time passes until the clock reads t (radio events are delivered
+    meanwhile); then pick up presses added since."""
+    global _samples
+    remaining = t - _wall_now()
+    if remaining > 0:
+        if _pump is not None:
+            _pump(remaining)
+        else:
+            utime.sleep_ms(remaining)
+    _samples = cell().get("samples", _samples)
+
+
 def advance(ms):
     """Let ms pass awake: contact changes on the way reach the pin interrupts."""
     global _now
     begin = _now
     end = _now + max(0, ms)
+    if _REALTIME:
+        _wait_until(end)
+        end = max(end, _wall_now())
+    elif _pump is not None:
+        _pump(end - begin)
     for ts, pressed in _samples:
         if ts > end:
             break
@@ -83,8 +110,6 @@ def advance(ms):
             _now = ts
             for callback in _listeners:
                 callback(pressed)
-    if _pump is not None:
-        _pump(end - begin)
     _now = end
     for callback in _tickers:
         callback(begin, end)
@@ -93,7 +118,9 @@ def advance(ms):
 def advance_to(t):
     global _now
     if t > _now:
-        if _pump is not None:
+        if _REALTIME:
+            _wait_until(t)
+        elif _pump is not None:
             _pump(t - _now)
         _now = t
 
@@ -155,3 +182,7 @@ def stop(code, **fields):
     fields["commits"] = commits
     write_atomic("exit.json", json.dumps(fields))
     sys.exit(code)
+
+
+if _REALTIME:
+    _wait_until(_now)  # the boot itself takes its time
