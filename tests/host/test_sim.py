@@ -123,12 +123,17 @@ def test_every_frame_comes_from_a_fresh_non_resolvable_address(tmp_path: Path) -
     assert all(int(a[:2], 16) >> 6 == 0 for a in addresses)
 
 
-def processes_in(directory: Path) -> list[int]:
-    """Pids of processes working in `directory` (the units' firmware runs there)."""
+def processes_in(directory: Path, running: str = "") -> list[int]:
+    """Pids of processes working in `directory` (the units' firmware and
+    REPL run there) whose command line contains `running`."""
     pids = []
     for proc in Path("/proc").iterdir():
         try:
-            if proc.name.isdigit() and (proc / "cwd").resolve().is_relative_to(directory):
+            if (
+                proc.name.isdigit()
+                and (proc / "cwd").resolve().is_relative_to(directory)
+                and running.encode() in (proc / "cmdline").read_bytes()
+            ):
                 pids.append(int(proc.name))
         except OSError:  # gone meanwhile, or not ours to look at
             continue
@@ -153,6 +158,29 @@ def test_the_twin_leaves_no_process_or_port_behind(tmp_path: Path) -> None:
     for port in ports:
         with socket.socket() as s:
             assert s.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still open"
+
+
+def test_power_cut_in_the_middle_of_an_alert_burst_loses_nothing(tmp_path: Path) -> None:
+    with Sim(1, load_board(), tmp_path / "fleet") as sim:
+        unit = sim.units["unit-1"].unit
+        assert control(sim, {"cmd": "press", "unit": "unit-1", "duration_ms": 2000})["ok"]
+        events = unit.directory / "events.jsonl"
+        deadline = time.monotonic() + 30
+        while not (events.exists() and '"advertise"' in events.read_text()):
+            assert time.monotonic() < deadline, "the alert never went on the air"
+            time.sleep(0.02)
+        # Awake, its burst on the air: the cell is pulled this instant.
+        reply = control(sim, {"cmd": "power_cut", "unit": "unit-1"})
+        assert reply["ok"] is True and reply["on"] is False
+        deadline = time.monotonic() + 10
+        while not unit.boots[-1].power_cut:
+            assert time.monotonic() < deadline, "the boot did not end with the cut"
+            time.sleep(0.02)
+        assert processes_in(unit.directory.resolve(), "main.py") == []  # the app stopped
+        assert control(sim, {"cmd": "power_on", "unit": "unit-1"})["ok"] is True
+        log = unit.boots[-1].lines
+        # The persisted alert resumes after the power-on: retried, not lost.
+        assert any("attempt 1" in line for line in log), log
 
 
 def test_control_errors_say_what_to_do(tmp_path: Path) -> None:

@@ -316,8 +316,11 @@ class Sim:
         name = command.get("unit")
         if name not in self.units:
             return {"ok": False, "error": f"no unit {name!r}: units are {', '.join(self.units)}"}
+        sim_unit = self.units[name]
         if command.get("cmd") in AT_ONCE:
-            return self.units[name].at_once(command)
+            return sim_unit.at_once(command)
+        if command == {"cmd": "power_cut", "unit": name} and sim_unit.unit.cut_now():
+            return {"ok": True, **sim_unit.at_once({"cmd": "status"})}  # awake: cut this instant
         # Power and clock changes wait for the unit's thread (between boots).
         reply: queue.Queue[dict[str, Any]] = queue.Queue()
         self.units[name].commands.put((command, reply))

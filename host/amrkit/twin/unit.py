@@ -78,6 +78,7 @@ class VirtualUnit:
     _running: subprocess.Popen[str] | None = None
     _browned_out: bool = False  # restarts at once, as after a brownout reset
     _awake_since: tuple[float, int] | None = None  # (wall s, clock ms) of the boot running
+    _cut_at: int | None = None  # clock when power was pulled from the boot running
     _lock: threading.Lock = field(default_factory=threading.Lock)  # samples, unit.json
 
     def __post_init__(self) -> None:
@@ -153,6 +154,18 @@ class VirtualUnit:
         self.clock_ms += ms
         if self._next_wake is not None:
             self._next_wake += ms
+
+    def cut_now(self) -> bool:
+        """Pull the cell from a unit awake in real time, this instant; False
+        if it is not awake (then power_off() applies)."""
+        with self._lock:
+            proc, clock = self._running, self.awake_clock()
+            if proc is None or clock is None:
+                return False
+            self._cut_at = clock
+            self._asleep = False  # off, from now until power_on()
+            proc.kill()
+            return True
 
     def power_off(self, at_ms: int) -> None:
         """Pull the cell while the unit sleeps: it stays off until power_on()."""
@@ -259,20 +272,29 @@ class VirtualUnit:
                 self._running = None
                 with self._lock:
                     self._awake_since = None
-        exit_path = d / "exit.json"
-        if not exit_path.exists():
-            raise FirmwareCrash(
-                f"firmware in {d} ended without deep sleep (exit {proc.returncode}):\n"
-                + stdout
-                + stderr
-            )
-        info = json.loads(exit_path.read_text())
         events_path = d / "events.jsonl"
         events = (
             [json.loads(line) for line in events_path.read_text().splitlines()]
             if events_path.exists()
             else []
         )
+        exit_path = d / "exit.json"
+        cut_at, self._cut_at = self._cut_at, None
+        if cut_at is not None:  # pulled mid-boot: what it did until then stands
+            info = {
+                "clock_ms": cut_at,
+                "exit": EXIT_POWER_CUT,
+                "commits": max([self.commits] + [e["n"] for e in events if e["kind"] == "commit"]),
+            }
+            (d / "rtc.bin").unlink(missing_ok=True)
+        elif not exit_path.exists():
+            raise FirmwareCrash(
+                f"firmware in {d} ended without deep sleep (exit {proc.returncode}):\n"
+                + stdout
+                + stderr
+            )
+        else:
+            info = json.loads(exit_path.read_text())
         boot = Boot(
             started_ms=self.clock_ms,
             reset_cause=reset_cause,

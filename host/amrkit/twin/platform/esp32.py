@@ -62,6 +62,7 @@ class NVS:
     def commit(self):
         # Commits are numbered over the unit's life, across boots.
         _twin.commits += 1
+        _twin.record("commit", n=_twin.commits)  # counted even if power goes mid-boot
         cut = _twin.UNIT.get("cut_at_commit")
         if cut == _twin.commits and _twin.UNIT.get("cut_after"):
             self._write()
