@@ -57,6 +57,13 @@ def wait_for_log(sim: Sim, name: str, text: str, timeout_s: float = 60.0) -> Non
     raise AssertionError(f"{name} never logged {text!r}: {unit_log(sim, name)[-8:]}")
 
 
+def wait_asleep(sim: Sim, name: str) -> None:
+    deadline = time.monotonic() + 60
+    while sim.units[name].unit.awake_clock() is not None:  # an earlier session lingers
+        assert time.monotonic() < deadline, f"{name} never went back to sleep"
+        time.sleep(0.1)
+
+
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
     with Sim(2, load_board(), tmp_path_factory.mktemp("svc") / "fleet") as fleet:
@@ -96,8 +103,15 @@ def test_battery_and_device_information_after_passkey_pairing(sim: Sim) -> None:
 
     assert asyncio.run(bonded_read()) == battery.percent(2700)
     wait_for_log(sim, "unit-1", "service mode closed (done)")
+    # A later session is a new boot under a new resolvable private address:
+    # the host resolves it with the IRK it got when bonding, and the unit
+    # finds the bond in its flash.
+    wait_asleep(sim, "unit-1")
+    assert control(sim, {"cmd": "service", "unit": "unit-1"})["ok"]
+    assert asyncio.run(bonded_read()) == battery.percent(2700)
+    wait_asleep(sim, "unit-1")
     log = unit_log(sim, "unit-1")
-    assert sum("link encrypted=1 authenticated=1 bonded=1" in line for line in log) == 2
+    assert sum("link encrypted=1 authenticated=1 bonded=1" in line for line in log) == 3
     nvs = sim.units["unit-1"].unit.nvs()["amr"]
     assert {"b0", "b1"} & set(nvs), "no bond table in the unit's flash"
     energy = control(sim, {"cmd": "status", "unit": "unit-1"})["energy"]["ms"]
@@ -177,13 +191,6 @@ def test_at_rest_the_unit_is_not_connectable(sim: Sim) -> None:
     assert service and all(
         bytes.fromhex(e["data"])[3:9] == bytes.fromhex("05030f180a18") for e in service
     )
-
-
-def wait_asleep(sim: Sim, name: str) -> None:
-    deadline = time.monotonic() + 60
-    while sim.units[name].unit.awake_clock() is not None:  # an earlier session lingers
-        assert time.monotonic() < deadline, f"{name} never went back to sleep"
-        time.sleep(0.1)
 
 
 def test_battery_level_is_notified_to_a_paired_host(sim: Sim) -> None:

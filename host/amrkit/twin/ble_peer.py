@@ -27,7 +27,9 @@ import itertools
 import json
 import logging
 import random
+import secrets
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from bumble import hci
@@ -191,10 +193,13 @@ class UnitSession:
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         lost: Callable[[], bool] = lambda: False,
+        irk: bytes = b"",
     ) -> None:
         self.radio = radio
         self.name = name
         self._lost = lost
+        self._irk = irk  # the unit's identity resolving key (for addr_mode 2)
+        self._mac = ""  # its public address, the identity a bonded host knows it by
         self._address = ""  # the firmware's current address, hex
         self._on = False  # the firmware's stack is active
         self._scanning = False
@@ -277,7 +282,11 @@ class UnitSession:
 
     async def _call(self, op: str, m: dict[str, Any]) -> Any:
         if op == "active":
+            self._mac = m.get("mac", self._mac)
             return await self._active(bool(m["on"]), m["addr"])
+        if op == "rpa":  # a resolvable private address from the unit's IRK
+            rpa = hci.Address.generate_private_address(self._irk)
+            return rpa.to_string(False).replace(":", "").lower()
         if op == "security":
             self._security.update({k: m[k] for k in self._security})
             return None
@@ -376,6 +385,13 @@ class UnitSession:
             return self._host
         host = await self.radio.open_host(self.name, address=str(_address(self._address)))
         device = host.device
+        if self._irk and self._mac:
+            # Bonded hosts get the IRK and this identity, and so find the
+            # unit behind the next session's resolvable private address.
+            device.irk = self._irk
+            device.public_address = hci.Address(
+                str(_address(self._mac)), hci.AddressType.PUBLIC_DEVICE
+            )
         device.keystore = FirmwareKeyStore(self)
         device.pairing_config_factory = self._pairing_config
         device.on(device.EVENT_CONNECTION, self._on_connection)
@@ -414,6 +430,7 @@ class UnitSession:
             mitm=bool(s["mitm"]),
             bonding=bool(s["bond"]),
             delegate=FirmwareDelegate(self, connection, int(s["io"])),
+            identity_address_type=PairingConfig.AddressType.PUBLIC if self._mac else None,
         )
 
     def _register(self, services: list[list[Any]]) -> list[list[int]]:
@@ -507,9 +524,17 @@ class UnitRadio:
     """Where one unit's firmware reaches the radio: a local TCP port; each
     connection to it (one boot) drives one bumble device. Runs on the radio's loop."""
 
-    def __init__(self, radio: VirtualRadio, name: str) -> None:
+    def __init__(self, radio: VirtualRadio, name: str, directory: Path | None = None) -> None:
         self.radio = radio
         self.name = name
+        # The unit's IRK lives with its flash, so a bond outlasts the session
+        # (on the chip the BLE stack keeps it; the firmware never sees it).
+        self.irk = b""
+        if directory is not None:
+            path = directory / "ble_irk.bin"
+            if not path.exists():
+                path.write_bytes(secrets.token_bytes(16))
+            self.irk = path.read_bytes()
         self.loss = 0.0  # chance that a frame, or an advertisement to hear, is lost
         self._rng = random.Random(name)  # the same losses run after run
         self.sessions: list[UnitSession] = []
@@ -522,7 +547,7 @@ class UnitRadio:
         return f"127.0.0.1:{port}"
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        session = UnitSession(self.radio, self.name, reader, writer, self._lost)
+        session = UnitSession(self.radio, self.name, reader, writer, self._lost, self.irk)
         self.sessions.append(session)
         try:
             await session.serve()

@@ -282,7 +282,7 @@ class Sim:
             known = provision(unit) if fresh and not self.blank else twin_keys(unit)
             unit.realtime = True
             sim_unit = SimUnit(self, name, unit, None if self.blank else known)
-            sim_unit.device = UnitRadio(self.radio.radio, name)
+            sim_unit.device = UnitRadio(self.radio.radio, name, unit.directory)
             unit.ble = self.radio.call(sim_unit.device.start())
             if fresh and not self.blank:
                 # Units start as issued: MicroPython in flash, the app deployed.

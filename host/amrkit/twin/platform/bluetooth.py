@@ -155,7 +155,9 @@ class BLE:
         if self._peer is None and spec:
             self._peer = _Peer(spec, self)
             _twin.realtime(self._peer.pump)
-            self._peer.call("active", on=self._active, addr=self._addr.hex())
+            if self._active and self._config["addr_mode"] == 2:
+                self._new_address()  # the device makes resolvable ones from its IRK
+            self._peer.call("active", on=self._active, addr=self._addr.hex(), mac=_twin.UNIT["mac"])
         return self._peer
 
     def _tell(self, op, **args):
@@ -183,8 +185,12 @@ class BLE:
         if mode == 0:  # public: the chip's MAC
             self._addr = bytes.fromhex(_twin.UNIT["mac"])
             return
+        if mode == 2 and self._peer is not None:
+            self._addr = bytes.fromhex(self._peer.call("rpa"))
+            return
         addr = bytearray(os.urandom(6))
-        # Random private addresses: top bits 00 non-resolvable, 11 static, 01 resolvable.
+        # Random private addresses: top bits 00 non-resolvable, 11 static, 01 resolvable
+        # (without a radio, a stand-in: the bits only).
         addr[0] = (addr[0] & 0x3F) | (0x00, 0xC0, 0x40, 0x00)[mode]
         self._addr = bytes(addr)
 
