@@ -120,7 +120,7 @@ class SimUnit:
                 self._cut_next_write = self._cut_next_write and not boot.power_cut
             self._reanchor(self.unit.clock_ms)
 
-    # -- commands (run in the unit's thread) -----------------------------------
+    # -- commands (power and clock in the unit's thread, the rest at once) -------
 
     def at_once(self, command: dict[str, Any]) -> dict[str, Any]:
         """A command about the world around the unit, carried out from the
@@ -319,7 +319,8 @@ class Sim:
         sim_unit = self.units[name]
         if command.get("cmd") in AT_ONCE:
             return sim_unit.at_once(command)
-        if command == {"cmd": "power_cut", "unit": name} and sim_unit.unit.cut_now():
+        cut_now = command.get("cmd") == "power_cut" and not command.get("at_next_write")
+        if cut_now and sim_unit.unit.cut_now():
             return {"ok": True, **sim_unit.at_once({"cmd": "status"})}  # awake: cut this instant
         # Power and clock changes wait for the unit's thread (between boots).
         reply: queue.Queue[dict[str, Any]] = queue.Queue()

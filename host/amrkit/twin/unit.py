@@ -102,10 +102,15 @@ class VirtualUnit:
         first = next((i for i, (t, _) in enumerate(self.samples) if t > cutoff), len(self.samples))
         return self.samples[max(0, first - 1) :]
 
+    @property
+    def awake_in_real_time(self) -> bool:
+        """Asked for, or implied by a radio: hosts on it keep real time."""
+        return self.realtime or self.ble is not None
+
     def awake_clock(self) -> int | None:
         """The clock of a unit awake in real time now, else None."""
         since = self._awake_since
-        if since is None or not self.realtime:
+        if since is None or not self.awake_in_real_time:
             return None
         return since[1] + int((time.time() - since[0]) * 1000)
 
@@ -239,7 +244,7 @@ class VirtualUnit:
             "cut_at_commit": cut_at_commit,
             "cut_after": cut_after,
             "ble": self.ble,
-            "realtime": self.realtime,
+            "realtime": self.awake_in_real_time,
             "spawn_wall_ms": int(time.time() * 1000),
             **self._cell(),
         }

@@ -44,12 +44,12 @@ _listeners = []  # called with `pressed` at each contact change, by Pin.irq
 _tickers = []  # called with (start, end) of every stretch of awake time
 
 
-_pump = None  # waits in real time while the unit is live on a radio
+_pump = None  # real-time waits deliver the radio's events while the unit is on one
 
 
 def realtime(pump):
-    """From now on, time awake passes in real time: pump(ms) waits it out
-    (delivering radio events meanwhile), as a host on the radio expects."""
+    """From now on real-time waits go through pump(ms), which delivers the
+    radio's events while it waits."""
     global _pump
     _pump = pump
 
@@ -90,7 +90,7 @@ def _wait_until(t):
             _pump(remaining)
         else:
             utime.sleep_ms(remaining)
-    _samples = cell().get("samples", _samples)
+    _samples = latest().get("samples", _samples)
 
 
 def advance(ms):
@@ -101,8 +101,6 @@ def advance(ms):
     if _REALTIME:
         _wait_until(end)
         end = max(end, _wall_now())
-    elif _pump is not None:
-        _pump(end - begin)
     for ts, pressed in _samples:
         if ts > end:
             break
@@ -120,8 +118,6 @@ def advance_to(t):
     if t > _now:
         if _REALTIME:
             _wait_until(t)
-        elif _pump is not None:
-            _pump(t - _now)
         _now = t
 
 
@@ -142,9 +138,9 @@ def next_change(t, pressed):
     return None
 
 
-def cell():
-    """The cell as it is now: the supervisor may change it while a
-    long-running process (the REPL) is up, so unit.json is read afresh."""
+def latest():
+    """unit.json as the supervisor has it now: it changes the cell and adds
+    presses while a process runs (a real-time boot, the REPL)."""
     try:
         with open(DIR + "/unit.json") as f:
             return json.load(f)
@@ -154,7 +150,7 @@ def cell():
 
 def radio_on():
     """The radio starts drawing its current: a weak cell browns the chip out."""
-    now = cell()
+    now = latest()
     sag = now.get("radio_mv")
     if sag is not None and sag < now.get("brownout_mv", 0):
         record("brownout", mv=sag)

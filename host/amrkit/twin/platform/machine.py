@@ -146,7 +146,7 @@ class ADC:
         self._pin = id._id if isinstance(id, Pin) else id
 
     def read_uv(self):
-        return _twin.cell()["adc_uv"].get(str(self._pin), 0)
+        return _twin.latest()["adc_uv"].get(str(self._pin), 0)
 
     def read_u16(self):
         # 11 dB full scale on the C3 is about 2.5 V.
