@@ -32,7 +32,6 @@ _PASSKEY_PREFIX = b"AMR1PIN"
 # Battery and Device Information services, then manufacturer data holding a
 # random nonce u32 and the unit's token for it.
 SERVICE_AD_PREFIX = bytes.fromhex("02010605030f180a180dff")
-SERVICE_AD_LENGTH = len(SERVICE_AD_PREFIX) + 4 + RID_LENGTH
 _HKDF_SALT = b"AMR-v1 unit keys"
 _PLAINTEXT = struct.Struct("<BIIBBBB")
 
@@ -128,14 +127,6 @@ def service_token(id_key: bytes, nonce: int) -> bytes:
 
 def service_ad(id_key: bytes, nonce: int) -> bytes:
     return SERVICE_AD_PREFIX + struct.pack("<I", nonce) + service_token(id_key, nonce)
-
-
-def service_nonce_and_token(ad: bytes) -> tuple[int, bytes] | None:
-    """(nonce, token) from a service-mode advertisement, None for anything else."""
-    if len(ad) != SERVICE_AD_LENGTH or not ad.startswith(SERVICE_AD_PREFIX):
-        return None
-    at = len(SERVICE_AD_PREFIX)
-    return struct.unpack_from("<I", ad, at)[0], ad[at + 4 :]
 
 
 def service_passkey(id_key: bytes, nonce: int) -> int:

@@ -25,7 +25,7 @@ from bleak.uuids import normalize_uuid_16
 from bumble.keys import KeyStore
 
 from amrkit.ble import bumble_client, bumble_scanner
-from amrkit.protocol import service_passkey, service_token
+from amrkit.protocol import RID_LENGTH, service_passkey, service_token
 from amrkit.receiver import KnownUnit
 
 BATTERY_SERVICE = normalize_uuid_16(0x180F)
@@ -61,7 +61,7 @@ def resolve(adv: AdvertisementData, units: Iterable[KnownUnit]) -> tuple[KnownUn
     if not {BATTERY_SERVICE, DEVICE_INFORMATION} <= set(adv.service_uuids):
         return None
     for company, data in adv.manufacturer_data.items():
-        if len(data) != 10:
+        if len(data) != 2 + RID_LENGTH:  # the nonce's high half, then the token
             continue
         nonce = struct.unpack("<I", struct.pack("<H", company) + data[:2])[0]
         for unit in units:

@@ -15,8 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from collections.abc import Callable
 
 import pytest
 from bleak import BleakScanner
@@ -26,6 +25,7 @@ from bleak.exc import BleakBluetoothNotAvailableError, BleakError
 from bumble.core import AdvertisingData
 from bumble.device import Advertisement, Device
 from bumble.hci import Address
+from checked_run import run
 
 from amrkit.ble import (
     BumbleDeviceDetails,
@@ -44,24 +44,7 @@ MFR = bytes.fromhex("873b86ff130c7ec055ce0e3bec787de5ca6d800d892f89d338f84c")
 PAYLOAD2 = bytes.fromhex("1eff2a0b") + bytes(range(27))
 WAIT_S = 3.0
 
-T = TypeVar("T")
 Heard = tuple[BLEDevice, AdvertisementData]
-
-
-def run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """asyncio.run, then check the test left no task or thread behind."""
-    threads = set(threading.enumerate())
-
-    async def checked() -> T:
-        result = await main()
-        await asyncio.sleep(0.05)  # let closed transports report connection_lost
-        leftover = asyncio.all_tasks() - {asyncio.current_task()}
-        assert not leftover, leftover
-        return result
-
-    result = asyncio.run(checked())
-    assert set(threading.enumerate()) <= threads
-    return result
 
 
 class Inbox:

@@ -9,9 +9,6 @@ fixed passkey, and wants MITM: it refuses Just Works.
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
 
 import pytest
 from bleak import BleakClient, BleakScanner
@@ -37,6 +34,7 @@ from bumble.gatt import (
 from bumble.hci import Address
 from bumble.keys import MemoryKeyStore
 from bumble.pairing import PairingConfig, PairingDelegate
+from checked_run import run
 
 from amrkit.ble import (
     BumbleClient,
@@ -60,24 +58,6 @@ WRITABLE = "a3c8f5e2-0d4b-4c1e-9f6a-2b7d8e9f0a1b"
 # flags, 16-bit service UUIDs [0x180f], complete local name
 AD = bytes.fromhex("020106") + bytes.fromhex("03030f18") + bytes.fromhex("0709") + b"amr-pb"
 WAIT_S = 2.0
-
-T = TypeVar("T")
-
-
-def run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """asyncio.run, then check the test left no task or thread behind."""
-    threads = set(threading.enumerate())
-
-    async def checked() -> T:
-        result = await main()
-        await asyncio.sleep(0.05)  # let closed transports report connection_lost
-        leftover = asyncio.all_tasks() - {asyncio.current_task()}
-        assert not leftover, leftover
-        return result
-
-    result = asyncio.run(checked())
-    assert set(threading.enumerate()) <= threads
-    return result
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from bleak import BleakClient
 from bleak.exc import BleakError
 from bumble.keys import MemoryKeyStore
 from click.testing import CliRunner
+from sim_control import control
 
 import amrkit
 from amrkit.ble import bumble_client
@@ -34,14 +34,6 @@ from amrkit.unit_ble import BATTERY_LEVEL, find, read_unit
 
 PASS = "service test"
 HOST = "C0:5E:4F:1C:E0:01"  # the store's host keeps one address, so its bonds hold
-
-
-def control(sim: Sim, command: dict[str, object]) -> dict[str, Any]:
-    host, port = sim.control.removeprefix("tcp://").split(":")
-    with socket.create_connection((host, int(port)), timeout=30) as s:
-        s.sendall(json.dumps(command).encode() + b"\n")
-        reply: dict[str, Any] = json.loads(s.makefile().readline())
-    return reply
 
 
 def unit_log(sim: Sim, name: str) -> list[str]:

@@ -19,6 +19,7 @@ from click.testing import CliRunner
 from esptool.cmds import attach_flash, detect_chip, reset_chip, write_flash
 from esptool.loader import DEFAULT_TIMEOUT
 from listen_cli import amr_listen
+from sim_control import control
 
 from amrkit import build
 from amrkit.boards import load_board
@@ -29,14 +30,6 @@ from amrkit.twin.serial.image import stand_in_image
 from amrkit.twin.sim import Sim
 
 PASS = "sim test"
-
-
-def control(sim: Sim, command: dict[str, object]) -> dict[str, object]:
-    host, port = sim.control.removeprefix("tcp://").split(":")
-    with socket.create_connection((host, int(port)), timeout=30) as s:
-        s.sendall(json.dumps(command).encode() + b"\n")
-        reply: dict[str, object] = json.loads(s.makefile().readline())
-    return reply
 
 
 def test_press_is_verified_and_acknowledged_over_the_virtual_radio(tmp_path: Path) -> None:

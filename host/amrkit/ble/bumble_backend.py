@@ -28,7 +28,7 @@ import struct
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, TypedDict
+from typing import Any, ClassVar, Literal, TypedDict, TypeVar, cast
 
 from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import (
@@ -193,16 +193,7 @@ class BumbleScanner(BaseBleakScanner):
         transport = self._transport
         if isinstance(transport, Device):
             return BumbleHost(transport)  # borrowed: nothing to release
-        if isinstance(transport, VirtualRadio):
-            return await transport.open_host("bleak-scanner")
-        try:
-            return await open_host(transport, "bleak-scanner")
-        except (OSError, LookupError, ValueError, RuntimeError, hci.HCI_Error) as err:
-            raise BleakBluetoothNotAvailableError(
-                f"cannot open bumble transport {transport!r}: {err} "
-                f"(set {ENV_TRANSPORT} or pass bumble={{'transport': ...}})",
-                BleakBluetoothNotAvailableReason.NO_BLUETOOTH,
-            ) from err
+        return await open_for_bleak(transport, "bleak-scanner")
 
     async def start(self) -> None:
         if self._host is not None:
@@ -268,12 +259,32 @@ class BumbleScanner(BaseBleakScanner):
         self.call_detection_callbacks(device, adv)
 
 
+async def open_for_bleak(transport: str | VirtualRadio, name: str) -> BumbleHost:
+    """A powered host on a virtual radio or a bumble transport, or bleak's
+    error for a radio that is not there."""
+    if isinstance(transport, VirtualRadio):
+        return await transport.open_host(name)
+    try:
+        return await open_host(transport, name)
+    except (OSError, LookupError, ValueError, RuntimeError, hci.HCI_Error) as err:
+        raise BleakBluetoothNotAvailableError(
+            f"cannot open bumble transport {transport!r}: {err} "
+            f"(set {ENV_TRANSPORT} or pass bumble={{'transport': ...}})",
+            BleakBluetoothNotAvailableReason.NO_BLUETOOTH,
+        ) from err
+
+
+_Backend = TypeVar("_Backend", bound=type)
+
+
+def bind_transport(backend: _Backend, transport: object) -> _Backend:
+    """A subclass of a backend class with its ``transport`` set, for bleak's
+    ``backend=`` (which takes a class); it keeps the class's name."""
+    bound = type(backend.__name__, (backend,), {"transport": transport})
+    bound.__qualname__ = backend.__qualname__
+    return cast(_Backend, bound)
+
+
 def bumble_scanner(transport: Transport) -> type[BumbleScanner]:
     """A :class:`BumbleScanner` subclass bound to ``transport``, for ``backend=``."""
-
-    class BoundBumbleScanner(BumbleScanner):
-        pass
-
-    BoundBumbleScanner.transport = transport
-    BoundBumbleScanner.__name__ = BoundBumbleScanner.__qualname__ = "BumbleScanner"
-    return BoundBumbleScanner
+    return bind_transport(BumbleScanner, transport)

@@ -46,8 +46,6 @@ from bleak.backends.descriptor import BleakGATTDescriptor
 from bleak.backends.device import BLEDevice
 from bleak.backends.service import BleakGATTService, BleakGATTServiceCollection
 from bleak.exc import (
-    BleakBluetoothNotAvailableError,
-    BleakBluetoothNotAvailableReason,
     BleakError,
     BleakGATTProtocolError,
 )
@@ -58,8 +56,13 @@ from bumble.gatt_client import Client as GattClient
 from bumble.keys import KeyStore, MemoryKeyStore
 from bumble.pairing import PairingConfig, PairingDelegate
 
-from amrkit.ble.bumble_backend import ENV_TRANSPORT, BumbleDeviceDetails, resolve_transport
-from amrkit.ble.link import BumbleHost, VirtualRadio, open_host
+from amrkit.ble.bumble_backend import (
+    BumbleDeviceDetails,
+    bind_transport,
+    open_for_bleak,
+    resolve_transport,
+)
+from amrkit.ble.link import BumbleHost, VirtualRadio
 
 logger = logging.getLogger(__name__)
 
@@ -194,18 +197,9 @@ class BumbleClient(BaseBleakClient):
 
     async def _open(self) -> BumbleHost:
         transport = self._transport
-        if isinstance(transport, VirtualRadio):
-            return await transport.open_host("bleak-client")
         if isinstance(transport, Device):
             raise BleakError("BumbleClient powers its own host: give it a transport, not a Device")
-        try:
-            return await open_host(transport, "bleak-client")
-        except (OSError, LookupError, ValueError, RuntimeError, hci.HCI_Error) as err:
-            raise BleakBluetoothNotAvailableError(
-                f"cannot open bumble transport {transport!r}: {err} "
-                f"(set {ENV_TRANSPORT} or pass bumble={{'transport': ...}})",
-                BleakBluetoothNotAvailableReason.NO_BLUETOOTH,
-            ) from err
+        return await open_for_bleak(transport, "bleak-client")
 
     # Connectivity
 
@@ -469,10 +463,4 @@ class BumbleClient(BaseBleakClient):
 
 def bumble_client(transport: ClientTransport) -> type[BumbleClient]:
     """A :class:`BumbleClient` subclass bound to ``transport``, for ``backend=``."""
-
-    class BoundBumbleClient(BumbleClient):
-        pass
-
-    BoundBumbleClient.transport = transport
-    BoundBumbleClient.__name__ = BoundBumbleClient.__qualname__ = "BumbleClient"
-    return BoundBumbleClient
+    return bind_transport(BumbleClient, transport)

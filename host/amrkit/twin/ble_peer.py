@@ -286,7 +286,7 @@ class UnitSession:
             return await self._active(bool(m["on"]), m["addr"])
         if op == "rpa":  # a resolvable private address from the unit's IRK
             rpa = hci.Address.generate_private_address(self._irk)
-            return rpa.to_string(False).replace(":", "").lower()
+            return _hex(rpa)
         if op == "security":
             self._security.update({k: m[k] for k in self._security})
             return None
@@ -416,7 +416,7 @@ class UnitSession:
             IRQ_SCAN_RESULT,
             [
                 0 if addr.is_public else 1,
-                addr.to_string(False).replace(":", "").lower(),
+                _hex(addr),
                 ADV_IND if adv.is_connectable else ADV_NONCONN_IND,
                 adv.rssi,
                 bytes(adv.data_bytes).hex(),
@@ -476,7 +476,7 @@ class UnitSession:
         handle = connection.handle
         self._connections[handle] = connection
         peer = connection.peer_address
-        addr = peer.to_string(False).replace(":", "").lower()
+        addr = _hex(peer)
         addr_type = 0 if peer.is_public else 1
         self.event(IRQ_CENTRAL_CONNECT, [handle, addr_type, addr])
         self.log.append(f"connected {peer}")
@@ -513,6 +513,11 @@ class UnitSession:
         connection.on(connection.EVENT_DISCONNECTION, disconnected)
         connection.on(connection.EVENT_CONNECTION_ENCRYPTION_CHANGE, encryption_changed)
         connection.on(connection.EVENT_PAIRING, paired)
+
+
+def _hex(address: hci.Address) -> str:
+    """An address as the firmware writes it: 12 hex digits, most significant first."""
+    return address.to_string(False).replace(":", "").lower()
 
 
 def _address(hex_addr: str) -> hci.Address:

@@ -8,14 +8,14 @@ else the CPU alone. Boot is the profile's wake-to-app time."""
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
+from typing import Any
 
 from amrkit.boards import Board
 from amrkit.twin.unit import Boot
 
 STATES = ("deep_sleep", "boot", "cpu_active", "advertising", "scanning", "connected")
-
-Spans = list[tuple[int, int]]
 
 
 @dataclass
@@ -27,31 +27,60 @@ class Energy:
         return {"ms": dict(self.ms), "uah": round(self.uah, 3)}
 
 
-def _spans(boot: Boot, opens: str, closes: tuple[str, ...], key: str | None = None) -> Spans:
+def _spans(
+    boot: Boot, opens: str, closes: tuple[str, ...], key: str | None = None
+) -> list[tuple[int, int, dict[str, Any]]]:
     """Stretches between an `opens` event (with field `key` true, if given)
-    and the next `closes` event, a re-open or the end of the boot."""
-    spans: Spans = []
-    start: int | None = None
+    and the next `closes` event, a re-open or the end of the boot, each with
+    the event that opened it."""
+    spans: list[tuple[int, int, dict[str, Any]]] = []
+    start: dict[str, Any] | None = None
     for event in boot.events:
         kind = event["kind"]
         is_open = kind == opens and (key is None or event.get(key))
         is_close = kind in closes or (kind == opens and key is not None and not event.get(key))
         if start is not None and (is_open or is_close):
-            spans.append((start, event["t"]))
+            spans.append((start["t"], event["t"], start))
             start = None
         if is_open:
-            start = event["t"]
+            start = event
     if start is not None:
-        spans.append((start, boot.ended_ms))
+        spans.append((start["t"], boot.ended_ms, start))
     return spans
 
 
-def _total(spans: Spans) -> int:
-    return sum(b - a for a, b in spans)
+def _covers(spans: list[tuple[int, int, dict[str, Any]]], t: int) -> list[dict[str, Any]]:
+    return [event for a, b, event in spans if a <= t < b]
 
 
-def _overlap(a: Spans, b: Spans) -> int:
-    return sum(max(0, min(y1, y2) - max(x1, x2)) for x1, y1 in a for x2, y2 in b)
+def _awake_ms(board: Board, boot: Boot) -> dict[str, int]:
+    """One boot's time per state: a sweep over the moments anything changed,
+    each stretch going to the most expensive state it was in."""
+    booting = min(boot.ended_ms - boot.started_ms, board.wake_to_app_ms)
+    app_from = boot.started_ms + booting
+    connected = _spans(boot, "central", ("radio",), key="on")
+    advertising = _spans(boot, "advertise", ("advertise", "advertise_stop", "radio"))
+    scanning = _spans(boot, "scan", ("scan_stop", "radio"))
+    edges = {app_from, boot.ended_ms}
+    for a, b, _ in connected + advertising + scanning:
+        edges.update(t for t in (a, b) if app_from < t < boot.ended_ms)
+    ms = dict.fromkeys(STATES, 0.0)
+    points = sorted(edges)
+    for x, y in itertools.pairwise(points):
+        length = y - x
+        if _covers(connected, x):
+            ms["connected"] += length
+            continue
+        # The receiver is on for the scan window's share of each interval.
+        duty = max((e["window_us"] / e["interval_us"] for e in _covers(scanning, x)), default=0)
+        ms["scanning"] += length * duty
+        ms["advertising" if _covers(advertising, x) else "cpu_active"] += length * (1 - duty)
+    out = {state: round(value) for state, value in ms.items()}
+    out["boot"] = booting
+    out["cpu_active"] = (
+        boot.ended_ms - boot.started_ms - sum(out[s] for s in STATES if s != "cpu_active")
+    )
+    return out
 
 
 def account(board: Board, boots: list[Boot], until_ms: int) -> Energy:
@@ -60,30 +89,8 @@ def account(board: Board, boots: list[Boot], until_ms: int) -> Energy:
     asleep_from = 0
     for boot in boots:
         energy.ms["deep_sleep"] += max(0, boot.started_ms - asleep_from)
-        awake = boot.ended_ms - boot.started_ms
-        booting = min(awake, board.wake_to_app_ms)
-        connected = _spans(boot, "central", ("radio",), key="on")
-        advertising = _spans(boot, "advertise", ("advertise", "advertise_stop", "radio"))
-        scans = [
-            (a, b, e["window_us"] / e["interval_us"])
-            for (a, b), e in zip(
-                _spans(boot, "scan", ("scan_stop", "radio")),
-                [e for e in boot.events if e["kind"] == "scan"],
-                strict=False,
-            )
-        ]
-        scanning = int(sum((b - a - _overlap([(a, b)], connected)) * duty for a, b, duty in scans))
-        connected_ms = min(_total(connected), awake - booting)
-        advertising_ms = _total(advertising) - _overlap(advertising, connected)
-        # The receiver's share of a scan replaces the same share of advertising.
-        advertising_ms = max(0, advertising_ms - scanning)
-        scanning = min(scanning, awake - booting - connected_ms)
-        advertising_ms = min(advertising_ms, awake - booting - connected_ms - scanning)
-        energy.ms["boot"] += booting
-        energy.ms["connected"] += connected_ms
-        energy.ms["scanning"] += scanning
-        energy.ms["advertising"] += advertising_ms
-        energy.ms["cpu_active"] += awake - booting - connected_ms - scanning - advertising_ms
+        for state, ms in _awake_ms(board, boot).items():
+            energy.ms[state] += ms
         asleep_from = boot.ended_ms
     energy.ms["deep_sleep"] += max(0, until_ms - asleep_from)
     currents = board.currents_ua

@@ -67,7 +67,6 @@ class SimUnit:
         )
         self.serial: Rfc2217Server | None = None
         self.device: UnitRadio | None = None  # where its firmware reaches the radio
-        self.power_on_first = False  # insert the cell when the thread starts
         self.ready = threading.Event()  # its first boot is over
         self._anchor = (time.monotonic(), unit.clock_ms)  # wall s, virtual ms
         self._cut_next_write = False
@@ -98,7 +97,7 @@ class SimUnit:
         stop = self.sim.stopping
         try:
             try:
-                if self.power_on_first:
+                if self.known is not None:  # provisioned: it starts with a cell in
                     self.unit.power_on()
                     self._reanchor(self.unit.clock_ms)
             finally:
@@ -280,7 +279,6 @@ class Sim:
             if fresh and not self.blank:
                 shutil.copytree(app, fs, dirs_exist_ok=True)  # the app, deployed
             known = provision(unit) if fresh and not self.blank else twin_keys(unit)
-            unit.realtime = True
             sim_unit = SimUnit(self, name, unit, None if self.blank else known)
             sim_unit.device = UnitRadio(self.radio.radio, name, unit.directory)
             unit.ble = self.radio.call(sim_unit.device.start())
@@ -292,7 +290,6 @@ class Sim:
             )
             sim_unit.serial.start()
             self.units[name] = sim_unit
-            sim_unit.power_on_first = not self.blank
             sim_unit.start()
         # The units boot in parallel (each advertises its first heartbeat live).
         for sim_unit in self.units.values():

@@ -70,9 +70,6 @@ class VirtualUnit:
     boots: list[Boot] = field(default_factory=list)
     commits: int = 0  # NVS commits over the unit's life; power cuts are injected by number
     ble: str | None = None  # "HOST:PORT" of its device on a virtual radio (twin.ble_peer)
-    # Awake time passes in real time (amr sim): presses and radio exchanges
-    # meet the firmware as they happen; deep sleep is still skipped.
-    realtime: bool = False
     _next_wake: int | None = None
     _asleep: bool = False
     _running: subprocess.Popen[str] | None = None
@@ -104,8 +101,10 @@ class VirtualUnit:
 
     @property
     def awake_in_real_time(self) -> bool:
-        """Asked for, or implied by a radio: hosts on it keep real time."""
-        return self.realtime or self.ble is not None
+        """On a radio (amr sim), awake time passes in real time: hosts there
+        keep real time, and presses meet the firmware as they happen; deep
+        sleep is still skipped."""
+        return self.ble is not None
 
     def awake_clock(self) -> int | None:
         """The clock of a unit awake in real time now, else None."""

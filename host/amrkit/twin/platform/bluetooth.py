@@ -24,8 +24,12 @@ FLAG_WRITE = 0x0008
 FLAG_NOTIFY = 0x0010
 FLAG_INDICATE = 0x0020
 
+_IRQ_CENTRAL_CONNECT = 1
+_IRQ_CENTRAL_DISCONNECT = 2
 _IRQ_GATTS_WRITE = 3
 _IRQ_SCAN_RESULT = 5
+_ADDR_RANDOM = 1
+_ADV_NONCONN_IND = 3
 _IRQ_GET_SECRET = 29
 _IRQ_SET_SECRET = 30
 
@@ -115,11 +119,11 @@ class _Peer:
         elif event == _IRQ_SCAN_RESULT:  # (addr type, addr, adv type, rssi, data)
             _twin.record("heard", ad=data[4])
             data = [data[0], _mv(data[1]), data[2], data[3], _mv(data[4])]
-        elif event in (1, 2, _IRQ_GET_SECRET):
+        elif event in (_IRQ_CENTRAL_CONNECT, _IRQ_CENTRAL_DISCONNECT, _IRQ_GET_SECRET):
             # central connect/disconnect: (conn, addr type, addr); get: (type, index, key)
             data = [data[0], data[1], _mv(data[2])]
             if event != _IRQ_GET_SECRET:
-                _twin.record("central", conn=data[0], on=event == 1)
+                _twin.record("central", conn=data[0], on=event == _IRQ_CENTRAL_CONNECT)
         handler = self._ble._handler
         result = handler(event, tuple(data)) if handler else None
         if "id" in message:
@@ -238,7 +242,10 @@ class BLE:
             self._heard.add(i)
             ad = bytes.fromhex(item["ad"])
             _twin.record("heard", ad=item["ad"])
-            self._handler(5, (1, memoryview(bytes(6)), 3, -55, memoryview(ad)))
+            self._handler(
+                _IRQ_SCAN_RESULT,
+                (_ADDR_RANDOM, memoryview(bytes(6)), _ADV_NONCONN_IND, -55, memoryview(ad)),
+            )
 
     def gap_advertise(self, interval_us, adv_data=None, *, resp_data=None, connectable=True):
         if not self._active:
