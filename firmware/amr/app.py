@@ -272,8 +272,10 @@ class App:
         while link.notes:
             log(self.chip, "service: " + link.notes.pop(0))
         link.drop_idle(self.chip.ticks(), _SERVICE_PAIR_MS)
-        if link.trusted:
+        # A host may come and go between two looks (a quick read): count it too.
+        if link.trusted or link.active:
             self._service_until = now + _SERVICE_LINGER_MS
+            link.active = False
         if now >= self._service_battery_at:
             self._mv = None
             link.battery(self._battery_pct())

@@ -62,6 +62,7 @@ class ServiceLink:
         self.refused = 0  # connections that left or were dropped unauthenticated
         self.open = False
         self.served = False  # an authenticated host came during this session
+        self.active = False  # an authenticated host was here since the app last looked
         self.notes = []  # what happened, for the app to log outside the IRQ
 
     def start(self, ad, battery_pct):
@@ -120,6 +121,7 @@ class ServiceLink:
             if encrypted and authenticated:
                 self.trusted.add(conn)
                 self.served = True
+                self.active = True
             else:  # Just Works: it could not know the passkey
                 self._ble.gap_disconnect(conn)
         elif event == _IRQ_PASSKEY_ACTION:

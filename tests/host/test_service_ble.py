@@ -95,6 +95,12 @@ def test_battery_and_device_information_after_passkey_pairing(sim: Sim) -> None:
 
     assert asyncio.run(bonded_read()) == battery.percent(2700)
     wait_for_log(sim, "unit-1", "service mode closed (done)")
+    # It stays for the next command a while after the host left, not for the
+    # whole wait (the host came and went between two looks of the app).
+    stamps = [(int(line.split("[")[1].split(" ms]")[0]), line) for line in unit_log(sim, "unit-1")]
+    left = max(t for t, line in stamps if "host disconnected" in line)
+    closed = max(t for t, line in stamps if "service mode closed (done)" in line)
+    assert 9_000 <= closed - left < 12_000  # the 10 s linger, give or take a look
     # A later session is a new boot under a new resolvable private address:
     # the host resolves it with the IRK it got when bonding, and the unit
     # finds the bond in its flash.
