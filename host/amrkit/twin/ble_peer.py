@@ -217,7 +217,6 @@ class UnitSession:
         # one keyed by MITM pairing. What each link and stored bond really is:
         self.mitm: dict[int, bool] = {}
         self.bond_authenticated: dict[str, bool] = {}
-        self.log: list[str] = []  # what happened on the link, for the twin's reports
 
     # -- the wire ----------------------------------------------------------------
 
@@ -479,7 +478,6 @@ class UnitSession:
         addr = _hex(peer)
         addr_type = 0 if peer.is_public else 1
         self.event(IRQ_CENTRAL_CONNECT, [handle, addr_type, addr])
-        self.log.append(f"connected {peer}")
 
         def disconnected(reason: int) -> None:
             self._connections.pop(handle, None)
