@@ -7,8 +7,6 @@
 # A corrupt or missing config or state is a visible fault: the unit records
 # the reason, sends nothing, and waits to be serviced. It never runs on
 # defaults.
-import struct
-
 from amr import battery, board, frame, hw, press, records, rtcmem
 from amr import diag as diagnostics
 from amr.alert import COVER, Sequencer, cover_gap_ms
@@ -22,12 +20,6 @@ from amr.radio import Radio
 from amr.state import Counters, decode_state
 from amr.store import StoreFault
 from amr.version import VERSION
-
-# Fault codes kept in diagnostics (last_error).
-E_CONFIG = const(1)
-E_STATE = const(2)
-E_BATTERY_FLOOR = const(3)
-E_KEYS = const(4)
 
 _FAULT_SLEEP_MS = const(3600000)
 _HEARTBEAT_ADVERTISE_MS = const(1000)
@@ -46,9 +38,12 @@ _SERVICE_REFUSALS = const(3)  # unauthenticated hosts before service mode closes
 # (a coin cell's voltage recovers over tens of seconds after a burst).
 _BROWNOUT_REST_MS = const(60000)
 _LAST = const(0x10000)  # queue order of the heartbeat: after every alert attempt
-# next counter, next heartbeat and next cover sequence (RTC ms), snapshot length
-_RTC_HEADER = "<IQQH"
-_RTC_HEADER_SIZE = const(22)
+# A contact closed this long is stuck (a hold has raised its alarm long
+# before): the unit sleeps and wakes when it lets go, instead of staying
+# awake. Each stuck episode in a row halves the wait, down to just past a
+# hold, so a contact that keeps sticking costs ever less awake time.
+_STUCK_MS = const(10000)
+_STUCK_MARGIN_MS = const(1000)
 
 _GESTURE_NAMES = {
     press.ALARM_HOLD: "alarm (hold)",
@@ -75,7 +70,11 @@ class App:
         # that still holds our record means power never fully went away.
         self.brownout = cause == diagnostics.PWRON_RESET and self.diag.restored
         self.diag.count_reset(cause, brownout=self.brownout)
-        self._saved = saved[1] if saved else b""
+        self.rtc = rtcmem.decode_app(saved[1] if saved else b"")
+        # The contact was stuck closed when the unit went to sleep.
+        self._stuck_before = bool(self.rtc.flags & rtcmem.STUCK)
+        self._stuck_boot = False  # ... and still is at this boot
+        self._stuck = False  # a stuck episode was recorded in this run
         self.next_heartbeat = 0
         self.next_cover = 0
         self._ack_ids = []  # pending alerts whose ack tags the radio looks for
@@ -97,25 +96,25 @@ class App:
         store = record_store(records.STATE)
         state = decode_state(store.load())
         self.diag.store_repairs += store.damaged
-        resume_at, self.next_heartbeat, self.next_cover, snapshot = self._app_rtc()
+        rtc = self.rtc
+        resume_at = rtc.next_counter if rtc.flags & rtcmem.SCHEDULED else None
+        self.next_heartbeat, self.next_cover = rtc.next_heartbeat, rtc.next_cover
         # The RTC copy of the next counter is valid for this boot only: were
         # this run reset before it sleeps, the stale value would reuse counters.
-        self.chip.keep(rtcmem.pack(self.diag.encode(), b""))
+        rtc.flags &= ~rtcmem.SCHEDULED
+        self._keep()
         self.cfg = cfg
         self.counters = Counters(store, state, resume_at)
         self.alerts = Sequencer(cfg, self.counters)
-        self.alerts.restore(now, snapshot)
+        self.alerts.restore(now, rtc.snapshot)
         if self.next_heartbeat == 0:
             self.next_heartbeat = now + cfg["heartbeat_s"] * 1000
         if self.next_cover == 0 and cfg["cover_per_day"]:
             self.next_cover = now + cover_gap_ms(self.chip.random_u32(), cfg["cover_per_day"])
 
-    def _app_rtc(self):
-        data = self._saved
-        if len(data) < _RTC_HEADER_SIZE:
-            return None, 0, 0, b""
-        resume_at, heartbeat, cover, n = struct.unpack_from(_RTC_HEADER, data, 0)
-        return resume_at, heartbeat, cover, data[_RTC_HEADER_SIZE : _RTC_HEADER_SIZE + n]
+    def _keep(self):
+        """Diagnostics and the app record into RTC memory."""
+        self.chip.keep(rtcmem.pack(self.diag.encode(), self.rtc.encode()))
 
     # -- one wake ----------------------------------------------------------
 
@@ -125,25 +124,26 @@ class App:
         # the flash reads below: no edge of a gesture is lost to them.
         chip.listen()
         up_at, pressed = chip.ticks(), chip.pressed()
+        chip.watch()  # from here on a hang resets the chip, and pending alerts resume
         wake = chip.wake()
         log(chip, "boot: reset cause %d, wake %s" % (chip.reset_cause(), _WAKES[wake]))
         try:
             cfg = decode_config(record_store(records.CONFIG).load())
         except StoreFault as fault:
-            self.fault(E_CONFIG, fault)
+            self.fault(diagnostics.E_CONFIG, fault)
             return
         try:
             keys = record_store(records.KEYS).load()
             if len(keys) != KEYS_LENGTH:
                 raise StoreFault("keys length", "key record has %d bytes" % len(keys))
         except StoreFault as fault:
-            self.fault(E_KEYS, fault)
+            self.fault(diagnostics.E_KEYS, fault)
             return
         self.sealer = Sealer(keys)
         try:
             self.load(cfg)
         except StoreFault as fault:
-            self.fault(E_STATE, fault)
+            self.fault(diagnostics.E_STATE, fault)
             return
         if self.brownout:
             # Alerts stay pending; they go out once the cell has recovered.
@@ -151,17 +151,28 @@ class App:
             self.sleep(_BROWNOUT_REST_MS)
             return
         rec = press.Recogniser(self.cfg)
-        if wake == hw.BUTTON_WAKE:
+        if self._stuck_before:
+            # Woken by the stuck contact letting go, or by the timer with it
+            # still closed: either way not a press (reset() latches a closed
+            # contact until it opens).
+            self._stuck_boot = pressed
+            rec.reset(up_at, pressed)
+        elif wake == hw.BUTTON_WAKE:
             self._gesture(rec.woke(up_at, pressed), rec)
         else:
-            rec.reset(up_at, pressed)
+            rec.reset(up_at, False)
+            if pressed:  # a press that began while the timer's boot ran
+                self._gesture(rec.edge(up_at, True), rec)
         self._awake(rec)
-        self.sleep()
+        if not self._stuck and not self._stuck_before:
+            self.rtc.stuck_streak = 0
+        self.sleep(on_release=self._stuck)
 
     def _awake(self, rec):
         """Stay up while a gesture is open or the radio has work."""
         chip = self.chip
         while True:
+            chip.feed()
             edge = chip.next_edge()
             while edge is not None:
                 self._gesture(rec.edge(edge[0], edge[1]), rec)
@@ -174,7 +185,7 @@ class App:
             if self._service is not None:
                 self._serve(self._service, now)
             if (
-                not rec.open
+                (not rec.open or self._stuck_contact(rec))
                 and now >= self._air_until
                 and not self._queue
                 and self._service is None
@@ -182,6 +193,26 @@ class App:
                 break
             chip.idle(hw.IDLE_SLICE_MS)
         self.radio.stop()
+
+    def _stuck_contact(self, rec):
+        """True once the contact has been closed longer than any gesture: a
+        stuck-button fault, recorded once an episode."""
+        since = rec.held_since()
+        if since is None:
+            self._stuck_boot = self._stuck = False
+            return False
+        if self._stuck_boot:
+            self._stuck = True
+            return True
+        wait = max(self.cfg["hold_ms"] + _STUCK_MARGIN_MS, _STUCK_MS >> self.rtc.stuck_streak)
+        if self.chip.ticks() - since < wait:
+            return False
+        if not self._stuck:
+            self._stuck = True
+            self.rtc.stuck_streak += 1
+            self.diag.error(diagnostics.E_STUCK_BUTTON)
+            log(self.chip, "FAULT stuck button: closed for %d ms" % (self.chip.ticks() - since))
+        return True
 
     def _schedule(self, now):
         """Queue the frames due now: alert bursts first, then retries, then
@@ -206,7 +237,7 @@ class App:
             if due:
                 self._queue.sort()
             if self._mv < self.cfg["battery_floor_mv"]:
-                self.diag.error(E_BATTERY_FLOOR)
+                self.diag.error(diagnostics.E_BATTERY_FLOOR)
         if now >= self.next_heartbeat:
             self._battery()
             self._queue.append((_LAST, self._routine_kind(), 0, _HEARTBEAT_ADVERTISE_MS))
@@ -309,15 +340,17 @@ class App:
         if event is None:
             return
         # Each event ends a gesture (an alarm latches until release).
-        self.diag.presses += rec.presses
-        log(self.chip, "gesture: %s after %d presses" % (_GESTURE_NAMES[event], rec.presses))
+        self.diag.presses += rec.gesture_presses
+        log(
+            self.chip, "gesture: %s after %d presses" % (_GESTURE_NAMES[event], rec.gesture_presses)
+        )
         if event in (press.ALARM_HOLD, press.ALARM_MULTI):
             if self._service is not None:
                 self._service_close(self._service, "alarm")  # the alarm wins the radio
             alert_id = self.alerts.alarm(self.chip.clock_ms())
             self.diag.alerts += 1
             # Into RTC memory now, so a brownout at the first frame keeps the count.
-            self.chip.keep(rtcmem.pack(self.diag.encode(), b""))
+            self._keep()
             log(self.chip, "alert %d reserved and persisted" % alert_id)
             if self.counters.evicted is not None:
                 log(
@@ -340,7 +373,7 @@ class App:
 
     # -- sleep and faults --------------------------------------------------
 
-    def sleep(self, at_least_ms=0):
+    def sleep(self, at_least_ms=0, on_release=False):
         now = self.chip.clock_ms()
         wake_at = self.next_heartbeat
         if self.next_cover and self.next_cover < wake_at:
@@ -349,20 +382,30 @@ class App:
         if due is not None and due < wake_at:
             wake_at = due
         ms = max(at_least_ms, wake_at - now)
-        snapshot = self.alerts.snapshot()
-        app = struct.pack(
-            _RTC_HEADER, self.counters.next, self.next_heartbeat, self.next_cover, len(snapshot)
-        )
+        rtc = self.rtc
+        rtc.flags = rtcmem.SCHEDULED | (rtcmem.STUCK if on_release else 0)
+        rtc.next_counter = self.counters.next
+        rtc.next_heartbeat = self.next_heartbeat
+        rtc.next_cover = self.next_cover
+        rtc.snapshot = self.alerts.snapshot()
         self.diag.store_writes += self.counters.writes
-        self.chip.keep(rtcmem.pack(self.diag.encode(), app + snapshot))
-        log(self.chip, "deep sleep %d ms (%d alerts pending)" % (ms, self.alerts.pending))
-        self.chip.deepsleep(ms)
+        self._keep()
+        wakes = "on release" if on_release else "on a press"
+        log(
+            self.chip,
+            "deep sleep %d ms, button wakes %s (%d alerts pending)"
+            % (ms, wakes, self.alerts.pending),
+        )
+        self.chip.deepsleep(ms, on_release)
 
     def fault(self, code, fault):
         self.diag.error(code)
         log(self.chip, "FAULT %s: %s" % (fault.reason, fault))
-        self.chip.keep(rtcmem.pack(self.diag.encode(), b""))
-        self.chip.deepsleep(_FAULT_SLEEP_MS)
+        self.rtc.flags = 0
+        self._keep()
+        # A unit in fault sends nothing; a contact closed now must not wake
+        # it again at once (the button wakes on a level).
+        self.chip.deepsleep(_FAULT_SLEEP_MS, self.chip.pressed())
 
 
 _WAKES = {hw.BUTTON_WAKE: "button", hw.TIMER_WAKE: "timer", hw.COLD_BOOT: "cold boot"}

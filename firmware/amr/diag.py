@@ -33,6 +33,20 @@ WDT_RESET = const(3)
 DEEPSLEEP_RESET = const(4)
 SOFT_RESET = const(5)  # soft reboot of the interpreter (Ctrl-D, machine.soft_reset)
 
+# Fault codes (last_error) and what the service readout calls them.
+E_CONFIG = const(1)
+E_STATE = const(2)
+E_BATTERY_FLOOR = const(3)
+E_KEYS = const(4)
+E_STUCK_BUTTON = const(5)
+FAULT_NAMES = {
+    E_CONFIG: "config unreadable",
+    E_STATE: "counter state unreadable",
+    E_BATTERY_FLOOR: "battery below floor",
+    E_KEYS: "keys unreadable",
+    E_STUCK_BUTTON: "stuck button",
+}
+
 SIZE = const(72)
 _BODY = const(68)
 _MAGIC = const(0x41D1A6C5)

@@ -13,6 +13,7 @@ import time
 
 import bluetooth
 
+from amr import blecore
 from amr.compat import const
 
 _IRQ_CENTRAL_CONNECT = const(1)
@@ -30,6 +31,14 @@ _FLAG_READ = const(0x0002)
 _FLAG_NOTIFY = const(0x0010)
 _FLAG_READ_AUTHENTICATED = const(0x0400)
 _SECURE_READ = const(0x0402)  # _FLAG_READ | _FLAG_READ_AUTHENTICATED
+_EVENTS = (
+    _IRQ_CENTRAL_CONNECT,
+    _IRQ_CENTRAL_DISCONNECT,
+    _IRQ_ENCRYPTION_UPDATE,
+    _IRQ_GET_SECRET,
+    _IRQ_SET_SECRET,
+    _IRQ_PASSKEY_ACTION,
+)
 
 _BATTERY = (
     bluetooth.UUID(0x180F),
@@ -50,7 +59,7 @@ class ServiceLink:
     """Connectable advertising and the GATT server of one service session."""
 
     def __init__(self, passkey, bonds, info):
-        self._ble = bluetooth.BLE()
+        self._ble = blecore.ble()
         self._passkey = passkey
         self._bonds = bonds
         self._info = info  # (manufacturer, model, firmware, hardware), str each
@@ -68,7 +77,7 @@ class ServiceLink:
     def start(self, ad, battery_pct):
         ble = self._ble
         # The handler first: the stack may ask for stored secrets as it starts.
-        ble.irq(self._irq)
+        blecore.handle(_EVENTS, self._irq)
         ble.config(bond=True, le_secure=True, mitm=True, io=_IO_CAPABILITY_DISPLAY_ONLY)
         ble.active(True)
         ble.config(addr_mode=_ADDR_RPA)
@@ -145,3 +154,4 @@ class ServiceLink:
             ble.gap_disconnect(conn)
         ble.gap_advertise(None)  # type: ignore[arg-type]  # None stops (documented)
         ble.active(False)
+        blecore.release(_EVENTS)

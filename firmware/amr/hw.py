@@ -22,6 +22,9 @@ COLD_BOOT = const(3)
 _EDGE_SLOTS = const(64)  # a power of two; more than a bounce burst holds
 _EDGE_MASK = const(63)
 IDLE_SLICE_MS = const(20)
+# Longest the awake app may go without feeding the watchdog; far above any
+# step it takes (a flash commit, a radio restart), far below a press's worth.
+WATCHDOG_MS = const(5000)
 
 
 class Chip:
@@ -35,6 +38,7 @@ class Chip:
         self._written = 0
         self._read = 0
         self._on_edge = self._record  # bound once: the interrupt path allocates nothing
+        self._wdt = None
 
     def reset_cause(self):
         return machine.reset_cause()
@@ -106,8 +110,23 @@ class Chip:
         """Store `data` in RTC memory, which survives deep sleep only."""
         self._rtc.memory(data)
 
-    def deepsleep(self, ms):
-        """Sleep until the timer or a press; never returns (wake is a reboot)."""
-        level = esp32.WAKEUP_ALL_LOW if board.BUTTON_ACTIVE_LOW else esp32.WAKEUP_ANY_HIGH
-        esp32.wake_on_gpio((self.button,), level)
+    def watch(self):
+        """Arm the hardware watchdog: from now on a hang resets the chip. It
+        cannot be disarmed; deep sleep ends it (every wake is a reboot)."""
+        self._wdt = machine.WDT(timeout=WATCHDOG_MS)
+
+    def feed(self):
+        if self._wdt is not None:
+            self._wdt.feed()
+
+    def deepsleep(self, ms, on_release=False):
+        """Sleep until the timer or the button; never returns (wake is a reboot).
+
+        The chip wakes on the pin's level, not an edge: a contact still closed
+        would wake it at once, so a stuck one is armed to wake on release.
+        """
+        wake_high = on_release == board.BUTTON_ACTIVE_LOW
+        esp32.wake_on_gpio(
+            (self.button,), esp32.WAKEUP_ANY_HIGH if wake_high else esp32.WAKEUP_ALL_LOW
+        )
         machine.deepsleep(ms)

@@ -46,10 +46,17 @@ class Recogniser:
         # Start times of counted presses in this window; the service pattern
         # needs 2 * pairs of them, the alarm only the last multi_count.
         self._starts = [0] * max(self._count, 2 * self._pairs)
+        # Presses of the gesture the last event reported: a press that opens
+        # the next window in the same call must not hide them.
+        self.gesture_presses = 0
         self.reset(0, False)
 
     def reset(self, t, pressed):
-        """Open a new gesture window at t with the contact in state `pressed`."""
+        """Open a new gesture window at t with the contact in state `pressed`.
+
+        A contact already closed is not a press whose start was seen (a
+        stuck one, say): the window waits for it to open, as after an alarm.
+        """
         self._raw = pressed
         self._raw_since = t
         self._first = _UNSET  # first edge of a transition not yet settled
@@ -58,8 +65,8 @@ class Recogniser:
         self._counted = False  # current press already counted
         self._n = 0
         self._last_start = _UNSET
-        self._activity = pressed
-        self._latched = False  # after an alarm: wait for release
+        self._activity = False
+        self._latched = pressed  # after an alarm: wait for release
         self._open = True
         self.presses = 0
         self.reason = 0
@@ -72,7 +79,8 @@ class Recogniser:
         press already released by then still counts as one press.
         """
         self.reset(0, True)
-        self._raw_since = 0
+        self._latched = False
+        self._activity = True
         if pressed:
             self._raw = True
             return self.poll(boot_ms)
@@ -81,7 +89,11 @@ class Recogniser:
         self._raw = False
         self._raw_since = boot_ms
         self._down_since = boot_ms
-        return self._check_multi()
+        return self._report(self._check_multi())
+
+    def held_since(self):
+        """When the contact closed (debounced), or None while it is open."""
+        return self._down_since if self._down else None
 
     @property
     def open(self):
@@ -93,10 +105,15 @@ class Recogniser:
 
         A press after the window closed opens a new one.
         """
+        # The edge is recorded even when the time check closes a window or
+        # raises an alarm at this very moment: it may start the next gesture,
+        # or be the release an alarm waits for.
         event = self.poll(t)
-        if not self._open and pressed:
+        if not self._open:
+            if not pressed:
+                return event
             self.reset(t, False)
-        if event is not None or pressed == self._raw:
+        if pressed == self._raw:
             return event
         if pressed != self._down:
             # Leaving the settled state: a new transition, unless the contact
@@ -107,10 +124,35 @@ class Recogniser:
         self._raw = pressed
         self._raw_since = t
         self._activity = True
-        return None
+        return event
 
     def poll(self, t):
         """Advance time to t; returns a gesture code or None."""
+        return self._report(self._advance(t))
+
+    def deadline(self):
+        """The next time poll() must run even if no edge comes, or None."""
+        if not self._open:
+            return None
+        if self._raw != self._down:
+            settle = self._press_settle if self._raw else self._release_settle
+            return self._raw_since + settle
+        if self._latched:
+            return None
+        if self._down:
+            if not self._counted:
+                return self._down_since + self._min_press
+            return self._down_since + self._hold
+        return self._close_time()
+
+    # -- internals -------------------------------------------------------
+
+    def _report(self, event):
+        if event is not None:
+            self.gesture_presses = self.presses
+        return event
+
+    def _advance(self, t):
         if not self._open:
             return None
         if self._down and not self._latched:
@@ -134,35 +176,21 @@ class Recogniser:
             return None
         return self._maybe_close(t)
 
-    def deadline(self):
-        """The next time poll() must run even if no edge comes, or None."""
-        if not self._open:
-            return None
-        if self._raw != self._down:
-            settle = self._press_settle if self._raw else self._release_settle
-            return self._raw_since + settle
-        if self._latched:
-            return None
-        if self._down:
-            if not self._counted:
-                return self._down_since + self._min_press
-            return self._down_since + self._hold
-        return self._close_time()
-
-    # -- internals -------------------------------------------------------
-
     def _held(self, t):
         # A contact that opened but has not yet settled open still counts as
         # held up to the moment it opened: a glitch does not end a hold.
         until = t if self._raw else self._transition_start()
         held = until - self._down_since
+        if not self._counted and held >= self._min_press:
+            # Counted first, so that a hold seen late (a long boot) is a press too.
+            self._counted = True
+            self._count_press(self._down_since)
+            event = self._check_multi()
+            if event is not None:
+                return event
         if held >= self._hold:
             self._latched = True
             return ALARM_HOLD
-        if not self._counted and held >= self._min_press:
-            self._counted = True
-            self._count_press(self._down_since)
-            return self._check_multi()
         return None
 
     def _transition_start(self):

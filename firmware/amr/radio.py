@@ -8,8 +8,7 @@
 # While alerts are pending the radio also scans for acknowledgements: a
 # receiver advertises one 10-byte AD structure (0x09, 0xFF, 8-byte tag) per
 # alert it has verified; the tags to look for are set by the app.
-import bluetooth
-
+from amr import blecore
 from amr.compat import const
 
 _ADDR_NRPA = const(3)  # non-resolvable private address, new at each activation
@@ -22,7 +21,8 @@ _ACK_LENGTH = const(10)
 
 class Radio:
     def __init__(self):
-        self._ble = bluetooth.BLE()
+        self._ble = blecore.ble()
+        blecore.handle((_IRQ_SCAN_RESULT,), self._irq)
         self._wanted = {}  # ack tag -> alert id
         self.acked = []  # alert ids whose tag was heard, for the app to collect
 
@@ -36,7 +36,6 @@ class Radio:
         ble.config(addr_mode=_ADDR_NRPA)
         ble.gap_advertise(_INTERVAL_US, payload, connectable=False)
         if self._wanted:
-            ble.irq(self._irq)
             ble.gap_scan(0, _SCAN_INTERVAL_US, _SCAN_WINDOW_US)
 
     def listen_for(self, tags):
@@ -44,8 +43,6 @@ class Radio:
         self._wanted = tags
 
     def _irq(self, event, data):
-        if event != _IRQ_SCAN_RESULT:
-            return
         adv = data[4]
         if len(adv) == _ACK_LENGTH and adv[0] == 0x09 and adv[1] == 0xFF:
             alert_id = self._wanted.get(bytes(adv[2:]))

@@ -1,8 +1,25 @@
-# Layout of RTC memory, which survives deep sleep but not a power loss:
-# length-prefixed diagnostics record, then the app's own bytes, under one
-# CRC so that garbage after a power-on is recognised as such.
+# The whole layout of RTC memory, which survives deep sleep, a watchdog
+# reset and a brownout, but not a power loss: a length-prefixed diagnostics
+# record, then the app's record, under one CRC so that garbage after a
+# power-on is recognised as such.
+#
+# App record (little-endian):
+#   0  u8 flags       1  u8 stuck streak      2  u32 next counter
+#   6  u64 next heartbeat (RTC ms)            14 u64 next cover sequence
+#   22 u16 snapshot length                    24 the sequencer's snapshot
+# The counter and schedules are valid only with SCHEDULED, which is set at
+# deep sleep for the next boot alone: were a run reset before it sleeps, a
+# stale next counter would be reused.
 import struct
 from binascii import crc32
+
+from amr.compat import const
+
+SCHEDULED = const(1)  # next counter, schedules and snapshot are valid
+STUCK = const(2)  # the contact was closed at sleep: the button wakes on release
+
+_APP = "<BBIQQH"
+_APP_SIZE = const(24)
 
 
 def pack(diag_bytes, app_bytes):
@@ -24,3 +41,43 @@ def unpack(data):
     if 2 + diag_len > body_len:
         return None
     return body[2 : 2 + diag_len], body[2 + diag_len :]
+
+
+class AppRecord:
+    """What one run of the app leaves for the next."""
+
+    def __init__(self):
+        self.flags = 0
+        self.stuck_streak = 0  # stuck episodes in a row (see App._stuck_wait_ms)
+        self.next_counter = 0
+        self.next_heartbeat = 0
+        self.next_cover = 0
+        self.snapshot = b""
+
+    def encode(self):
+        head = struct.pack(
+            _APP,
+            self.flags,
+            min(self.stuck_streak, 255),
+            self.next_counter,
+            self.next_heartbeat,
+            self.next_cover,
+            len(self.snapshot),
+        )
+        return head + self.snapshot
+
+
+def decode_app(data):
+    """The AppRecord in `data`; a fresh one if there is none."""
+    rec = AppRecord()
+    if len(data) < _APP_SIZE:
+        return rec
+    flags, streak, counter, heartbeat, cover, n = struct.unpack_from(_APP, data, 0)
+    rec.flags = flags
+    rec.stuck_streak = streak
+    if flags & SCHEDULED:
+        rec.next_counter = counter
+        rec.next_heartbeat = heartbeat
+        rec.next_cover = cover
+        rec.snapshot = bytes(data[_APP_SIZE : _APP_SIZE + n])
+    return rec

@@ -22,6 +22,14 @@ def _record(record, decode=None):
         return None, fault.reason
 
 
+def _fault(diag):
+    """The last fault recorded, in words, with the boot it happened in."""
+    if not diag.last_error:
+        return "none"
+    name = diagnostics.FAULT_NAMES.get(diag.last_error, "code %d" % diag.last_error)
+    return "%s (boot %d)" % (name, diag.last_error_boot)
+
+
 def readout():
     chip = hw.Chip()
     saved = rtcmem.unpack(chip.rtc_memory())
@@ -32,6 +40,8 @@ def readout():
         "chip": board.CHIP,
         "battery_mv": mv,
         "battery_pct": battery.percent(mv),
+        "button": "closed" if chip.pressed() else "open",
+        "last_fault": _fault(diag),
         "diagnostics": diag.as_dict(),
     }
     cfg, reason = _record(records.CONFIG, decode_config)

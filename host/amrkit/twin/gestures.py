@@ -165,29 +165,33 @@ def _chatter(rng: Rng, least: int, most: int, gap_ms: int, width_ms: int) -> Tra
     return out
 
 
-def replay(rec: Any, samples: Trace, end_ms: int, boot_ms: int | None = None) -> Events:
+def replay(
+    rec: Any, samples: list[tuple[float, bool]], end_ms: float, boot_ms: int | None = None
+) -> Events:
     """Drive a Recogniser as the firmware loop does; returns [(t, event)].
 
     With boot_ms, the first sample woke the chip: samples before boot_ms are
     not seen, only the level at boot_ms, and times are counted from the wake.
+    Times fall on the chip's 1 ms tick, as the pin interrupt stamps them.
     """
+    ticks = [(int(t), pressed) for t, pressed in samples]
     events: Events = []
     i = 0
     if boot_ms is not None:
-        t0 = samples[0][0]
+        t0 = ticks[0][0]
         level = False
-        while i < len(samples) and samples[i][0] - t0 <= boot_ms:
-            level = samples[i][1]
+        while i < len(ticks) and ticks[i][0] - t0 <= boot_ms:
+            level = ticks[i][1]
             i += 1
         _note(events, boot_ms, rec.woke(boot_ms, level))
     else:
         t0 = 0
         rec.reset(0, False)
-    for t, pressed in samples[i:]:
+    for t, pressed in ticks[i:]:
         t -= t0
         _poll_until(rec, t, events)
         _note(events, t, rec.edge(t, pressed))
-    _poll_until(rec, end_ms, events)
+    _poll_until(rec, int(end_ms), events)
     return events
 
 

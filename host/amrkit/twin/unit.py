@@ -11,6 +11,7 @@ live as files in the unit's directory; a power cut clears RTC memory only.
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import threading
@@ -25,6 +26,7 @@ from amrkit.paths import firmware_dir, micropython_binary, platform_dir
 
 # machine.reset_cause() / wake_reason() values on the ESP32 port.
 PWRON_RESET = 1
+WDT_RESET = 3
 DEEPSLEEP_RESET = 4
 TIMER_WAKE = 4
 GPIO_WAKE = 7  # ESP_SLEEP_WAKEUP_GPIO: how the C3 reports a wake_on_gpio() wake
@@ -32,6 +34,7 @@ GPIO_WAKE = 7  # ESP_SLEEP_WAKEUP_GPIO: how the C3 reports a wake_on_gpio() wake
 EXIT_SLEEP = 0
 EXIT_POWER_CUT = 3
 EXIT_BROWNOUT = 4
+EXIT_WATCHDOG = 5
 BOOT_TIMEOUT_S = 60
 # A unit on a radio may open service mode, live in real time; the firmware
 # closes it after at most 5 minutes (amr/app.py _SERVICE_MAX_MS).
@@ -56,6 +59,10 @@ class Boot:
     sleep_ms: int | None = None
     power_cut: bool = False
     brownout: bool = False  # the cell sagged below the board's brownout voltage
+    watchdog: bool = False  # the app stopped feeding the watchdog: the chip reset
+    # The contact state whose level wakes the chip from this sleep (True:
+    # closed), or None if the button was not armed as a wake source.
+    wake_on_pressed: bool | None = None
 
 
 @dataclass
@@ -73,7 +80,9 @@ class VirtualUnit:
     _next_wake: int | None = None
     _asleep: bool = False
     _running: subprocess.Popen[str] | None = None
-    _browned_out: bool = False  # restarts at once, as after a brownout reset
+    _restart_cause: int | None = None  # restarts at once with this cause (brownout, watchdog)
+    _wake_on_pressed: bool | None = None  # the button level armed for the sleep in progress
+    _hang_at: int | None = None  # an injected hang, for the boot that reaches it
     _awake_since: tuple[float, int] | None = None  # (wall s, clock ms) of the boot running
     _cut_at: int | None = None  # clock when power was pulled from the boot running
     _lock: threading.Lock = field(default_factory=threading.Lock)  # samples, unit.json
@@ -83,12 +92,14 @@ class VirtualUnit:
 
     # -- the world around the unit -------------------------------------
 
-    def press(self, at_ms: int, samples: Iterable[tuple[int, bool]]) -> None:
-        """Schedule raw contact samples (times relative to at_ms). A unit
-        awake in real time feels them as they come."""
+    def press(self, at_ms: float, samples: Iterable[tuple[float, bool]]) -> None:
+        """Schedule raw contact samples (times relative to at_ms). Times fall
+        on the chip's 1 ms tick; samples in one millisecond keep the order
+        given, as the pin interrupts would see them. A unit awake in real
+        time feels them as they come."""
         with self._lock:
-            self.samples.extend((at_ms + t, pressed) for t, pressed in samples)
-            self.samples.sort()
+            self.samples.extend((math.floor(at_ms + t), bool(pressed)) for t, pressed in samples)
+            self.samples.sort(key=lambda sample: sample[0])  # stable: same-ms order kept
             if self._awake_since is not None:
                 self._update_unit_json({"samples": self._recent_samples()})
 
@@ -175,7 +186,7 @@ class VirtualUnit:
         """Pull the cell while the unit sleeps: it stays off until power_on()."""
         self.clock_ms = max(self.clock_ms, at_ms)
         self._asleep = False
-        self._browned_out = False
+        self._restart_cause = None
         self._next_wake = None
 
     def run_until(
@@ -197,8 +208,7 @@ class VirtualUnit:
                 self.clock_ms = max(self.clock_ms, end_ms)
                 break
             self.clock_ms = wake
-            # The ESP32 port reports a brownout reset as a power-on reset.
-            cause = PWRON_RESET if self._browned_out else DEEPSLEEP_RESET
+            cause = DEEPSLEEP_RESET if self._restart_cause is None else self._restart_cause
             boot = self._boot(cause, reason, cut_at_commit, cut_after)
             done.append(boot)
             if on_boot is not None:
@@ -209,13 +219,40 @@ class VirtualUnit:
 
     def next_wake(self) -> tuple[int | None, int]:
         """When a sleeping unit wakes next, and why (timer or button)."""
-        if self._browned_out:
+        if self._restart_cause is not None:
             return self.clock_ms, 0
-        with self._lock:
-            press = next((t for t, p in self.samples if p and t > self.clock_ms), None)
-        if press is not None and (self._next_wake is None or press < self._next_wake):
-            return press, GPIO_WAKE
+        button = self._button_wake()
+        if button is not None and (self._next_wake is None or button < self._next_wake):
+            return button, GPIO_WAKE
         return self._next_wake, TIMER_WAKE
+
+    def _button_wake(self) -> int | None:
+        """When the button pin first stands at the level armed for this sleep.
+        The chip wakes on a level, not an edge: a contact already there when
+        the unit went to sleep wakes it at once."""
+        wanted = self._wake_on_pressed
+        if wanted is None:
+            return None
+        with self._lock:
+            if self.contact_closed(self.clock_ms) == wanted:
+                return self.clock_ms
+            return next((t for t, p in self.samples if t > self.clock_ms and p == wanted), None)
+
+    def contact_closed(self, at_ms: int) -> bool:
+        """The contact's state at at_ms: the last sample at or before it."""
+        closed = False
+        for t, pressed in self.samples:
+            if t > at_ms:
+                break
+            closed = pressed
+        return closed
+
+    def hang(self, at_ms: int) -> None:
+        """The app hangs at at_ms in the boot awake then (a stuck driver, a
+        bug): only the watchdog, if the firmware armed it, gets it going."""
+        self._hang_at = at_ms
+        with self._lock:
+            self._update_unit_json({"hang_at_ms": at_ms})
 
     @property
     def asleep(self) -> bool:
@@ -243,6 +280,7 @@ class VirtualUnit:
             "cut_at_commit": cut_at_commit,
             "cut_after": cut_after,
             "ble": self.ble,
+            "hang_at_ms": self._hang_at,
             "realtime": self.awake_in_real_time,
             "spawn_wall_ms": int(time.time() * 1000),
             **self._cell(),
@@ -309,12 +347,19 @@ class VirtualUnit:
             sleep_ms=info.get("sleep_ms"),
             power_cut=info["exit"] == EXIT_POWER_CUT,
             brownout=info["exit"] == EXIT_BROWNOUT,
+            watchdog=info["exit"] == EXIT_WATCHDOG,
+            wake_on_pressed=self._armed_level(info.get("wake_gpio")),
         )
         self.commits = info["commits"]
         self.boots.append(boot)
         self.clock_ms = boot.ended_ms
         self._asleep = not boot.power_cut
-        self._browned_out = boot.brownout  # RTC memory survives; the chip restarts
+        # RTC memory survives both; the chip restarts at once. The ESP32 port
+        # reports a brownout reset as a power-on reset.
+        self._restart_cause = PWRON_RESET if boot.brownout else WDT_RESET if boot.watchdog else None
+        if boot.watchdog or (self._hang_at is not None and boot.ended_ms >= self._hang_at):
+            self._hang_at = None  # a hang happens once; the reset clears it
+        self._wake_on_pressed = boot.wake_on_pressed
         self._next_wake = None if boot.sleep_ms is None else self.clock_ms + boot.sleep_ms
         return boot
 
@@ -324,6 +369,14 @@ class VirtualUnit:
         proc = self._running
         if proc is not None:
             proc.kill()
+
+    def _armed_level(self, wake_gpio: list[Any] | None) -> bool | None:
+        """The contact state that wakes the chip, from esp32.wake_on_gpio()'s
+        pins and level (True: any pin high)."""
+        if not wake_gpio or self.board.button_pin not in wake_gpio[0]:
+            return None
+        high = bool(wake_gpio[1])
+        return not high if self.board.button_active_low else high
 
     # -- inspection ------------------------------------------------------
 

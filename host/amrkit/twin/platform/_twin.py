@@ -21,15 +21,22 @@ if not DIR:
 EXIT_SLEEP = 0  # deepsleep(): the supervisor wakes the unit again
 EXIT_POWER_CUT = 3  # an injected power cut
 EXIT_BROWNOUT = 4  # the cell sagged under the radio's current: the chip resets
+EXIT_WATCHDOG = 5  # the app stopped feeding machine.WDT: the chip resets
 
 with open(DIR + "/unit.json") as _f:
     UNIT = json.load(_f)
 
 _wake = UNIT["clock_ms"]
 _now = _wake + UNIT["boot_ms"]
-_samples = UNIT["samples"]  # [[t_ms, pressed], ...] on the RTC clock, sorted
+_samples = UNIT["samples"]  # [[t_ms, pressed], ...] on the RTC clock, in time order
 commits = UNIT["commits"]  # NVS commits so far in the unit's life
 _REALTIME = bool(UNIT.get("realtime"))
+# Samples already felt by the pin: all before _felt_t, and the first _felt_n
+# of those at exactly _felt_t (several may share a millisecond; each counts).
+_felt_t = _now
+_felt_n = len([1 for _t, _p in _samples if _t == _now])
+# The watchdog, once the app arms it: (timeout ms, last feed) on this clock.
+_wdt = None
 
 
 def now():
@@ -98,19 +105,64 @@ def advance(ms):
     global _now
     begin = _now
     end = _now + max(0, ms)
+    _watch(end)
     if _REALTIME:
         _wait_until(end)
         end = max(end, _wall_now())
-    for ts, pressed in _samples:
-        if ts > end:
-            break
-        if ts > _now:
-            _now = ts
-            for callback in _listeners:
-                callback(pressed)
+    _deliver(end)
     _now = end
     for callback in _tickers:
         callback(begin, end)
+
+
+def _deliver(end):
+    """Contact changes up to `end` reach the pin interrupts, in order."""
+    global _now, _felt_t, _felt_n
+    prev = None
+    k = 0  # index among the samples of one millisecond
+    for ts, pressed in _samples:
+        if ts > end:
+            break
+        k = k + 1 if ts == prev else 0
+        prev = ts
+        if ts < _felt_t or (ts == _felt_t and k < _felt_n):
+            continue
+        _now = ts
+        _felt_t, _felt_n = ts, k + 1
+        for callback in _listeners:
+            callback(pressed)
+
+
+def arm_watchdog(timeout_ms):
+    global _wdt
+    _wdt = (timeout_ms, _now)
+
+
+def feed_watchdog():
+    global _wdt
+    if _wdt is not None:
+        _wdt = (_wdt[0], _now)
+
+
+def _watch(end):
+    """The watchdog, armed and not fed by `end`, resets the chip. An injected
+    hang (unit.json "hang_at_ms") stops the app from that moment: the
+    watchdog resets it when its timeout runs out; without one the chip
+    stays hung, as a real one would. Checked against the virtual time asked
+    for, so a slow host never looks like a hang."""
+    at = (latest() if _REALTIME else UNIT).get("hang_at_ms")
+    if at is not None and end >= at:
+        advance_to(at)
+        record("hang")
+        if _wdt is None:
+            while True:
+                utime.sleep_ms(1000)
+        end = max(at, _wdt[1] + _wdt[0]) + 1
+    if _wdt is None or end <= _wdt[1] + _wdt[0]:
+        return
+    advance_to(_wdt[1] + _wdt[0])
+    record("watchdog_reset")
+    stop(EXIT_WATCHDOG)
 
 
 def advance_to(t):

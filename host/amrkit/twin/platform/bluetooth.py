@@ -132,8 +132,23 @@ class _Peer:
             self._send({"op": "reply", "id": message["id"], "result": result})
 
 
+_ble = None  # the one BLE object
+
+
 class BLE:
+    """A singleton, as on MicroPython: every BLE() is the same radio."""
+
+    def __new__(cls):
+        global _ble
+        if _ble is None:
+            _ble = object.__new__(cls)
+            _ble._setup()
+        return _ble
+
     def __init__(self):
+        pass  # set up once, in __new__
+
+    def _setup(self):
         self._active = False
         self._config = {
             "addr_mode": 0,

@@ -57,6 +57,18 @@ def deepsleep(time_ms=None):
     _twin.stop(_twin.EXIT_SLEEP, sleep_ms=time_ms, wake_gpio=_twin.UNIT.get("_gpio_wake"))
 
 
+class WDT:
+    """The task watchdog: once started it cannot be stopped; a chip that is
+    not fed within the timeout resets with WDT_RESET (RTC memory kept).
+    Deep sleep ends it, as every wake is a reboot."""
+
+    def __init__(self, *, id=0, timeout=5000):
+        _twin.arm_watchdog(timeout)
+
+    def feed(self):
+        _twin.feed_watchdog()
+
+
 def reset():
     _twin.stop(_twin.EXIT_SLEEP, reset=True)
 
