@@ -7,12 +7,15 @@
 # A corrupt or missing config or state is a visible fault: the unit records
 # the reason, sends nothing, and waits to be serviced. It never runs on
 # defaults.
-from amr import battery, board, frame, hw, press, records, rtcmem
+import json
+
+from amr import battery, board, commands, frame, hw, press, records, rtcmem
 from amr import diag as diagnostics
 from amr.alert import COVER, Sequencer, cover_gap_ms
 from amr.bonds import Bonds
 from amr.compat import const
 from amr.config import decode_config
+from amr.contract import PWRON_RESET
 from amr.frame import KEYS_LENGTH, Sealer, service_ad
 from amr.gatt import ServiceLink
 from amr.nvs import record_store
@@ -68,7 +71,7 @@ class App:
         cause = chip.reset_cause()
         # The ESP32 port reports a brownout as a power-on reset; RTC memory
         # that still holds our record means power never fully went away.
-        self.brownout = cause == diagnostics.PWRON_RESET and self.diag.restored
+        self.brownout = cause == PWRON_RESET and self.diag.restored
         self.diag.count_reset(cause, brownout=self.brownout)
         self.rtc = rtcmem.decode_app(saved[1] if saved else b"")
         # The contact was stuck closed when the unit went to sleep.
@@ -302,6 +305,9 @@ class App:
     def _serve(self, link, now):
         while link.notes:
             log(self.chip, "service: " + link.notes.pop(0))
+        while link.requests:
+            conn, name = link.requests.pop(0)
+            link.reply(conn, json.dumps(self._command(name)).encode())
         link.drop_idle(self.chip.ticks(), _SERVICE_PAIR_MS)
         # A host may come and go between two looks (a quick read): count it too.
         if link.trusted or link.active:
@@ -316,6 +322,20 @@ class App:
             self._service_close(link, "%d hosts failed to pair" % link.refused)
         elif now >= self._service_until or now >= self._service_cap:
             self._service_close(link, "no host" if not link.served else "done")
+
+    def _command(self, name):
+        """A service command from an authenticated host, run as on the wired link."""
+        try:
+            name = name.decode()
+        except UnicodeError:
+            return {"error": "a command is a name in ASCII"}
+        log(self.chip, "service command: %s" % name)
+        ctx = commands.Context(self.chip, self.diag, self._keep_diag, True)
+        return commands.run(name, ctx)
+
+    def _keep_diag(self, diag):
+        self.diag = diag
+        self._keep()
 
     def _service_close(self, link, why):
         link.stop()

@@ -25,13 +25,7 @@ import struct
 from binascii import crc32
 
 from amr.compat import const
-
-# machine.reset_cause() values on the ESP32 port.
-PWRON_RESET = const(1)
-HARD_RESET = const(2)  # also machine.reset(), a panic and the EN pin
-WDT_RESET = const(3)
-DEEPSLEEP_RESET = const(4)
-SOFT_RESET = const(5)  # soft reboot of the interpreter (Ctrl-D, machine.soft_reset)
+from amr.contract import DEEPSLEEP_RESET, HARD_RESET, PWRON_RESET, SOFT_RESET, WDT_RESET
 
 # Fault codes (last_error) and what the service readout calls them.
 E_CONFIG = const(1)

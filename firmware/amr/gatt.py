@@ -6,6 +6,13 @@
 # passkey the unit "displays" is one that only a holder of its keys can
 # compute (amr.frame.Sealer.passkey). Bonded hosts reconnect without it.
 #
+# The service commands (amr/commands.py) are reached through one control
+# point, in a service of its own: an authenticated host writes a command's
+# name; the reply, a JSON object, comes back by notification in chunks of at
+# most _CHUNK bytes after a one-byte header: the chunk's index, with 0x80 set
+# on the last. Only an authenticated link may write (the stack refuses
+# others, and the handler ignores them too).
+#
 # Advertising carries flags, the two service UUIDs (common to many devices)
 # and a token a key holder resolves to this unit; nobody else can link it
 # to the unit's alert frames. The address is resolvable private.
@@ -15,34 +22,43 @@ import bluetooth
 
 from amr import blecore
 from amr.compat import const
+from amr.contract import (
+    ADDR_RPA,
+    FLAG_NOTIFY,
+    FLAG_READ,
+    FLAG_READ_AUTHENTICATED,
+    FLAG_WRITE,
+    FLAG_WRITE_AUTHENTICATED,
+    IO_CAPABILITY_DISPLAY_ONLY,
+    IRQ_CENTRAL_CONNECT,
+    IRQ_CENTRAL_DISCONNECT,
+    IRQ_ENCRYPTION_UPDATE,
+    IRQ_GATTS_WRITE,
+    IRQ_GET_SECRET,
+    IRQ_PASSKEY_ACTION,
+    IRQ_SET_SECRET,
+    PASSKEY_ACTION_DISPLAY,
+)
 
-_IRQ_CENTRAL_CONNECT = const(1)
-_IRQ_CENTRAL_DISCONNECT = const(2)
-_IRQ_ENCRYPTION_UPDATE = const(28)
-_IRQ_GET_SECRET = const(29)
-_IRQ_SET_SECRET = const(30)
-_IRQ_PASSKEY_ACTION = const(31)
-_PASSKEY_ACTION_DISPLAY = const(3)
-_IO_CAPABILITY_DISPLAY_ONLY = const(0)
-_ADDR_RPA = const(2)
 _INTERVAL_US = const(200000)
-
-_FLAG_READ = const(0x0002)
-_FLAG_NOTIFY = const(0x0010)
-_FLAG_READ_AUTHENTICATED = const(0x0400)
-_SECURE_READ = const(0x0402)  # _FLAG_READ | _FLAG_READ_AUTHENTICATED
+_SECURE_READ = FLAG_READ | FLAG_READ_AUTHENTICATED
+_CHUNK = const(19)  # fits the default ATT MTU (23) with the header
+_LAST_CHUNK = const(0x80)
+_COMMAND_MAX = const(32)  # longest command name taken
 _EVENTS = (
-    _IRQ_CENTRAL_CONNECT,
-    _IRQ_CENTRAL_DISCONNECT,
-    _IRQ_ENCRYPTION_UPDATE,
-    _IRQ_GET_SECRET,
-    _IRQ_SET_SECRET,
-    _IRQ_PASSKEY_ACTION,
+    IRQ_GATTS_WRITE,
+    IRQ_CENTRAL_CONNECT,
+    IRQ_CENTRAL_DISCONNECT,
+    IRQ_ENCRYPTION_UPDATE,
+    IRQ_GATTS_WRITE,
+    IRQ_GET_SECRET,
+    IRQ_SET_SECRET,
+    IRQ_PASSKEY_ACTION,
 )
 
 _BATTERY = (
     bluetooth.UUID(0x180F),
-    ((bluetooth.UUID(0x2A19), _SECURE_READ | _FLAG_NOTIFY),),  # battery level, %
+    ((bluetooth.UUID(0x2A19), _SECURE_READ | FLAG_NOTIFY),),  # battery level, %
 )
 _DEVICE_INFO = (
     bluetooth.UUID(0x180A),
@@ -51,6 +67,15 @@ _DEVICE_INFO = (
         (bluetooth.UUID(0x2A24), _SECURE_READ),  # model number: the board
         (bluetooth.UUID(0x2A26), _SECURE_READ),  # firmware revision
         (bluetooth.UUID(0x2A27), _SECURE_READ),  # hardware revision: the chip
+    ),
+)
+_CONTROL = (
+    bluetooth.UUID("d05e9433-7578-40d1-ae3e-eb7b448e19f3"),
+    (
+        (
+            bluetooth.UUID("b1baef5a-21b3-4e7f-8662-1cfe050d7103"),
+            FLAG_WRITE | FLAG_WRITE_AUTHENTICATED | FLAG_NOTIFY,
+        ),
     ),
 )
 
@@ -65,6 +90,7 @@ class ServiceLink:
         self._info = info  # (manufacturer, model, firmware, hardware), str each
         self._ad = b""
         self._level = None  # value handle of the battery level
+        self._control = None  # value handle of the command control point
         self._pct = None
         self.connections = {}  # conn handle -> ticks when it connected
         self.trusted = set()  # connections with an authenticated (MITM) key
@@ -73,15 +99,18 @@ class ServiceLink:
         self.served = False  # an authenticated host came during this session
         self.active = False  # an authenticated host was here since the app last looked
         self.notes = []  # what happened, for the app to log outside the IRQ
+        self.requests = []  # (conn, command name) written by authenticated hosts
 
     def start(self, ad, battery_pct):
         ble = self._ble
         # The handler first: the stack may ask for stored secrets as it starts.
         blecore.handle(_EVENTS, self._irq)
-        ble.config(bond=True, le_secure=True, mitm=True, io=_IO_CAPABILITY_DISPLAY_ONLY)
+        ble.config(bond=True, le_secure=True, mitm=True, io=IO_CAPABILITY_DISPLAY_ONLY)
         ble.active(True)
-        ble.config(addr_mode=_ADDR_RPA)
-        ((self._level,), handles) = ble.gatts_register_services((_BATTERY, _DEVICE_INFO))
+        ble.config(addr_mode=ADDR_RPA)
+        ((self._level,), handles, (self._control,)) = ble.gatts_register_services(
+            (_BATTERY, _DEVICE_INFO, _CONTROL)
+        )
         for i in range(len(handles)):
             ble.gatts_write(handles[i], self._info[i].encode())
         self.battery(battery_pct)
@@ -100,6 +129,15 @@ class ServiceLink:
         for conn in self.trusted:
             self._ble.gatts_notify(conn, self._level)  # type: ignore[arg-type]
 
+    def reply(self, conn, data):
+        """Send a command's reply to the host that asked, by notification."""
+        count = (len(data) + _CHUNK - 1) // _CHUNK or 1
+        for i in range(count):
+            head = i | (_LAST_CHUNK if i == count - 1 else 0)
+            chunk = bytes((head,)) + data[i * _CHUNK : (i + 1) * _CHUNK]
+            # The stubs miss gatts_notify's conn_handle (documented first argument).
+            self._ble.gatts_notify(conn, self._control, chunk)  # type: ignore[call-arg, arg-type]
+
     def drop_idle(self, now_ticks, grace_ms):
         """Disconnect hosts that have not authenticated within grace_ms."""
         for conn, since in tuple(self.connections.items()):
@@ -108,10 +146,16 @@ class ServiceLink:
                 self._ble.gap_disconnect(conn)
 
     def _irq(self, event, data):
-        if event == _IRQ_CENTRAL_CONNECT:
+        if event == IRQ_GATTS_WRITE:
+            conn, handle = data[0], data[1]
+            if handle == self._control and conn in self.trusted:
+                value = bytes(self._ble.gatts_read(handle))
+                self.requests.append((conn, value[:_COMMAND_MAX]))
+                self.active = True
+        elif event == IRQ_CENTRAL_CONNECT:
             self.connections[data[0]] = time.ticks_ms()
             self.notes.append("host connected")
-        elif event == _IRQ_CENTRAL_DISCONNECT:
+        elif event == IRQ_CENTRAL_DISCONNECT:
             conn = data[0]
             self.connections.pop(conn, None)
             if conn in self.trusted:
@@ -121,7 +165,7 @@ class ServiceLink:
             self.notes.append("host disconnected")
             if self.open:  # advertising stops on a connection: back for the next host
                 self._ble.gap_advertise(_INTERVAL_US, self._ad, connectable=True)
-        elif event == _IRQ_ENCRYPTION_UPDATE:
+        elif event == IRQ_ENCRYPTION_UPDATE:
             conn, encrypted, authenticated, bonded, key_size = data
             self.notes.append(
                 "link encrypted=%d authenticated=%d bonded=%d key %d bytes"
@@ -133,16 +177,16 @@ class ServiceLink:
                 self.active = True
             else:  # Just Works: it could not know the passkey
                 self._ble.gap_disconnect(conn)
-        elif event == _IRQ_PASSKEY_ACTION:
+        elif event == IRQ_PASSKEY_ACTION:
             conn, action, _ = data
-            if action == _PASSKEY_ACTION_DISPLAY:
+            if action == PASSKEY_ACTION_DISPLAY:
                 self._ble.gap_passkey(conn, action, self._passkey)
             else:  # only display is offered (io=DISPLAY_ONLY); refuse anything else
                 self._ble.gap_disconnect(conn)
-        elif event == _IRQ_SET_SECRET:
+        elif event == IRQ_SET_SECRET:
             kind, key, value = data
             return self._bonds.set(kind, key, value)
-        elif event == _IRQ_GET_SECRET:
+        elif event == IRQ_GET_SECRET:
             kind, index, key = data
             return self._bonds.get(kind, index, key)
         return None

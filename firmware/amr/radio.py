@@ -10,10 +10,9 @@
 # alert it has verified; the tags to look for are set by the app.
 from amr import blecore
 from amr.compat import const
+from amr.contract import ADDR_NRPA, IRQ_SCAN_RESULT
 
-_ADDR_NRPA = const(3)  # non-resolvable private address, new at each activation
 _INTERVAL_US = const(100000)
-_IRQ_SCAN_RESULT = const(5)
 _SCAN_INTERVAL_US = const(100000)
 _SCAN_WINDOW_US = const(30000)  # 30 % duty while awake for an alert
 _ACK_LENGTH = const(10)
@@ -22,7 +21,7 @@ _ACK_LENGTH = const(10)
 class Radio:
     def __init__(self):
         self._ble = blecore.ble()
-        blecore.handle((_IRQ_SCAN_RESULT,), self._irq)
+        blecore.handle((IRQ_SCAN_RESULT,), self._irq)
         self._wanted = {}  # ack tag -> alert id
         self.acked = []  # alert ids whose tag was heard, for the app to collect
 
@@ -33,7 +32,7 @@ class Radio:
             ble.gap_scan(None)  # type: ignore[arg-type]  # None stops (documented)
             ble.active(False)
         ble.active(True)
-        ble.config(addr_mode=_ADDR_NRPA)
+        ble.config(addr_mode=ADDR_NRPA)  # new at each activation
         ble.gap_advertise(_INTERVAL_US, payload, connectable=False)
         if self._wanted:
             ble.gap_scan(0, _SCAN_INTERVAL_US, _SCAN_WINDOW_US)

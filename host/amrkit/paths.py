@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import sys
 from pathlib import Path
+from types import ModuleType
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent.parent
@@ -14,6 +16,14 @@ REPO_DIR = PACKAGE_DIR.parent.parent
 def firmware_dir() -> Path:
     """The firmware tree; $AMR_FIRMWARE overrides the checkout's firmware/."""
     return Path(os.environ.get("AMR_FIRMWARE", REPO_DIR / "firmware")).resolve()
+
+
+def firmware_module(name: str) -> ModuleType:
+    """Import a pure firmware module (amr.<name>) under CPython."""
+    path = str(firmware_dir())
+    if path not in sys.path:
+        sys.path.insert(0, path)
+    return importlib.import_module(f"amr.{name}")
 
 
 def platform_dir() -> Path:

@@ -16,7 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from amrkit.boards import load_board
-from amrkit.twin.factory import firmware_module, provision
+from amrkit.paths import firmware_module
+from amrkit.twin.factory import provision
 from amrkit.twin.gestures import Rng, trace
 from amrkit.twin.unit import VirtualUnit
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from amrkit.twin.factory import firmware_module
+from amrkit.paths import firmware_module
 from amrkit.twin.gestures import Rng, replay, trace
 
 press = firmware_module("press")

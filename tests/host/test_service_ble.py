@@ -26,9 +26,9 @@ from amrkit.ble import bumble_client
 from amrkit.boards import load_board
 from amrkit.bundle import write_bundle
 from amrkit.cli import EXIT_UNIT, main
+from amrkit.paths import firmware_module
 from amrkit.protocol import service_passkey
 from amrkit.receiver import KnownUnit
-from amrkit.twin.factory import firmware_module
 from amrkit.twin.sim import Sim
 from amrkit.unit_ble import BATTERY_LEVEL, find, read_unit
 

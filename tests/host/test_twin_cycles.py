@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from amrkit.boards import load_board
+from amrkit.paths import firmware_module
 from amrkit.protocol import Kind, decode, rid
 from amrkit.receiver import KnownUnit
 from amrkit.twin.energy import account
-from amrkit.twin.factory import firmware_module, provision
+from amrkit.twin.factory import provision
 from amrkit.twin.gestures import Rng, service_presses, taps, trace
 from amrkit.twin.unit import Boot, VirtualUnit
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from sim_control import control
 
 from amrkit.boards import load_board
-from amrkit.paths import firmware_dir
-from amrkit.twin.factory import firmware_module, provision
+from amrkit.paths import firmware_dir, firmware_module
+from amrkit.twin.factory import provision
 from amrkit.twin.gestures import Rng, replay, taps, trace
 from amrkit.twin.sim import Sim
 from amrkit.twin.unit import GPIO_WAKE, WDT_RESET, VirtualUnit

@@ -40,38 +40,39 @@ from bumble.keys import KeyStore, PairingKeys
 from bumble.pairing import PairingConfig, PairingDelegate
 
 from amrkit.ble.link import BumbleHost, VirtualRadio
+from amrkit.paths import firmware_module
 
 log = logging.getLogger(__name__)
 
-# MicroPython IRQ codes (bluetooth module documentation).
-IRQ_CENTRAL_CONNECT = 1
-IRQ_CENTRAL_DISCONNECT = 2
-IRQ_GATTS_WRITE = 3
-IRQ_SCAN_RESULT = 5
-ADV_IND = 0  # scan result advertising types
-ADV_NONCONN_IND = 3
-IRQ_ENCRYPTION_UPDATE = 28
-IRQ_GET_SECRET = 29
-IRQ_SET_SECRET = 30
-IRQ_PASSKEY_ACTION = 31
-PASSKEY_ACTION_DISPLAY = 3
-SECRET_PEER = 2  # the secret type this device stores: keys for one peer
+_contract = firmware_module("contract")
+IRQ_CENTRAL_CONNECT: int = _contract.IRQ_CENTRAL_CONNECT
+IRQ_CENTRAL_DISCONNECT: int = _contract.IRQ_CENTRAL_DISCONNECT
+IRQ_GATTS_WRITE: int = _contract.IRQ_GATTS_WRITE
+IRQ_SCAN_RESULT: int = _contract.IRQ_SCAN_RESULT
+IRQ_ENCRYPTION_UPDATE: int = _contract.IRQ_ENCRYPTION_UPDATE
+IRQ_GET_SECRET: int = _contract.IRQ_GET_SECRET
+IRQ_SET_SECRET: int = _contract.IRQ_SET_SECRET
+IRQ_PASSKEY_ACTION: int = _contract.IRQ_PASSKEY_ACTION
+ADV_IND: int = _contract.ADV_IND
+ADV_NONCONN_IND: int = _contract.ADV_NONCONN_IND
+PASSKEY_ACTION_DISPLAY: int = _contract.PASSKEY_ACTION_DISPLAY
+SECRET_PEER: int = _contract.SECRET_PEER  # the secret type this device stores: keys for one peer
 ANSWER_TIMEOUT_S = 10.0
 
 # MicroPython characteristic flags -> bumble properties and permissions.
-_FLAG_READ = 0x0002
-_FLAG_WRITE_NO_RESPONSE = 0x0004
-_FLAG_WRITE = 0x0008
+_FLAG_READ: int = _contract.FLAG_READ
+_FLAG_WRITE_NO_RESPONSE: int = _contract.FLAG_WRITE_NO_RESPONSE
+_FLAG_WRITE: int = _contract.FLAG_WRITE
 _PROPERTY_MASK = 0x00FF
 _READ_PERMISSIONS = (
-    (0x0200, Attribute.READ_REQUIRES_ENCRYPTION),
-    (0x0400, Attribute.READ_REQUIRES_AUTHENTICATION),
-    (0x0800, Attribute.READ_REQUIRES_AUTHORIZATION),
+    (_contract.FLAG_READ_ENCRYPTED, Attribute.READ_REQUIRES_ENCRYPTION),
+    (_contract.FLAG_READ_AUTHENTICATED, Attribute.READ_REQUIRES_AUTHENTICATION),
+    (_contract.FLAG_READ_AUTHORIZED, Attribute.READ_REQUIRES_AUTHORIZATION),
 )
 _WRITE_PERMISSIONS = (
-    (0x1000, Attribute.WRITE_REQUIRES_ENCRYPTION),
-    (0x2000, Attribute.WRITE_REQUIRES_AUTHENTICATION),
-    (0x4000, Attribute.WRITE_REQUIRES_AUTHORIZATION),
+    (_contract.FLAG_WRITE_ENCRYPTED, Attribute.WRITE_REQUIRES_ENCRYPTION),
+    (_contract.FLAG_WRITE_AUTHENTICATED, Attribute.WRITE_REQUIRES_AUTHENTICATION),
+    (_contract.FLAG_WRITE_AUTHORIZED, Attribute.WRITE_REQUIRES_AUTHORIZATION),
 )
 
 

@@ -8,25 +8,14 @@ receiver in a demo or test can verify them; it is not a production secret.
 from __future__ import annotations
 
 import hashlib
-import importlib
-import sys
-from types import ModuleType
 from typing import Any
 
-from amrkit.paths import firmware_dir
+from amrkit.paths import firmware_module
 from amrkit.protocol import derive_keys
 from amrkit.receiver import KnownUnit
 from amrkit.twin.unit import VirtualUnit
 
 TWIN_REGISTRY_SECRET = hashlib.sha256(b"AMR twin registry: public test secret").digest()
-
-
-def firmware_module(name: str) -> ModuleType:
-    """Import a pure firmware module (amr.<name>) under CPython."""
-    path = str(firmware_dir())
-    if path not in sys.path:
-        sys.path.insert(0, path)
-    return importlib.import_module(f"amr.{name}")
 
 
 def twin_unit_id(unit: VirtualUnit) -> bytes:

@@ -22,14 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from amrkit.boards import Board
-from amrkit.paths import firmware_dir, micropython_binary, platform_dir
+from amrkit.paths import firmware_dir, firmware_module, micropython_binary, platform_dir
 
-# machine.reset_cause() / wake_reason() values on the ESP32 port.
-PWRON_RESET = 1
-WDT_RESET = 3
-DEEPSLEEP_RESET = 4
-TIMER_WAKE = 4
-GPIO_WAKE = 7  # ESP_SLEEP_WAKEUP_GPIO: how the C3 reports a wake_on_gpio() wake
+_contract = firmware_module("contract")
+PWRON_RESET: int = _contract.PWRON_RESET
+WDT_RESET: int = _contract.WDT_RESET
+DEEPSLEEP_RESET: int = _contract.DEEPSLEEP_RESET
+TIMER_WAKE: int = _contract.TIMER_WAKE
+GPIO_WAKE: int = _contract.GPIO_WAKE
 
 EXIT_SLEEP = 0
 EXIT_POWER_CUT = 3
@@ -153,11 +153,14 @@ class VirtualUnit:
         return round(self.battery_mv - ma * self.resistance_ohm)
 
     def _cell(self) -> dict[str, Any]:
-        """What the emulations see of the cell: the ADC reads it with the CPU
-        on; the radio starting may brown the chip out."""
+        """What the emulations see of the cell: the ADC reads it under the
+        load of the moment (the CPU, and the radio if it is on); the radio
+        starting may brown the chip out."""
+        pin = str(self.board.battery_adc_pin)
         return {
             "adc_uv": {
-                str(self.board.battery_adc_pin): self.board.adc_uv(self.loaded_mv("cpu_active"))
+                state: {pin: self.board.adc_uv(self.loaded_mv(state))}
+                for state in ("cpu_active", "advertising", "scanning", "connected")
             },
             "radio_mv": self.loaded_mv("advertising"),
             "brownout_mv": self.board.brownout_mv,

@@ -37,6 +37,9 @@ _felt_t = _now
 _felt_n = len([1 for _t, _p in _samples if _t == _now])
 # The watchdog, once the app arms it: (timeout ms, last feed) on this clock.
 _wdt = None
+# What the chip draws from the cell now (a board profile's power state): the
+# radio emulation sets it, the ADC reads the cell under that load.
+drawing = "cpu_active"
 
 
 def now():

@@ -18,20 +18,23 @@ import socket
 
 import _twin
 
-FLAG_READ = 0x0002
-FLAG_WRITE_NO_RESPONSE = 0x0004
-FLAG_WRITE = 0x0008
-FLAG_NOTIFY = 0x0010
-FLAG_INDICATE = 0x0020
-
-_IRQ_CENTRAL_CONNECT = 1
-_IRQ_CENTRAL_DISCONNECT = 2
-_IRQ_GATTS_WRITE = 3
-_IRQ_SCAN_RESULT = 5
-_ADDR_RANDOM = 1
-_ADV_NONCONN_IND = 3
-_IRQ_GET_SECRET = 29
-_IRQ_SET_SECRET = 30
+from amr.contract import (  # noqa: F401  (FLAG_*: the module's own constants, as on the chip)
+    ADDR_PUBLIC,
+    ADDR_RANDOM,
+    ADDR_RPA,
+    ADV_NONCONN_IND,
+    FLAG_INDICATE,
+    FLAG_NOTIFY,
+    FLAG_READ,
+    FLAG_WRITE,
+    FLAG_WRITE_NO_RESPONSE,
+    IRQ_CENTRAL_CONNECT,
+    IRQ_CENTRAL_DISCONNECT,
+    IRQ_GATTS_WRITE,
+    IRQ_GET_SECRET,
+    IRQ_SCAN_RESULT,
+    IRQ_SET_SECRET,
+)
 
 
 class UUID:
@@ -111,19 +114,19 @@ class _Peer:
 
     def _deliver(self, message):
         event, data = message["ev"], message["data"]
-        if event == _IRQ_GATTS_WRITE:
+        if event == IRQ_GATTS_WRITE:
             self._ble._values[data[1]] = bytes.fromhex(data[2])
             data = data[:2]
-        elif event == _IRQ_SET_SECRET:
+        elif event == IRQ_SET_SECRET:
             data = [data[0], _mv(data[1]), _mv(data[2])]
-        elif event == _IRQ_SCAN_RESULT:  # (addr type, addr, adv type, rssi, data)
+        elif event == IRQ_SCAN_RESULT:  # (addr type, addr, adv type, rssi, data)
             _twin.record("heard", ad=data[4])
             data = [data[0], _mv(data[1]), data[2], data[3], _mv(data[4])]
-        elif event in (_IRQ_CENTRAL_CONNECT, _IRQ_CENTRAL_DISCONNECT, _IRQ_GET_SECRET):
+        elif event in (IRQ_CENTRAL_CONNECT, IRQ_CENTRAL_DISCONNECT, IRQ_GET_SECRET):
             # central connect/disconnect: (conn, addr type, addr); get: (type, index, key)
             data = [data[0], data[1], _mv(data[2])]
-            if event != _IRQ_GET_SECRET:
-                _twin.record("central", conn=data[0], on=event == _IRQ_CENTRAL_CONNECT)
+            if event != IRQ_GET_SECRET:
+                _twin.record("central", conn=data[0], on=event == IRQ_CENTRAL_CONNECT)
         handler = self._ble._handler
         result = handler(event, tuple(data)) if handler else None
         if "id" in message:
@@ -174,7 +177,7 @@ class BLE:
         if self._peer is None and spec:
             self._peer = _Peer(spec, self)
             _twin.realtime(self._peer.pump)
-            if self._active and self._config["addr_mode"] == 2:
+            if self._active and self._config["addr_mode"] == ADDR_RPA:
                 self._new_address()  # the device makes resolvable ones from its IRK
             self._peer.call("active", on=self._active, addr=self._addr.hex(), mac=_twin.UNIT["mac"])
         return self._peer
@@ -192,6 +195,7 @@ class BLE:
         if self._active:
             _twin.radio_on()
             self._new_address()
+        self._draw()
         _twin.record("radio", on=self._active)
         if self._peer is not None:
             self._peer.call("active", on=self._active, addr=self._addr.hex())
@@ -199,12 +203,21 @@ class BLE:
             self._live()  # opens the link, which activates the device
         return None
 
+    def _draw(self):
+        """Tell the cell what the radio draws now."""
+        if not self._active:
+            _twin.drawing = "cpu_active"
+        elif self._scanning:
+            _twin.drawing = "scanning"
+        else:
+            _twin.drawing = "advertising"
+
     def _new_address(self):
         mode = self._config["addr_mode"]
-        if mode == 0:  # public: the chip's MAC
+        if mode == ADDR_PUBLIC:  # the chip's MAC
             self._addr = bytes.fromhex(_twin.UNIT["mac"])
             return
-        if mode == 2 and self._peer is not None:
+        if mode == ADDR_RPA and self._peer is not None:
             self._addr = bytes.fromhex(self._peer.call("rpa"))
             return
         addr = bytearray(os.urandom(6))
@@ -216,7 +229,10 @@ class BLE:
     def config(self, *args, **kwargs):
         if args:
             if args[0] == "mac":
-                return (0 if self._config["addr_mode"] == 0 else 1, self._addr)
+                return (
+                    ADDR_PUBLIC if self._config["addr_mode"] == ADDR_PUBLIC else ADDR_RANDOM,
+                    self._addr,
+                )
             return self._config[args[0]]
         for key in kwargs:
             if key not in self._config:
@@ -238,10 +254,12 @@ class BLE:
                 _twin.record("scan_stop")
                 self._tell("scan", on=False)
             self._scanning = False
+            self._draw()
             return
         if not self._active:
             raise OSError(5)
         self._scanning = True
+        self._draw()
         self._heard = set()
         _twin.record("scan", interval_us=interval_us, window_us=window_us)
         self._tell("scan", on=True, interval_us=interval_us, window_us=window_us)
@@ -258,8 +276,8 @@ class BLE:
             ad = bytes.fromhex(item["ad"])
             _twin.record("heard", ad=item["ad"])
             self._handler(
-                _IRQ_SCAN_RESULT,
-                (_ADDR_RANDOM, memoryview(bytes(6)), _ADV_NONCONN_IND, -55, memoryview(ad)),
+                IRQ_SCAN_RESULT,
+                (ADDR_RANDOM, memoryview(bytes(6)), ADV_NONCONN_IND, -55, memoryview(ad)),
             )
 
     def gap_advertise(self, interval_us, adv_data=None, *, resp_data=None, connectable=True):

@@ -2,18 +2,20 @@
 # uses, on the virtual unit (see _twin.py). Constants have the ESP32 values.
 import _twin
 
-PWRON_RESET = 1
-HARD_RESET = 2
-WDT_RESET = 3
-DEEPSLEEP_RESET = 4
-SOFT_RESET = 5
+from amr.contract import (  # noqa: F401  (the module's own constants, as on the chip)
+    DEEPSLEEP_RESET,
+    EXT0_WAKE,
+    EXT1_WAKE,
+    HARD_RESET,
+    PWRON_RESET,
+    SOFT_RESET,
+    TIMER_WAKE,
+    TOUCHPAD_WAKE,
+    ULP_WAKE,
+    WDT_RESET,
+)
 
-PIN_WAKE = 2
-EXT0_WAKE = 2
-EXT1_WAKE = 3
-TIMER_WAKE = 4
-TOUCHPAD_WAKE = 5
-ULP_WAKE = 6
+PIN_WAKE = EXT0_WAKE
 
 IDLE = 1
 SLEEP = 2
@@ -158,7 +160,7 @@ class ADC:
         self._pin = id._id if isinstance(id, Pin) else id
 
     def read_uv(self):
-        return _twin.latest()["adc_uv"].get(str(self._pin), 0)
+        return _twin.latest()["adc_uv"][_twin.drawing].get(str(self._pin), 0)
 
     def read_u16(self):
         # 11 dB full scale on the C3 is about 2.5 V.
