@@ -25,8 +25,7 @@ from bleak.uuids import normalize_uuid_16
 from bumble.keys import KeyStore
 
 from amrkit.ble import bumble_client, bumble_scanner
-from amrkit.protocol import RID_LENGTH, service_passkey, service_token
-from amrkit.receiver import KnownUnit
+from amrkit.protocol import RID_LENGTH, KnownUnit, service_passkey, service_token
 
 BATTERY_SERVICE = normalize_uuid_16(0x180F)
 DEVICE_INFORMATION = normalize_uuid_16(0x180A)

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from amrkit.boards import load_board
-from amrkit.protocol import Kind, decode, rid
-from amrkit.receiver import KnownUnit
+from amrkit.protocol import Kind, KnownUnit, decode, rid
 from amrkit.twin.energy import account
 from amrkit.twin.factory import firmware_module, provision
 from amrkit.twin.gestures import Rng, service_presses, taps, trace

@@ -14,8 +14,7 @@ from types import ModuleType
 from typing import Any
 
 from amrkit.paths import firmware_dir
-from amrkit.protocol import derive_keys
-from amrkit.receiver import KnownUnit
+from amrkit.protocol import KnownUnit, derive_keys
 from amrkit.twin.unit import VirtualUnit
 
 TWIN_REGISTRY_SECRET = hashlib.sha256(b"AMR twin registry: public test secret").digest()

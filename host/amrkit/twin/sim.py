@@ -27,7 +27,7 @@ from typing import Any, Self
 from amrkit import build
 from amrkit.ble import RadioThread
 from amrkit.boards import Board
-from amrkit.receiver import KnownUnit
+from amrkit.protocol import KnownUnit
 from amrkit.twin.ble_peer import UnitRadio
 from amrkit.twin.energy import account
 from amrkit.twin.factory import provision, twin_keys
