@@ -31,8 +31,8 @@ def main() -> None:
 )
 def demo(board: str, as_json: bool, fleet: bool) -> None:
     """Run the firmware on the MicroPython unix port through a scripted scenario."""
-    from amrkit.twin.fleet_demo import run_fleet_demo
-    from amrkit.twin.scenario import run_demo
+    from amrkit.demo.fleet import run_fleet_demo
+    from amrkit.demo.story import run_demo
 
     try:
         profile = load_board(board)
