@@ -45,7 +45,7 @@ def ble_source(adapter: str | None = None, transport: str | None = None) -> Sour
 
         kwargs: dict[str, Any] = {"detection_callback": heard}
         if transport:
-            from amrkit.ble import bumble_scanner
+            from amrkit.ble.bumble import bumble_scanner
 
             kwargs["backend"] = bumble_scanner(transport)
         elif adapter:

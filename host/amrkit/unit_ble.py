@@ -5,7 +5,7 @@ resolve (protocol §10), so the host finds *its* unit among others although no
 unit carries a static identifier. The host then pairs with LE Secure
 Connections, typing the passkey it derives from the same keys, and reads the
 standard Battery and Device Information services. Pairing goes through the
-bumble backend (amrkit.ble), which takes the passkey; the same code runs on
+bumble backend (amrkit.ble.bumble), which takes the passkey; the same code runs on
 the twin's virtual radio and on a USB HCI dongle.
 """
 
@@ -24,7 +24,7 @@ from bleak.exc import BleakError
 from bleak.uuids import normalize_uuid_16
 from bumble.keys import KeyStore
 
-from amrkit.ble import bumble_client, bumble_scanner
+from amrkit.ble.bumble import bumble_client, bumble_scanner
 from amrkit.protocol import RID_LENGTH, KnownUnit, service_passkey, service_token
 
 BATTERY_SERVICE = normalize_uuid_16(0x180F)

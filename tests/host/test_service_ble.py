@@ -22,7 +22,7 @@ from click.testing import CliRunner
 from sim_control import control
 
 import amrkit
-from amrkit.ble import bumble_client
+from amrkit.ble.bumble import bumble_client
 from amrkit.boards import load_board
 from amrkit.bundle import write_bundle
 from amrkit.cli import EXIT_UNIT, main

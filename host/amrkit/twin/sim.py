@@ -25,7 +25,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from amrkit import build
-from amrkit.ble import RadioThread
+from amrkit.ble.bumble import RadioThread
 from amrkit.boards import Board
 from amrkit.protocol import KnownUnit
 from amrkit.twin.ble_peer import UnitRadio
