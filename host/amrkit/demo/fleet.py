@@ -62,7 +62,7 @@ def run_fleet_demo(board: Board, out: Callable[[str], None] = print) -> dict[str
             esp._port.close()
         say("esptool: written, verified by MD5, hard-reset into MicroPython")
 
-        app = build.build(board.name, Path(tmp) / "build")
+        app = build.build(board, Path(tmp) / "build")
         mpremote = str(Path(sys.executable).parent / "mpremote")
         for args in (["fs", "cp", "-r", "amr", ":"], ["fs", "cp", "main.py", ":"]):
             subprocess.run(

@@ -299,8 +299,8 @@ class Sim:
     def _bundle(self) -> Path:
         """The app as a unit carries it: .mpy files built for this board."""
         try:
-            return build.build(self.board.name, self.directory / ".build")
-        except (build.ProfileError, build.BuildError) as err:
+            return build.build(self.board, self.directory / ".build")
+        except build.BuildError as err:
             raise SimError(f"cannot build the app for board {self.board.name}: {err}") from err
 
     def command(self, command: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
