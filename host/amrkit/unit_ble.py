@@ -69,6 +69,14 @@ def resolve(adv: AdvertisementData, units: Iterable[KnownUnit]) -> tuple[KnownUn
     return None
 
 
+def select(units: list[KnownUnit], unit_id: str | None) -> list[KnownUnit]:
+    """`units`, or only the one whose id is `unit_id` (hex, any case): none if
+    it is not among them."""
+    if unit_id is None:
+        return units
+    return [u for u in units if u.unit == unit_id.lower()]
+
+
 async def find(units: list[KnownUnit], transport: str, timeout_s: float = 30.0) -> Found:
     """The first of `units` heard in service mode."""
     loop = asyncio.get_running_loop()

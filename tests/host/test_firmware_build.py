@@ -1,4 +1,4 @@
-"""Board profiles (amrkit.boards), the board module and the bundle (amrkit.build)."""
+"""Board profiles (amrkit.boards), the board module and the bundle (amrkit.build, `amr build`)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from amrkit import build as build_module
 from amrkit.paths import micropython_binary
 
 REPO = Path(__file__).resolve().parents[2]
-TOOL = REPO / "tools" / "build_firmware.py"
+AMR = str(Path(sys.executable).parent / "amr")
 FIRMWARE = REPO / "firmware"
 REFERENCE = REPO / "hardware" / "boards" / "esp32c3-coin.toml"
 
@@ -45,8 +45,7 @@ def test_committed_board_module_matches_generator() -> None:
     expected = bf.board_module_source(boards.load_profile(REFERENCE))
     committed = (FIRMWARE / "amr" / "board.py").read_text()
     assert committed == expected, (
-        "firmware/amr/board.py is stale: run "
-        "`python tools/build_firmware.py --board esp32c3-coin --write-source`"
+        "firmware/amr/board.py is stale: run `amr build --board esp32c3-coin --write-source`"
     )
 
 
@@ -146,7 +145,7 @@ def test_cli_exit_code_2_on_bad_profile(tmp_path: Path) -> None:
     text = _profile_text().replace("wake_to_app_ms = 350\n", "")
     path = _write_profile(tmp_path, text)
     proc = subprocess.run(
-        [sys.executable, str(TOOL), "--profile", str(path), "--out", str(tmp_path / "out")],
+        [AMR, "build", "--profile", str(path), "--out", str(tmp_path / "out")],
         capture_output=True,
         text=True,
         check=False,
@@ -159,7 +158,7 @@ def test_cli_exit_code_2_on_bad_profile(tmp_path: Path) -> None:
 
 def test_cli_exit_code_2_on_unknown_board(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, str(TOOL), "--board", "no-such-board", "--out", str(tmp_path)],
+        [AMR, "build", "--board", "no-such-board", "--out", str(tmp_path)],
         capture_output=True,
         text=True,
         check=False,
@@ -232,7 +231,7 @@ def test_bundle_modules_load_under_micropython(bundle: Path) -> None:
 
 def test_cli_builds_and_prints_size(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, str(TOOL), "--board", "esp32c3-coin", "--out", str(tmp_path)],
+        [AMR, "build", "--board", "esp32c3-coin", "--out", str(tmp_path)],
         capture_output=True,
         text=True,
         check=False,
