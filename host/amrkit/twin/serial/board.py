@@ -141,7 +141,7 @@ class VirtualBoard:
         self,
         directory: Path,
         mac: bytes,
-        chip: str = "ESP32-C3",
+        chip: str = CHIP.name,
         flash_size: int = DEFAULT_FLASH_SIZE,
         on_boot: OnBoot | None = None,
         en_release_s: float = EN_RELEASE_S,
