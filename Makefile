@@ -37,7 +37,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy --config-file tools/mypy-firmware.ini
 
 firmware: $(STAMP)
-	$(BIN)/python tools/build_firmware.py --board $(BOARD)
+	$(BIN)/amr build --board $(BOARD)
 
 bench: $(STAMP)
 	$(BIN)/python tools/bench.py --board $(BOARD) --out build/bench.json

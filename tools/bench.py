@@ -7,7 +7,7 @@ Figures (printed as a table and written as JSON):
     MicroPython unix port (tools/bench_press.py), with a baseline measured in
     the same run (the same samples, one no-op call per sample) and the ratio,
     which is what stays comparable across machines;
-  - total bytes of the board's .mpy bundle (tools/build_firmware.py);
+  - total bytes of the board's .mpy bundle (`amr build`);
   - receiver throughput on CPython (tools/bench_receiver.py): frames/s that
     amrkit.receiver.Receiver verifies for 1,000 known units, with its state
     in SQLite in memory and in a file, next to bthome-ble decrypting as many
@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from amrkit import build
+from amrkit.boards import load_board
 from amrkit.paths import firmware_dir, micropython_binary, platform_dir
 from amrkit.protocol import Frame, Kind, derive_keys, encode
 
@@ -126,7 +127,7 @@ def frame_figures(calls: int, rounds: int) -> dict[str, Any]:
 def bundle_bytes(board: str) -> tuple[int, int]:
     """(files, bytes) of the board's app bundle, built into a temporary dir."""
     with tempfile.TemporaryDirectory() as tmp:
-        app = build.build(board, tmp)
+        app = build.build(load_board(board), tmp)
         return build.bundle_size(app)
 
 

@@ -40,8 +40,8 @@ from bthome_ble import BTHomeBluetoothDeviceData
 from cryptography.hazmat.primitives.ciphers.aead import AESCCM
 from habluetooth import BluetoothServiceInfoBleak
 
-from amrkit.protocol import Frame, Kind, derive_keys, encode
-from amrkit.receiver import KnownUnit, Receiver
+from amrkit.protocol import Frame, Kind, KnownUnit, derive_keys, encode
+from amrkit.receiver import Receiver
 
 BTHOME_UUID = "0000fcd2-0000-1000-8000-00805f9b34fb"
 BTHOME_DEVICE_INFO = 0x41  # BTHome v2 (bits 5-7 = 2), encrypted (bit 0)

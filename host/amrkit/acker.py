@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from bumble.device import AdvertisingType
 
-from amrkit.ble.link import BumbleHost, VirtualBeacon, open_host
+from amrkit.ble.bumble.link import BumbleHost, VirtualBeacon, open_host
 
 HOLD_S = 120.0
 TURN_S = 1.0  # how long each tag is on the air before the next one's turn

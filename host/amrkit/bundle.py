@@ -17,8 +17,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from amrkit.protocol import UnitKeys
-from amrkit.receiver import KnownUnit
+from amrkit.protocol import KnownUnit, UnitKeys
 
 FORMAT = "amr-receiver-bundle"
 VERSION = 1

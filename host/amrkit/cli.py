@@ -8,11 +8,15 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from amrkit.boards import DEFAULT_BOARD, load_board
+from amrkit.boards import DEFAULT_BOARD, Board, load_profile, profile_path
+from amrkit.paths import REPO_DIR
+
+if TYPE_CHECKING:
+    from amrkit.protocol import KnownUnit
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -31,13 +35,10 @@ def main() -> None:
 )
 def demo(board: str, as_json: bool, fleet: bool) -> None:
     """Run the firmware on the MicroPython unix port through a scripted scenario."""
-    from amrkit.twin.fleet_demo import run_fleet_demo
-    from amrkit.twin.scenario import run_demo
+    from amrkit.demo.fleet import run_fleet_demo
+    from amrkit.demo.story import run_demo
 
-    try:
-        profile = load_board(board)
-    except ValueError as err:
-        raise click.UsageError(str(err)) from err
+    profile = _board(profile_path(board))
     run = run_fleet_demo if fleet else run_demo
     if as_json:
         click.echo(json.dumps(run(profile, out=lambda _line: None)))
@@ -45,7 +46,8 @@ def demo(board: str, as_json: bool, fleet: bool) -> None:
         run(profile, out=click.echo)
 
 
-# Exit codes beyond click's 2 (usage): what went wrong, for scripts.
+# Exit codes, for scripts; 2 is click's usage error (a bad board profile too).
+EXIT_BUILD = 1  # a firmware file that does not compile
 EXIT_KEYS = 3  # bundle or secret missing, unreadable or wrong passphrase
 EXIT_RADIO = 4  # no usable Bluetooth adapter
 EXIT_INPUT = 5  # a capture file that cannot be read
@@ -64,6 +66,24 @@ def _passphrase(env: str) -> str:
 def _fail(message: str, code: int) -> NoReturn:
     click.echo(f"amr: {message}", err=True)
     raise SystemExit(code)
+
+
+def _board(path: Path) -> Board:
+    """The board a profile describes, or a usage error saying what is wrong with it."""
+    try:
+        return load_profile(path)
+    except ValueError as err:
+        raise click.UsageError(str(err)) from err
+
+
+def _units(bundle: Path, passphrase_env: str) -> list[KnownUnit]:
+    """The units of a key bundle, or exit: the bundle or its passphrase is wrong."""
+    from amrkit.bundle import BundleError, read_bundle
+
+    try:
+        return read_bundle(bundle, _passphrase(passphrase_env))
+    except BundleError as err:
+        _fail(str(err), EXIT_KEYS)
 
 
 @main.command()
@@ -108,18 +128,11 @@ def listen(
     outbox: Path | None,
 ) -> None:
     """Receive, verify and report alerts: one JSON line per event on stdout."""
-    from amrkit.acker import Acker
-    from amrkit.bundle import BundleError, read_bundle
-    from amrkit.listen import ble_source, capture_source
-    from amrkit.listen import listen as run_listen
+    from amrkit.listen import ble_source, capture_source, session
     from amrkit.outbox import Outbox
     from amrkit.receiver import Receiver
 
-    try:
-        units = read_bundle(bundle, _passphrase(passphrase_env))
-    except BundleError as err:
-        _fail(str(err), EXIT_KEYS)
-    receiver = Receiver(units, state)
+    receiver = Receiver(_units(bundle, passphrase_env), state)
     forward = None
     if webhook:
         try:
@@ -133,18 +146,17 @@ def listen(
     def emit(event: dict[str, Any]) -> None:
         click.echo(json.dumps(event))
 
-    async def session() -> None:
-        acker = Acker(transport) if ack and transport else None
-        if acker is not None:
-            await acker.start()
-        try:
-            await run_listen(receiver, source, emit, forward, acker=acker, duration_s=duration)
-        finally:
-            if acker is not None:
-                await acker.close()
-
     try:
-        asyncio.run(session())
+        asyncio.run(
+            session(
+                receiver,
+                source,
+                emit,
+                forward,
+                ack_transport=transport if ack else None,
+                duration_s=duration,
+            )
+        )
     except KeyboardInterrupt:
         pass
     except ValueError as err:
@@ -158,6 +170,42 @@ def listen(
         if forward is not None:
             forward.close()
     click.echo(json.dumps({"stats": dict(receiver.stats)}), err=True)
+
+
+@main.command("build")
+@click.option("--board", help="Board profile name (hardware/boards/NAME.toml).")
+@click.option(
+    "--profile",
+    type=click.Path(path_type=Path),
+    help="Instead: a board profile file, for boards kept elsewhere.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=REPO_DIR / "build",
+    help="Build root [the checkout's build/].",
+)
+@click.option(
+    "--write-source",
+    is_flag=True,
+    help="Also rewrite firmware/amr/board.py (the committed reference board module).",
+)
+def build_app(board: str | None, profile: Path | None, out: Path, write_source: bool) -> None:
+    """Build the firmware bundle for one board: validate its profile, generate
+    the board module amr/board.py and compile the app to .mpy in OUT/BOARD/app."""
+    from amrkit import build
+
+    if (board is None) == (profile is None):
+        raise click.UsageError("give either --board or --profile")
+    spec = _board(profile or profile_path(str(board)))
+    try:
+        app = build.build(spec, out)
+    except build.BuildError as err:
+        _fail(str(err), EXIT_BUILD)
+    if write_source:
+        click.echo(f"wrote {build.write_board_module(spec)}")
+    count, size = build.bundle_size(app)
+    click.echo(f"bundle {app}: {count} files, {size} bytes")
 
 
 @main.command()
@@ -182,10 +230,7 @@ def sim(units: int, board: str, directory: Path | None, blank: bool, speed: floa
 
     from amrkit.twin.sim import Sim, SimError
 
-    try:
-        profile = load_board(board)
-    except ValueError as err:
-        raise click.UsageError(str(err)) from err
+    profile = _board(profile_path(board))
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     try:
@@ -237,7 +282,21 @@ def info(
     if (port is None) == (transport is None):
         raise click.UsageError("give either --port (wired) or --transport (BLE)")
     if transport is not None:
-        report = _info_ble(transport, bundle, passphrase_env, unit_id, timeout)
+        from amrkit.unit_ble import UnitBleError, read_unit, select
+
+        if bundle is None:
+            raise click.UsageError(
+                "--transport needs --bundle: the unit is found and paired by its keys"
+            )
+        units = select(_units(bundle, passphrase_env), unit_id)
+        if not units:
+            _fail(f"unit {unit_id} is not in {bundle}: check the id or the bundle", EXIT_KEYS)
+        try:
+            report = asyncio.run(read_unit(units, transport, timeout))
+        except UnitBleError as err:
+            _fail(str(err), EXIT_UNIT)
+        except (OSError, ValueError) as err:
+            _fail(f"cannot open the BLE transport {transport}: {err}", EXIT_RADIO)
     else:
         from amrkit.unit_serial import UnitError, read_service_report
 
@@ -253,29 +312,3 @@ def info(
         click.echo(f"{key:>16}  {value}")
     if diag is not None:
         click.echo(f"{'diagnostics':>16}  " + ", ".join(f"{k}={v}" for k, v in diag.items()))
-
-
-def _info_ble(
-    transport: str, bundle: Path | None, passphrase_env: str, unit_id: str | None, timeout: float
-) -> dict[str, Any]:
-    from amrkit.bundle import BundleError, read_bundle
-    from amrkit.unit_ble import UnitBleError, read_unit
-
-    if bundle is None:
-        raise click.UsageError(
-            "--transport needs --bundle: the unit is found and paired by its keys"
-        )
-    try:
-        units = read_bundle(bundle, _passphrase(passphrase_env))
-    except BundleError as err:
-        _fail(str(err), EXIT_KEYS)
-    if unit_id is not None:
-        units = [u for u in units if u.unit == unit_id.lower()]
-        if not units:
-            _fail(f"unit {unit_id} is not in {bundle}: check the id or the bundle", EXIT_KEYS)
-    try:
-        return asyncio.run(read_unit(units, transport, timeout))
-    except UnitBleError as err:
-        _fail(str(err), EXIT_UNIT)
-    except (OSError, ValueError) as err:
-        _fail(f"cannot open the BLE transport {transport}: {err}", EXIT_RADIO)

@@ -45,7 +45,7 @@ def ble_source(adapter: str | None = None, transport: str | None = None) -> Sour
 
         kwargs: dict[str, Any] = {"detection_callback": heard}
         if transport:
-            from amrkit.ble import bumble_scanner
+            from amrkit.ble.bumble import bumble_scanner
 
             kwargs["backend"] = bumble_scanner(transport)
         elif adapter:
@@ -156,3 +156,24 @@ async def listen(
         stop.set()
         if forwarder is not None:
             forwarder.join(timeout=5)
+
+
+async def session(
+    receiver: Receiver,
+    source: Source,
+    emit: Callable[[dict[str, Any]], None],
+    outbox: Outbox | None = None,
+    *,
+    ack_transport: str | None = None,
+    duration_s: float | None = None,
+) -> None:
+    """listen(), acknowledging alerts over the air through bumble on
+    `ack_transport` when one is given (bleak cannot advertise)."""
+    acker = Acker(ack_transport) if ack_transport else None
+    if acker is not None:
+        await acker.start()
+    try:
+        await listen(receiver, source, emit, outbox, acker=acker, duration_s=duration_s)
+    finally:
+        if acker is not None:
+            await acker.close()

@@ -61,6 +61,15 @@ class UnitKeys:
         return "UnitKeys(<hidden>)"
 
 
+@dataclass
+class KnownUnit:
+    """A unit a receiver or host holds the keys of."""
+
+    unit: str  # unit id, hex
+    keys: UnitKeys
+    heartbeat_s: int = 3600
+
+
 @dataclass(frozen=True)
 class Frame:
     kind: Kind

@@ -30,7 +30,7 @@ from amrkit.protocol import (
     RID_LENGTH,
     FrameError,
     Kind,
-    UnitKeys,
+    KnownUnit,
     ack_ad,
     decode,
     rid,
@@ -69,13 +69,6 @@ CREATE TABLE IF NOT EXISTS alerts (
     PRIMARY KEY (unit, alert_id)
 );
 """
-
-
-@dataclass
-class KnownUnit:
-    unit: str  # unit id, hex
-    keys: UnitKeys
-    heartbeat_s: int = 3600
 
 
 @dataclass

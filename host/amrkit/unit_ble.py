@@ -5,7 +5,7 @@ resolve (protocol §10), so the host finds *its* unit among others although no
 unit carries a static identifier. The host then pairs with LE Secure
 Connections, typing the passkey it derives from the same keys, and reads the
 standard Battery and Device Information services. Pairing goes through the
-bumble backend (amrkit.ble), which takes the passkey; the same code runs on
+bumble backend (amrkit.ble.bumble), which takes the passkey; the same code runs on
 the twin's virtual radio and on a USB HCI dongle.
 """
 
@@ -24,9 +24,8 @@ from bleak.exc import BleakError
 from bleak.uuids import normalize_uuid_16
 from bumble.keys import KeyStore
 
-from amrkit.ble import bumble_client, bumble_scanner
-from amrkit.protocol import RID_LENGTH, service_passkey, service_token
-from amrkit.receiver import KnownUnit
+from amrkit.ble.bumble import bumble_client, bumble_scanner
+from amrkit.protocol import RID_LENGTH, KnownUnit, service_passkey, service_token
 
 BATTERY_SERVICE = normalize_uuid_16(0x180F)
 DEVICE_INFORMATION = normalize_uuid_16(0x180A)
@@ -68,6 +67,14 @@ def resolve(adv: AdvertisementData, units: Iterable[KnownUnit]) -> tuple[KnownUn
             if service_token(unit.keys.id, nonce) == data[2:]:
                 return unit, nonce
     return None
+
+
+def select(units: list[KnownUnit], unit_id: str | None) -> list[KnownUnit]:
+    """`units`, or only the one whose id is `unit_id` (hex, any case): none if
+    it is not among them."""
+    if unit_id is None:
+        return units
+    return [u for u in units if u.unit == unit_id.lower()]
 
 
 async def find(units: list[KnownUnit], transport: str, timeout_s: float = 30.0) -> Found:

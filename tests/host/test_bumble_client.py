@@ -36,12 +36,12 @@ from bumble.keys import MemoryKeyStore
 from bumble.pairing import PairingConfig, PairingDelegate
 from checked_run import run
 
-from amrkit.ble import (
+from amrkit.ble.bumble import (
+    ENV_TRANSPORT,
     BumbleClient,
     RadioThread,
     VirtualBeacon,
     VirtualRadio,
-    bumble_backend,
     bumble_client,
     bumble_scanner,
 )
@@ -62,7 +62,7 @@ WAIT_S = 2.0
 
 @pytest.fixture(autouse=True)
 def _no_env_transport(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(bumble_backend.ENV_TRANSPORT, raising=False)
+    monkeypatch.delenv(ENV_TRANSPORT, raising=False)
 
 
 class DisplayOnly(PairingDelegate):
@@ -425,10 +425,10 @@ def test_transport_from_env_and_kwarg(monkeypatch: pytest.MonkeyPatch) -> None:
     async def main() -> None:
         async with VirtualRadio("client") as radio:
             peripheral = await Peripheral.start(radio)
-            monkeypatch.setenv(bumble_backend.ENV_TRANSPORT, radio.spec)
+            monkeypatch.setenv(ENV_TRANSPORT, radio.spec)
             async with BleakClient(peripheral.address, backend=BumbleClient) as client:
                 assert client.is_connected
-            monkeypatch.setenv(bumble_backend.ENV_TRANSPORT, "virtual:nowhere")
+            monkeypatch.setenv(ENV_TRANSPORT, "virtual:nowhere")
             with pytest.raises(BleakBluetoothNotAvailableError, match="no virtual radio"):
                 await BleakClient(peripheral.address, backend=BumbleClient).connect()
             await peripheral.beacon.start()

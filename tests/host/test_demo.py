@@ -8,8 +8,8 @@ from click.testing import CliRunner
 
 from amrkit.boards import load_board
 from amrkit.cli import main
-from amrkit.twin.fleet_demo import run_fleet_demo
-from amrkit.twin.scenario import run_demo
+from amrkit.demo.fleet import run_fleet_demo
+from amrkit.demo.story import run_demo
 
 
 def test_demo_transcript_shows_the_whole_story() -> None:

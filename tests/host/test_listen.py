@@ -14,7 +14,7 @@ from listen_cli import amr_listen
 from amrkit.boards import load_board
 from amrkit.bundle import BundleError, read_bundle, write_bundle
 from amrkit.cli import EXIT_INPUT, EXIT_KEYS
-from amrkit.receiver import KnownUnit
+from amrkit.protocol import KnownUnit
 from amrkit.twin.factory import provision
 from amrkit.twin.gestures import Rng, taps, trace
 from amrkit.twin.unit import VirtualUnit

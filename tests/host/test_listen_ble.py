@@ -9,7 +9,7 @@ from pathlib import Path
 
 from listen_cli import amr_listen
 
-from amrkit.ble import RadioThread
+from amrkit.ble.bumble import RadioThread
 from amrkit.boards import load_board
 from amrkit.bundle import write_bundle
 from amrkit.protocol import ack_ad

@@ -20,12 +20,13 @@ from amrkit.protocol import (
     MAX_COUNTER,
     Frame,
     Kind,
+    KnownUnit,
     derive_keys,
     encode,
     nonce,
     rid,
 )
-from amrkit.receiver import DUPLICATE_S, KnownUnit, Receiver
+from amrkit.receiver import DUPLICATE_S, Receiver
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tools"))

@@ -22,13 +22,12 @@ from click.testing import CliRunner
 from sim_control import control
 
 import amrkit
-from amrkit.ble import bumble_client
+from amrkit.ble.bumble import bumble_client
 from amrkit.boards import load_board
 from amrkit.bundle import write_bundle
 from amrkit.cli import EXIT_UNIT, main
 from amrkit.paths import firmware_module
-from amrkit.protocol import service_passkey
-from amrkit.receiver import KnownUnit
+from amrkit.protocol import KnownUnit, service_passkey
 from amrkit.twin.sim import Sim
 from amrkit.unit_ble import BATTERY_LEVEL, find, read_unit
 

@@ -235,7 +235,7 @@ def test_blank_unit_is_flashed_with_esptool_and_deployed_with_mpremote(tmp_path:
         finally:
             esp._port.close()
         # Deploy the app with mpremote, as a technician would.
-        app = build.build("esp32c3-coin", tmp_path / "build")
+        app = build.build(load_board(), tmp_path / "build")
         mpremote = str(Path(sys.executable).parent / "mpremote")
         for args in (["fs", "cp", "-r", "amr", ":"], ["fs", "cp", "main.py", ":"]):
             out = subprocess.run(

@@ -11,8 +11,7 @@ import pytest
 
 from amrkit.boards import load_board
 from amrkit.paths import firmware_module
-from amrkit.protocol import Kind, decode, rid
-from amrkit.receiver import KnownUnit
+from amrkit.protocol import Kind, KnownUnit, decode, rid
 from amrkit.twin.energy import account
 from amrkit.twin.factory import provision
 from amrkit.twin.gestures import Rng, service_presses, taps, trace

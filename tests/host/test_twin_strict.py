@@ -71,7 +71,7 @@ def test_the_chip_wakes_on_a_level_not_an_edge(tmp_path: Path) -> None:
     # Firmware that arms the button to wake on a press while the contact is
     # already closed: the chip wakes at once, as an ESP32-C3 does.
     firmware = tmp_path / "fw"
-    firmware.mkdir()
+    shutil.copytree(firmware_dir(), firmware)  # the emulations read amr.contract
     (firmware / "main.py").write_text(
         "import esp32, machine\n"
         f"pin = machine.Pin({BOARD.button_pin}, machine.Pin.IN)\n"

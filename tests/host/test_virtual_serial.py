@@ -33,6 +33,7 @@ from esptool.targets import CHIP_DEFS
 from esptool.util import FatalError
 
 from amrkit.boards import load_board
+from amrkit.chips import BY_IMAGE_ID
 from amrkit.twin.serial import (
     BootContext,
     EchoApp,
@@ -42,7 +43,7 @@ from amrkit.twin.serial import (
     VirtualBoard,
     boot_image_check,
 )
-from amrkit.twin.serial.image import CHIP_IDS, _xor_all, check_image_bytes
+from amrkit.twin.serial.image import _xor_all, check_image_bytes
 
 UNIT = "unit-0007"
 ENTRY = 0x403CC710
@@ -123,7 +124,7 @@ def connect(url: str) -> ESPLoader:
 def test_chip_ids_match_esptool() -> None:
     for cls in CHIP_DEFS.values():
         if cls.IMAGE_CHIP_ID is not None and cls.CHIP_NAME != "ESP8266":
-            assert CHIP_IDS[cls.IMAGE_CHIP_ID] == cls.CHIP_NAME
+            assert BY_IMAGE_ID[cls.IMAGE_CHIP_ID].name == cls.CHIP_NAME
 
 
 def test_boot_image_check_accepts_c3_and_rejects_others(tmp_path: Path) -> None:

@@ -39,7 +39,7 @@ from bumble.gatt import Characteristic, CharacteristicValue, Service
 from bumble.keys import KeyStore, PairingKeys
 from bumble.pairing import PairingConfig, PairingDelegate
 
-from amrkit.ble.link import BumbleHost, VirtualRadio
+from amrkit.ble.bumble.link import BumbleHost, VirtualRadio
 from amrkit.paths import firmware_module
 
 log = logging.getLogger(__name__)

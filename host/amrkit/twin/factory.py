@@ -11,8 +11,7 @@ import hashlib
 from typing import Any
 
 from amrkit.paths import firmware_module
-from amrkit.protocol import derive_keys
-from amrkit.receiver import KnownUnit
+from amrkit.protocol import KnownUnit, derive_keys
 from amrkit.twin.unit import VirtualUnit
 
 TWIN_REGISTRY_SECRET = hashlib.sha256(b"AMR twin registry: public test secret").digest()

@@ -25,9 +25,9 @@ from types import TracebackType
 from typing import Any, Self
 
 from amrkit import build
-from amrkit.ble import RadioThread
+from amrkit.ble.bumble import RadioThread
 from amrkit.boards import Board
-from amrkit.receiver import KnownUnit
+from amrkit.protocol import KnownUnit
 from amrkit.twin.ble_peer import UnitRadio
 from amrkit.twin.energy import account
 from amrkit.twin.factory import provision, twin_keys
@@ -299,8 +299,8 @@ class Sim:
     def _bundle(self) -> Path:
         """The app as a unit carries it: .mpy files built for this board."""
         try:
-            return build.build(self.board.name, self.directory / ".build")
-        except (build.ProfileError, build.BuildError) as err:
+            return build.build(self.board, self.directory / ".build")
+        except build.BuildError as err:
             raise SimError(f"cannot build the app for board {self.board.name}: {err}") from err
 
     def command(self, command: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:

@@ -45,9 +45,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from amrkit.chips import chip_named
 from amrkit.twin.serial.flash import DEFAULT_FLASH_SIZE, FLASH_FILE, FlashMemory
-from amrkit.twin.serial.image import BootCheck, boot_image_check, chip_id_of
-from amrkit.twin.serial.rom import RomLoader
+from amrkit.twin.serial.image import BootCheck, boot_image_check
+from amrkit.twin.serial.rom import CHIP, RomLoader
 
 if TYPE_CHECKING:
     from amrkit.boards import Board
@@ -140,14 +141,14 @@ class VirtualBoard:
         self,
         directory: Path,
         mac: bytes,
-        chip: str = "ESP32-C3",
+        chip: str = CHIP.name,
         flash_size: int = DEFAULT_FLASH_SIZE,
         on_boot: OnBoot | None = None,
         en_release_s: float = EN_RELEASE_S,
         line_settle_s: float = LINE_SETTLE_S,
     ) -> None:
-        if chip_id_of(chip) != 5:
-            raise ValueError(f"the serial emulation models the ESP32-C3 ROM only, not {chip}")
+        if chip_named(chip) != CHIP:
+            raise ValueError(f"the serial emulation models the {CHIP.name} ROM only, not {chip}")
         self.directory = directory
         self.chip = chip
         self.mac = bytes(mac)

@@ -24,6 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from amrkit.chips import BY_IMAGE_ID, chip_named
+
 IMAGE_MAGIC = 0xE9
 CHECKSUM_MAGIC = 0xEF
 MAX_SEGMENTS = 16
@@ -33,34 +35,6 @@ SEGMENT_HEADER = struct.Struct("<II")
 FLASH_MODES = {0: "QIO", 1: "QOUT", 2: "DIO", 3: "DOUT"}
 
 Reader = Callable[[int, int], bytes]  # read(offset, length) -> bytes (short at the end)
-
-# Image chip ids (``IMAGE_CHIP_ID`` in esptool's targets). Kept here so the
-# check needs nothing but the file; tests compare it with esptool's table.
-CHIP_IDS: dict[int, str] = {
-    0: "ESP32",
-    2: "ESP32-S2",
-    5: "ESP32-C3",
-    9: "ESP32-S3",
-    12: "ESP32-C2",
-    13: "ESP32-C6",
-    16: "ESP32-H2",
-    18: "ESP32-P4",
-    20: "ESP32-C61",
-    23: "ESP32-C5",
-    25: "ESP32-H21",
-    28: "ESP32-H4",
-    31: "ESP32-E22",
-    32: "ESP32-S31",
-}
-
-
-def chip_id_of(chip: str) -> int:
-    """The image chip id for a chip name such as "ESP32-C3" (or "esp32c3")."""
-    wanted = chip.upper().replace("-", "")
-    for chip_id, name in CHIP_IDS.items():
-        if name.replace("-", "") == wanted:
-            return chip_id
-    raise ValueError(f"unknown chip {chip!r}; known: {', '.join(CHIP_IDS.values())}")
 
 
 @dataclass(frozen=True)
@@ -87,7 +61,7 @@ def _fail(reason: str, chip_id: int | None = None, entry: int | None = None) -> 
 
 def check_image_bytes(read: Reader, chip: str = "ESP32-C3", offset: int = 0) -> BootCheck:
     """Check the image that ``read(offset, length)`` returns bytes of."""
-    expected = chip_id_of(chip)
+    expected = chip_named(chip).image_id
     head = read(offset, COMMON_HEADER.size + EXTENDED_HEADER.size)
     if len(head) < COMMON_HEADER.size + EXTENDED_HEADER.size:
         return _fail("no image: flash ends inside the image header")
@@ -100,7 +74,8 @@ def check_image_bytes(read: Reader, chip: str = "ESP32-C3", offset: int = 0) -> 
     ext = EXTENDED_HEADER.unpack_from(head, COMMON_HEADER.size)
     wp_pin, chip_id, hash_appended = ext[0], ext[4], ext[-1]
     if chip_id != expected:
-        name = CHIP_IDS.get(chip_id, "unknown chip")
+        found = BY_IMAGE_ID.get(chip_id)
+        name = found.name if found else "unknown chip"
         return _fail(
             f"image is for chip id {chip_id} ({name}), this board is {chip}",
             chip_id=chip_id,

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from amrkit.chips import CHIPS
 from amrkit.twin.serial.flash import FlashError, FlashMemory
 
 log = logging.getLogger("amrkit.twin.serial")
@@ -73,8 +74,9 @@ SLIP_ESC = 0xDB
 SLIP_ESC_END = 0xDC
 SLIP_ESC_ESC = 0xDD
 
+CHIP = CHIPS["ESP32-C3"]  # the one chip whose ROM this emulates
+
 # -- ESP32-C3 register map (esptool/targets/esp32c3.py) -------------------
-CHIP_ID = 5  # IMAGE_CHIP_ID, also returned by GET_SECURITY_INFO
 CHIP_DETECT_MAGIC_REG = 0x40001000
 CHIP_MAGIC_VALUE = 0x1B31506F  # what older esptools matched for the C3 (ECO3)
 UART_CLKDIV_REG = 0x60000014
@@ -336,7 +338,7 @@ class RomLoader:
             return 0, b""
         if op == GET_SECURITY_INFO:
             # flags, flash_crypt_cnt, 7 key purposes, chip id, API version
-            return 0, struct.pack("<IBBBBBBBBII", 0, 0, 0, 0, 0, 0, 0, 0, 0, CHIP_ID, 3)
+            return 0, struct.pack("<IBBBBBBBBII", 0, 0, 0, 0, 0, 0, 0, 0, 0, CHIP.image_id, 3)
         if op == SPI_ATTACH:
             _unpack("<II", data)
             return 0, b""

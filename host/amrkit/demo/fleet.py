@@ -24,9 +24,8 @@ from esptool.cmds import attach_flash, detect_chip, reset_chip, write_flash  # t
 from esptool.loader import DEFAULT_TIMEOUT  # type: ignore[import-untyped]
 
 from amrkit import build
-from amrkit.acker import Acker
 from amrkit.boards import Board
-from amrkit.listen import ble_source, listen
+from amrkit.listen import ble_source, session
 from amrkit.receiver import Receiver
 from amrkit.twin.serial.image import stand_in_image
 from amrkit.twin.sim import Sim
@@ -62,7 +61,7 @@ def run_fleet_demo(board: Board, out: Callable[[str], None] = print) -> dict[str
             esp._port.close()
         say("esptool: written, verified by MD5, hard-reset into MicroPython")
 
-        app = build.build(board.name, Path(tmp) / "build")
+        app = build.build(board, Path(tmp) / "build")
         mpremote = str(Path(sys.executable).parent / "mpremote")
         for args in (["fs", "cp", "-r", "amr", ":"], ["fs", "cp", "main.py", ":"]):
             subprocess.run(
@@ -88,24 +87,19 @@ def run_fleet_demo(board: Board, out: Callable[[str], None] = print) -> dict[str
                 )
 
         async def scene() -> None:
-            acker = Acker(sim.ble)
-            await acker.start()
-            try:
-                task = asyncio.create_task(
-                    listen(
-                        receiver,
-                        ble_source(transport=sim.ble),
-                        heard,
-                        acker=acker,
-                        duration_s=LISTEN_S,
-                    )
+            task = asyncio.create_task(
+                session(
+                    receiver,
+                    ble_source(transport=sim.ble),
+                    heard,
+                    ack_transport=sim.ble,
+                    duration_s=LISTEN_S,
                 )
-                await asyncio.sleep(1.0)
-                say("unit-1: the wearer taps the button three times")
-                await asyncio.to_thread(sim.command, {"cmd": "taps", "unit": "unit-1", "count": 3})
-                await task
-            finally:
-                await acker.close()
+            )
+            await asyncio.sleep(1.0)
+            say("unit-1: the wearer taps the button three times")
+            await asyncio.to_thread(sim.command, {"cmd": "taps", "unit": "unit-1", "count": 3})
+            await task
 
         asyncio.run(scene())
         acked = any("acknowledged" in line for b in unit.unit.boots for line in b.lines)

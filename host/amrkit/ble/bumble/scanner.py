@@ -14,7 +14,7 @@ the ``AMR_BUMBLE_TRANSPORT`` environment variable, then the module-level
 
 A transport is any bumble transport string (``usb:0``, ``serial:/dev/ttyACM0``,
 ``tcp-client:127.0.0.1:1234``, ...), ``virtual:NAME`` for a
-:class:`~amrkit.ble.link.VirtualRadio` open in this process and event loop, a
+:class:`~amrkit.ble.bumble.link.VirtualRadio` open in this process and event loop, a
 ``VirtualRadio`` object, or a powered-on bumble ``Device`` (which the scanner
 borrows and never closes). Each ``start()`` opens the transport and powers a
 host on it; ``stop()`` closes it again.
@@ -42,7 +42,7 @@ from bumble import hci
 from bumble.core import AdvertisingData
 from bumble.device import Advertisement, Device
 
-from amrkit.ble.link import BumbleHost, VirtualRadio, open_host
+from amrkit.ble.bumble.link import BumbleHost, VirtualRadio, open_host
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ keywords it does not know (``passkey=``, ``keystore=``, ``own_address=``,
     BleakClient(device, backend=bumble_client("virtual:lab"), passkey=123456)
     BleakClient("C1:23:45:67:89:AB", backend=BumbleClient, pair=True)
 
-The transport is chosen as :class:`~amrkit.ble.bumble_backend.BumbleScanner`
+The transport is chosen as :class:`~amrkit.ble.bumble.scanner.BumbleScanner`
 chooses it: ``bumble={"transport": ...}``, the transport bound by
 :func:`bumble_client`, ``AMR_BUMBLE_TRANSPORT``, then ``usb:0``. Each
 ``connect()`` opens the transport and powers a host on it; ``disconnect()``,
@@ -56,13 +56,13 @@ from bumble.gatt_client import Client as GattClient
 from bumble.keys import KeyStore, MemoryKeyStore
 from bumble.pairing import PairingConfig, PairingDelegate
 
-from amrkit.ble.bumble_backend import (
+from amrkit.ble.bumble.link import BumbleHost, VirtualRadio
+from amrkit.ble.bumble.scanner import (
     BumbleDeviceDetails,
     bind_transport,
     open_for_bleak,
     resolve_transport,
 )
-from amrkit.ble.link import BumbleHost, VirtualRadio
 
 logger = logging.getLogger(__name__)
 

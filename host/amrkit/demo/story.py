@@ -12,8 +12,8 @@ from typing import Any
 
 from amrkit.boards import Board
 from amrkit.paths import firmware_module
-from amrkit.protocol import ack_ad
-from amrkit.receiver import KnownUnit, Receiver
+from amrkit.protocol import KnownUnit, ack_ad
+from amrkit.receiver import Receiver
 from amrkit.twin.factory import provision
 from amrkit.twin.gestures import Rng, taps, trace
 from amrkit.twin.unit import Boot, VirtualUnit

@@ -27,16 +27,17 @@ from bumble.device import Advertisement, Device
 from bumble.hci import Address
 from checked_run import run
 
-from amrkit.ble import (
+from amrkit.ble.bumble import (
+    ENV_TRANSPORT,
     BumbleDeviceDetails,
     BumbleScanner,
     RadioThread,
     VirtualRadio,
-    bumble_backend,
     bumble_scanner,
     resolve_transport,
     to_advertisement_data,
 )
+from amrkit.ble.bumble.scanner import DEFAULT_TRANSPORT
 
 PAYLOAD = bytes.fromhex("1eff2a0b873b86ff130c7ec055ce0e3bec787de5ca6d800d892f89d338f84c")
 COMPANY = 0x0B2A
@@ -76,7 +77,7 @@ def has_payload(mfr: bytes) -> Callable[[BLEDevice, AdvertisementData], bool]:
 
 @pytest.fixture(autouse=True)
 def _no_env_transport(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(bumble_backend.ENV_TRANSPORT, raising=False)
+    monkeypatch.delenv(ENV_TRANSPORT, raising=False)
 
 
 def test_scanner_sees_virtual_button() -> None:
@@ -193,8 +194,8 @@ def scanner_device(scanner: BleakScanner) -> Device:
 
 
 def test_transport_from_env_and_kwarg(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert resolve_transport() == bumble_backend.DEFAULT_TRANSPORT == "usb:0"
-    monkeypatch.setenv(bumble_backend.ENV_TRANSPORT, "virtual:from-env")
+    assert resolve_transport() == DEFAULT_TRANSPORT == "usb:0"
+    monkeypatch.setenv(ENV_TRANSPORT, "virtual:from-env")
     assert resolve_transport() == "virtual:from-env"
     assert resolve_transport("tcp-client:127.0.0.1:1") == "tcp-client:127.0.0.1:1"
 
@@ -295,7 +296,7 @@ def test_tcp_server_from_another_thread() -> None:
 SCAN_IN_CHILD = """
 import asyncio, json, sys
 from bleak import BleakScanner
-from amrkit.ble import BumbleScanner
+from amrkit.ble.bumble import BumbleScanner
 
 async def main():
     seen = asyncio.get_running_loop().create_future()
@@ -314,7 +315,7 @@ def test_tcp_server_from_another_process() -> None:
     with RadioThread() as rt:
         server = rt.call(rt.radio.serve_tcp())
         button = rt.call(rt.radio.beacon(PAYLOAD))
-        env = {**os.environ, bumble_backend.ENV_TRANSPORT: server.spec}
+        env = {**os.environ, ENV_TRANSPORT: server.spec}
         child = subprocess.run(
             [sys.executable, "-c", SCAN_IN_CHILD],
             env=env,
