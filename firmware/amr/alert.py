@@ -96,6 +96,33 @@ class Sequencer:
         """Alerts not yet acknowledged (cover sequences do not count)."""
         return len(self._counters.state.pending)
 
+    # The sequencer is the only owner of the counters: every frame's counter,
+    # and what the app keeps of them, goes through here.
+
+    def take_counter(self):
+        """A never-used frame counter for the next frame on the air."""
+        return self._counters.take()
+
+    @property
+    def pending_ids(self):
+        """Ids of the alerts not yet acknowledged, oldest first."""
+        return self._counters.state.pending
+
+    @property
+    def evicted(self):
+        """The alert the last alarm pushed out of the pending list, or None."""
+        return self._counters.evicted
+
+    @property
+    def next_counter(self):
+        """The next counter, to keep in RTC memory across deep sleep."""
+        return self._counters.next
+
+    @property
+    def writes(self):
+        """Saves of the counter state in this run (flash wear)."""
+        return self._counters.writes
+
     @property
     def busy(self):
         """Alerts or cover sequences still scheduled."""

@@ -1,10 +1,10 @@
-# Numbers the MicroPython ESP32 port defines and that the app, the chip
-# emulations (amrkit/twin/platform, under MicroPython) and the host (under
-# CPython) must agree on. One module for all of them: the firmware and the
-# emulations import it as amr.contract, the host through
-# amrkit.twin.factory.firmware_module("contract"). tests/host/
-# test_platform_signatures.py checks every value against the documentation
-# in micropython-esp32-stubs.
+# Numbers the MicroPython ESP32 port defines, and the app's own control
+# point, that the app, the chip emulations (amrkit/twin/platform, under
+# MicroPython) and the host (under CPython) must agree on. One module for
+# all of them: the firmware and the emulations import it as amr.contract,
+# the host through amrkit.paths.firmware_module("contract").
+# tests/host/test_platform_signatures.py checks every chip value against the
+# documentation in micropython-esp32-stubs.
 from amr.compat import const
 
 # bluetooth.BLE.irq() event codes.
@@ -51,6 +51,13 @@ HARD_RESET = const(2)  # also machine.reset(), a panic and the EN pin
 WDT_RESET = const(3)
 DEEPSLEEP_RESET = const(4)
 SOFT_RESET = const(5)  # soft reboot of the interpreter (Ctrl-D, machine.soft_reset)
+
+# The service commands' control point (amr/gatt.py): its service and
+# characteristic, and the header byte of each reply chunk (the chunk's index,
+# with CHUNK_LAST set on the last one).
+CONTROL_SERVICE_UUID = "d05e9433-7578-40d1-ae3e-eb7b448e19f3"
+CONTROL_POINT_UUID = "b1baef5a-21b3-4e7f-8662-1cfe050d7103"
+CHUNK_LAST = const(0x80)
 
 # machine.wake_reason() values (ESP-IDF's esp_sleep_wakeup_cause_t).
 EXT0_WAKE = const(2)

@@ -24,6 +24,9 @@ from amr import blecore
 from amr.compat import const
 from amr.contract import (
     ADDR_RPA,
+    CHUNK_LAST,
+    CONTROL_POINT_UUID,
+    CONTROL_SERVICE_UUID,
     FLAG_NOTIFY,
     FLAG_READ,
     FLAG_READ_AUTHENTICATED,
@@ -43,7 +46,6 @@ from amr.contract import (
 _INTERVAL_US = const(200000)
 _SECURE_READ = FLAG_READ | FLAG_READ_AUTHENTICATED
 _CHUNK = const(19)  # fits the default ATT MTU (23) with the header
-_LAST_CHUNK = const(0x80)
 _COMMAND_MAX = const(32)  # longest command name taken
 _EVENTS = (
     IRQ_GATTS_WRITE,
@@ -70,10 +72,10 @@ _DEVICE_INFO = (
     ),
 )
 _CONTROL = (
-    bluetooth.UUID("d05e9433-7578-40d1-ae3e-eb7b448e19f3"),
+    bluetooth.UUID(CONTROL_SERVICE_UUID),
     (
         (
-            bluetooth.UUID("b1baef5a-21b3-4e7f-8662-1cfe050d7103"),
+            bluetooth.UUID(CONTROL_POINT_UUID),
             FLAG_WRITE | FLAG_WRITE_AUTHENTICATED | FLAG_NOTIFY,
         ),
     ),
@@ -133,7 +135,7 @@ class ServiceLink:
         """Send a command's reply to the host that asked, by notification."""
         count = (len(data) + _CHUNK - 1) // _CHUNK or 1
         for i in range(count):
-            head = i | (_LAST_CHUNK if i == count - 1 else 0)
+            head = i | (CHUNK_LAST if i == count - 1 else 0)
             chunk = bytes((head,)) + data[i * _CHUNK : (i + 1) * _CHUNK]
             # The stubs miss gatts_notify's conn_handle (documented first argument).
             self._ble.gatts_notify(conn, self._control, chunk)  # type: ignore[call-arg, arg-type]

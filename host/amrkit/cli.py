@@ -276,13 +276,16 @@ def info(
     timeout: float,
     as_json: bool,
 ) -> None:
-    """Read a unit's battery and health: diagnostics over its wired link
-    (--port), or the Battery and Device Information services over BLE
+    """Read a unit's battery (also under radio load), health and diagnostics,
+    the same over its wired link (--port) and over BLE in service mode
     (--transport, --bundle)."""
+    from amrkit.unit import Link, Unit, UnitError, readout
+
     if (port is None) == (transport is None):
         raise click.UsageError("give either --port (wired) or --transport (BLE)")
+    link: Link
     if transport is not None:
-        from amrkit.unit_ble import UnitBleError, read_unit, select
+        from amrkit.unit.ble import BleLink, select
 
         if bundle is None:
             raise click.UsageError(
@@ -291,24 +294,33 @@ def info(
         units = select(_units(bundle, passphrase_env), unit_id)
         if not units:
             _fail(f"unit {unit_id} is not in {bundle}: check the id or the bundle", EXIT_KEYS)
-        try:
-            report = asyncio.run(read_unit(units, transport, timeout))
-        except UnitBleError as err:
-            _fail(str(err), EXIT_UNIT)
-        except (OSError, ValueError) as err:
-            _fail(f"cannot open the BLE transport {transport}: {err}", EXIT_RADIO)
+        link = BleLink(units, transport, timeout)
     else:
-        from amrkit.unit_serial import UnitError, read_service_report
+        from amrkit.unit.wired import WiredLink
 
-        try:
-            report = read_service_report(str(port))
-        except UnitError as err:
-            _fail(str(err), EXIT_UNIT)
+        link = WiredLink(str(port))
+
+    async def read() -> dict[str, Any]:
+        async with link:
+            return await readout(Unit(link))
+
+    try:
+        report = asyncio.run(read())
+    except UnitError as err:
+        _fail(str(err), EXIT_UNIT)
+    except (OSError, ValueError) as err:
+        _fail(f"cannot open the BLE transport {transport}: {err}", EXIT_RADIO)
     if as_json:
         click.echo(json.dumps(report))
         return
-    diag = report.pop("diagnostics", None)
     for key, value in report.items():
-        click.echo(f"{key:>16}  {value}")
-    if diag is not None:
-        click.echo(f"{'diagnostics':>16}  " + ", ".join(f"{k}={v}" for k, v in diag.items()))
+        click.echo(f"{key:>16}  {_text(value)}")
+
+
+def _text(value: Any) -> str:
+    """A readout value as a person reads it: nested fields as name=value."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_text(v)}" for k, v in value.items())
+    if value is None:
+        return "-"
+    return str(value)

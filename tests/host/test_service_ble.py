@@ -29,7 +29,7 @@ from amrkit.cli import EXIT_UNIT, main
 from amrkit.paths import firmware_module
 from amrkit.protocol import KnownUnit, service_passkey
 from amrkit.twin.sim import Sim
-from amrkit.unit_ble import BATTERY_LEVEL, find, read_unit
+from amrkit.unit.ble import BATTERY_LEVEL, find, read_unit
 
 PASS = "service test"
 HOST = "C0:5E:4F:1C:E0:01"  # the store's host keeps one address, so its bonds hold
@@ -166,7 +166,7 @@ def test_amr_info_over_ble_from_the_command_line(sim: Sim, tmp_path: Path) -> No
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["unit_id"] == known(sim, "unit-2").unit
-    assert report["model"] == "esp32c3-coin"
+    assert report["board"] == "esp32c3-coin" and "loaded_mv" in report  # the commands, as over serial
 
 
 def test_at_rest_the_unit_is_not_connectable(sim: Sim) -> None:

@@ -29,10 +29,16 @@ from amrkit.listen import ble_source, session
 from amrkit.receiver import Receiver
 from amrkit.twin.serial.image import stand_in_image
 from amrkit.twin.sim import Sim
-from amrkit.unit_ble import read_unit
-from amrkit.unit_serial import read_service_report
+from amrkit.unit import Unit, readout
+from amrkit.unit.ble import read_unit
+from amrkit.unit.wired import WiredLink
 
 LISTEN_S = 8.0
+
+
+async def _read_wired(port: str) -> dict[str, Any]:
+    async with WiredLink(port) as link:
+        return await readout(Unit(link))
 
 
 def run_fleet_demo(board: Board, out: Callable[[str], None] = print) -> dict[str, Any]:
@@ -105,7 +111,7 @@ def run_fleet_demo(board: Board, out: Callable[[str], None] = print) -> dict[str
         acked = any("acknowledged" in line for b in unit.unit.boots for line in b.lines)
         say(f"unit-1: {'stopped retrying: acknowledged' if acked else 'still retrying'}")
 
-        report = read_service_report(url)
+        report = asyncio.run(_read_wired(url))
         say(
             f"serial readout: battery {report['battery_mv']} mV ({report['battery_pct']}%), "
             f"keys {report['keys']}, config {report['config']}"

@@ -1,0 +1,103 @@
+# Role: service mode, the only time the unit is connectable. It opens on the
+# service gesture (or a command over the wired link in the store's jig),
+# serves the standard services and the command control point (amr/gatt.py)
+# to hosts that pair with the passkey from the unit's keys, and closes when
+# no host comes, a little while after the last one leaves, after too many
+# failed pairings, at its cap, or at once for an alarm.
+import json
+
+from amr import board, commands, records
+from amr.bonds import Bonds
+from amr.compat import const
+from amr.frame import service_ad
+from amr.gatt import ServiceLink
+from amr.nvs import record_store
+from amr.version import VERSION
+
+# Service mode stays open this long for a host to connect, a little while
+# after the last host leaves (for the next command), and never longer than
+# the cap, so a stray gesture cannot keep the radio up and drain the cell.
+_WAIT_MS = const(60000)
+_LINGER_MS = const(10000)
+_MAX_MS = const(300000)
+_PAIR_MS = const(30000)  # a host has this long to pair with the passkey
+_REFUSALS = const(3)  # unauthenticated hosts before service mode closes
+
+
+class ServiceMode:
+    def __init__(self, chip, sealer, gauge, log, keep_diag):
+        self._chip = chip
+        self._sealer = sealer
+        self._gauge = gauge
+        self._log = log
+        self._keep_diag = keep_diag  # keep_diag(diag): a command replaced the counters
+        self._link = None  # the ServiceLink while service mode is open
+        self._until = 0  # RTC ms when it closes unless a host is there
+        self._cap = 0
+
+    @property
+    def is_open(self):
+        return self._link is not None
+
+    def open(self, now):
+        if self._link is not None:
+            return
+        bonds = Bonds(record_store(records.BONDS))
+        if bonds.damaged:
+            self._log.say("bond table damaged: hosts must pair again")
+        info = ("AMR", board.NAME, VERSION, board.CHIP)
+        nonce = self._chip.random_u32()
+        link = ServiceLink(self._sealer.passkey(nonce), bonds, info)
+        gauge = self._gauge
+        gauge.refresh()  # a fresh reading for the session, and every few seconds
+        gauge.refreshing = True
+        link.start(service_ad(nonce, self._sealer.service_token(nonce)), gauge.percent())
+        self._link = link
+        self._until = now + _WAIT_MS
+        self._cap = now + _MAX_MS
+        self._log.say("service mode: connectable for %d s" % (_WAIT_MS // 1000))
+
+    def deadline(self):
+        if self._link is None:
+            return None
+        return min(self._until, self._cap)
+
+    def poll(self, now):
+        link = self._link
+        if link is None:
+            return
+        while link.notes:
+            self._log.say("service: " + link.notes.pop(0))
+        while link.requests:
+            conn, name = link.requests.pop(0)
+            link.reply(conn, json.dumps(self._command(name)).encode())
+        link.drop_idle(self._chip.ticks(), _PAIR_MS)
+        # A host may come and go between two looks (a quick read): count it too.
+        if link.trusted or link.active:
+            self._until = now + _LINGER_MS
+            link.active = False
+        if self._gauge.poll(now):
+            link.battery(self._gauge.percent())
+        if link.refused >= _REFUSALS:
+            # Each failed passkey attempt tells a guesser a little; stop them.
+            self.close("%d hosts failed to pair" % link.refused)
+        elif now >= self._until or now >= self._cap:
+            self.close("no host" if not link.served else "done")
+
+    def close(self, why):
+        if self._link is None:
+            return
+        self._link.stop()
+        self._link = None
+        self._gauge.refreshing = False
+        self._log.say("service mode closed (%s)" % why)
+
+    def _command(self, name):
+        """A service command from an authenticated host, run as on the wired link."""
+        try:
+            name = name.decode()
+        except UnicodeError:
+            return {"error": "a command is a name in ASCII"}
+        self._log.say("service command: %s" % name)
+        ctx = commands.Context(self._chip, self._log.diag, self._keep_diag, True)
+        return commands.run(name, ctx)

@@ -1,0 +1,243 @@
+"""A unit over BLE in service mode, through bleak's public API.
+
+A unit in service mode advertises a token that only a holder of its keys can
+resolve (protocol §10), so the host finds *its* unit among others although no
+unit carries a static identifier. The host then pairs with LE Secure
+Connections, typing the passkey it derives from the same keys, runs the
+service commands through the unit's control point, and reads the standard
+Battery and Device Information services any BLE tool reads. Pairing goes through the
+bumble backend (amrkit.ble.bumble), which takes the passkey; the same code runs on
+the twin's virtual radio and on a USB HCI dongle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import struct
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from bleak import BleakClient, BleakScanner
+from bleak.backends.device import BLEDevice
+from bleak.backends.scanner import AdvertisementData
+from bleak.exc import BleakError
+from bleak.uuids import normalize_uuid_16
+from bumble.keys import KeyStore
+
+from amrkit.ble.bumble import bumble_client, bumble_scanner
+from amrkit.paths import firmware_module
+from amrkit.protocol import RID_LENGTH, KnownUnit, service_passkey, service_token
+from amrkit.unit import UnitError
+
+_contract = firmware_module("contract")
+CONTROL_POINT: str = _contract.CONTROL_POINT_UUID
+CHUNK_LAST: int = _contract.CHUNK_LAST
+
+BATTERY_SERVICE = normalize_uuid_16(0x180F)
+DEVICE_INFORMATION = normalize_uuid_16(0x180A)
+BATTERY_LEVEL = normalize_uuid_16(0x2A19)
+DEVICE_INFO_FIELDS = {
+    "manufacturer": normalize_uuid_16(0x2A29),
+    "model": normalize_uuid_16(0x2A24),
+    "firmware": normalize_uuid_16(0x2A26),
+    "hardware": normalize_uuid_16(0x2A27),
+}
+
+
+@dataclass
+class Found:
+    device: BLEDevice
+    unit: KnownUnit
+    nonce: int  # of this service session: the passkey depends on it
+    rssi: int
+
+
+def resolve(adv: AdvertisementData, units: Iterable[KnownUnit]) -> tuple[KnownUnit, int] | None:
+    """The unit whose service-mode advertisement this is, if it is one of
+    ours, and the session's nonce.
+
+    bleak splits manufacturer data into a company id and the rest; in ours
+    those first two bytes are simply the low half of the nonce.
+    """
+    if not {BATTERY_SERVICE, DEVICE_INFORMATION} <= set(adv.service_uuids):
+        return None
+    for company, data in adv.manufacturer_data.items():
+        if len(data) != 2 + RID_LENGTH:  # the nonce's high half, then the token
+            continue
+        nonce = struct.unpack("<I", struct.pack("<H", company) + data[:2])[0]
+        for unit in units:
+            if service_token(unit.keys.id, nonce) == data[2:]:
+                return unit, nonce
+    return None
+
+
+def select(units: list[KnownUnit], unit_id: str | None) -> list[KnownUnit]:
+    """`units`, or only the one whose id is `unit_id` (hex, any case): none if
+    it is not among them."""
+    if unit_id is None:
+        return units
+    return [u for u in units if u.unit == unit_id.lower()]
+
+
+async def find(units: list[KnownUnit], transport: str, timeout_s: float = 30.0) -> Found:
+    """The first of `units` heard in service mode."""
+    loop = asyncio.get_running_loop()
+    found: asyncio.Future[Found] = loop.create_future()
+
+    def heard(device: BLEDevice, adv: AdvertisementData) -> None:
+        hit = resolve(adv, units)
+        if hit is not None and not found.done():
+            found.set_result(Found(device, hit[0], hit[1], adv.rssi))
+
+    async with BleakScanner(heard, backend=bumble_scanner(transport)):
+        try:
+            return await asyncio.wait_for(found, timeout_s)
+        except TimeoutError:
+            raise UnitError(
+                f"no unit of the bundle in service mode within {timeout_s:.0f} s: "
+                "open service mode on the unit (the maintenance gesture) and try again"
+            ) from None
+
+
+class BleLink:
+    """A unit in service mode over BLE: the first of `units` heard, paired
+    with the passkey its keys give, its service commands written to the
+    control point and answered by notification.
+
+    Pairs only when the link is not already encrypted with a bond from
+    `keystore` (bumble's; in memory unless given). A unit keeps a bond under
+    the host's address: pass the same `own_address` to use it again."""
+
+    def __init__(
+        self,
+        units: list[KnownUnit],
+        transport: str,
+        timeout_s: float = 30.0,
+        keystore: KeyStore | None = None,
+        own_address: str | None = None,
+    ) -> None:
+        self._units = units
+        self._transport = transport
+        self._timeout_s = timeout_s
+        self._keystore = keystore
+        self._own_address = own_address
+        self.found: Found | None = None
+        self._client: BleakClient | None = None
+        self._reply = bytearray()
+        self._next = 0  # index of the reply chunk expected next
+        self._done: asyncio.Future[bytes] | None = None
+
+    @property
+    def name(self) -> str:
+        return f"unit {self.found.unit.unit}" if self.found else "a unit over BLE"
+
+    async def __aenter__(self) -> BleLink:
+        hit = self.found = await find(self._units, self._transport, self._timeout_s)
+        self._client = BleakClient(
+            hit.device,
+            backend=bumble_client(self._transport),
+            timeout=self._timeout_s,
+            passkey=service_passkey(hit.unit.keys.id, hit.nonce),
+            keystore=self._keystore,
+            own_address=self._own_address,
+        )
+        with self._errors("pairing"):
+            await self._client.connect()
+            try:
+                await self._client.pair()
+                await self._client.start_notify(CONTROL_POINT, self._on_chunk)
+            except BaseException:
+                await self._client.disconnect()
+                raise
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        err: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._client is not None:
+            await self._client.disconnect()
+
+    @contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except BleakError as err:
+            raise UnitError(f"{self.name} over BLE, {what}: {err}") from err
+
+    def _client_open(self) -> BleakClient:
+        if self._client is None:
+            raise RuntimeError("open the link with `async with` first")
+        return self._client
+
+    async def command(self, name: str) -> dict[str, Any]:
+        client = self._client_open()
+        self._reply, self._next = bytearray(), 0
+        self._done = asyncio.get_running_loop().create_future()
+        with self._errors(name):
+            await client.write_gatt_char(CONTROL_POINT, name.encode(), response=True)
+        try:
+            data = await asyncio.wait_for(self._done, self._timeout_s)
+        except TimeoutError:
+            raise UnitError(
+                f"{self.name} did not answer {name} within {self._timeout_s:.0f} s"
+            ) from None
+        try:
+            reply = json.loads(data)
+        except ValueError as err:
+            raise UnitError(
+                f"{self.name} answered {name} with something else: {data[:200]!r}"
+            ) from err
+        if not isinstance(reply, dict):
+            raise UnitError(f"{self.name} answered {name} with {type(reply).__name__}, not a reply")
+        return reply
+
+    def _on_chunk(self, _characteristic: Any, value: bytearray) -> None:
+        done = self._done
+        if done is None or done.done() or not value:
+            return
+        index = value[0] & ~CHUNK_LAST
+        if index != self._next:
+            done.set_exception(
+                UnitError(f"{self.name}: reply chunk {index} came where {self._next} was due")
+            )
+            return
+        self._reply += value[1:]
+        self._next += 1
+        if value[0] & CHUNK_LAST:
+            done.set_result(bytes(self._reply))
+
+    async def device_information(self) -> dict[str, Any]:
+        """The standard Battery and Device Information services."""
+        client = self._client_open()
+        with self._errors("reading the standard services"):
+            level = await client.read_gatt_char(BATTERY_LEVEL)
+            out: dict[str, Any] = {"battery_pct": level[0]}
+            for name, uuid in DEVICE_INFO_FIELDS.items():
+                out[name] = (await client.read_gatt_char(uuid)).decode()
+        return out
+
+
+async def read_unit(
+    units: list[KnownUnit],
+    transport: str,
+    timeout_s: float = 30.0,
+    keystore: KeyStore | None = None,
+    own_address: str | None = None,
+) -> dict[str, Any]:
+    """Battery and device information of the first unit found in service mode,
+    from the standard services any BLE tool reads."""
+    async with BleLink(units, transport, timeout_s, keystore, own_address) as link:
+        assert link.found is not None
+        return {
+            "unit_id": link.found.unit.unit,
+            "address": link.found.device.address,
+            "rssi": link.found.rssi,
+            **await link.device_information(),
+        }

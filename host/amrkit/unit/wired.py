@@ -1,0 +1,84 @@
+"""A unit over its wired link: the MicroPython raw REPL, through mpremote's
+transport, so any pyserial URL works (/dev/ttyUSB0, rfc2217://, socket://).
+Opening the link does not reset the unit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from types import TracebackType
+from typing import Any
+
+from mpremote.transport import TransportError  # type: ignore[import-untyped]
+from mpremote.transport_serial import SerialTransport  # type: ignore[import-untyped]
+
+from amrkit.unit import UnitError
+
+
+def command_source(name: str) -> str:
+    """What the raw REPL runs for one service command (amr/commands.py)."""
+    return f"import amr.commands\namr.commands.wired({name!r})\n"
+
+
+class WiredLink:
+    """One raw-REPL session on a unit's serial port."""
+
+    def __init__(self, port: str, timeout_s: float = 10.0) -> None:
+        self.port = port
+        self._timeout_s = timeout_s
+        self._transport: Any = None
+
+    @property
+    def name(self) -> str:
+        return self.port
+
+    async def __aenter__(self) -> WiredLink:
+        await asyncio.to_thread(self._open)
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        err: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await asyncio.to_thread(self._close)
+
+    def _open(self) -> None:
+        try:
+            self._transport = SerialTransport(self.port, baudrate=115200, timeout=self._timeout_s)
+        except Exception as err:  # mpremote raises TransportError or serial's errors
+            raise UnitError(
+                f"cannot open {self.port}: {err}; check the cable and the port name"
+            ) from err
+        try:
+            self._transport.enter_raw_repl(soft_reset=False)
+        except TransportError as err:
+            self._transport.close()
+            raise UnitError(f"{self.port} did not answer as an AMR unit: {err}") from err
+
+    def _close(self) -> None:
+        try:
+            self._transport.exit_raw_repl()
+        except TransportError:
+            pass  # the session is over either way; the port is closed below
+        finally:
+            self._transport.close()
+
+    async def command(self, name: str) -> dict[str, Any]:
+        return await asyncio.to_thread(self._command, name)
+
+    def _command(self, name: str) -> dict[str, Any]:
+        try:
+            output = self._transport.exec(command_source(name))
+        except TransportError as err:
+            raise UnitError(f"{self.port} did not answer {name} as an AMR unit: {err}") from err
+        try:
+            reply = json.loads(output)
+        except ValueError as err:
+            text = output.decode(errors="replace")[:200]
+            raise UnitError(f"{self.port} answered {name} with something else: {text!r}") from err
+        if not isinstance(reply, dict):
+            raise UnitError(f"{self.port} answered {name} with {type(reply).__name__}, not a reply")
+        return reply
