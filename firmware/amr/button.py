@@ -82,5 +82,7 @@ class Button:
         if not self.stuck:
             self.stuck = True
             self._rtc.stuck_streak += 1
-            self._log.fault(diagnostics.E_STUCK_BUTTON, "stuck button: closed for %d ms" % (ticks - since))
+            self._log.fault(
+                diagnostics.E_STUCK_BUTTON, "stuck button: closed for %d ms" % (ticks - since)
+            )
         return True

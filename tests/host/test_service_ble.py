@@ -166,7 +166,9 @@ def test_amr_info_over_ble_from_the_command_line(sim: Sim, tmp_path: Path) -> No
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["unit_id"] == known(sim, "unit-2").unit
-    assert report["board"] == "esp32c3-coin" and "loaded_mv" in report  # the commands, as over serial
+    assert (
+        report["board"] == "esp32c3-coin" and "loaded_mv" in report
+    )  # the commands, as over serial
 
 
 def test_at_rest_the_unit_is_not_connectable(sim: Sim) -> None:
