@@ -34,7 +34,10 @@
 # waits until the host has acknowledged that number on the ack pipe.
 import sys
 
-_path = sys.path[:]  # MICROPYPATH; cleared so a file in the unit's fs cannot shadow these
+# MICROPYPATH, without this script's own directory (the first entry): what
+# the host runs is no module for the unit's code. Cleared so a file in the
+# unit's fs cannot shadow these.
+_path = sys.path[1:]
 sys.path.clear()
 import builtins  # noqa: E402
 import io  # noqa: E402
