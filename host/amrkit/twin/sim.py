@@ -32,6 +32,7 @@ from amrkit.twin.ble_peer import UnitRadio
 from amrkit.twin.energy import account
 from amrkit.twin.factory import provision, twin_keys
 from amrkit.twin.gestures import Rng, service_presses, taps, trace
+from amrkit.twin.platform._contract import NVS_FILE
 from amrkit.twin.serial import (
     FLASH_FILE,
     FlashMemory,
@@ -275,7 +276,7 @@ class Sim:
             name = f"unit-{i}"
             fs = self.directory / name / "fs"
             unit = VirtualUnit(self.directory / name, self.board, firmware=fs)
-            fresh = not (unit.directory / "nvs.json").exists()
+            fresh = not (unit.directory / NVS_FILE).exists()
             if fresh and not self.blank:
                 shutil.copytree(app, fs, dirs_exist_ok=True)  # the app, deployed
             known = provision(unit) if fresh and not self.blank else twin_keys(unit)

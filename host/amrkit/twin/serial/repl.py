@@ -34,6 +34,7 @@ import threading
 from pathlib import Path
 
 from amrkit.paths import firmware_dir, micropython_binary, platform_dir
+from amrkit.twin.platform._contract import DIR_ENV
 from amrkit.twin.serial.board import BootContext, OnBoot, UartHandler
 
 log = logging.getLogger("amrkit.twin.serial")
@@ -85,11 +86,11 @@ class RawReplApp:
         status_read, status_write = os.pipe()
         ack_read, ack_write = os.pipe()
         path = [self.fs_dir, platform_dir(), (firmware or firmware_dir()).resolve()]
-        env = dict(
-            os.environ,
-            MICROPYPATH=os.pathsep.join(str(p) for p in path),
-            AMR_TWIN_DIR=str(self.unit_dir),
-        )
+        env = {
+            **os.environ,
+            "MICROPYPATH": os.pathsep.join(str(p) for p in path),
+            DIR_ENV: str(self.unit_dir),
+        }
         try:
             self.process = subprocess.Popen(
                 [
