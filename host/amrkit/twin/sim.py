@@ -2,7 +2,7 @@
 
 Each unit runs the unmodified firmware (amrkit.twin.unit) in its own thread.
 Deep sleep fast-forwards: while a unit sleeps its virtual clock runs `speed`
-times faster than the wall clock. Its radio is live (amrkit.twin.ble_peer):
+times faster than the wall clock. Its radio is live (amrkit.twin.radio_peer):
 from the first activation of its stack in a boot, the firmware drives a
 bumble device on the shared virtual radio in real time, where bleak
 (through the bumble backend) hears and connects to it, and it hears
@@ -28,11 +28,11 @@ from amrkit import build
 from amrkit.ble.bumble import RadioThread
 from amrkit.boards import Board
 from amrkit.protocol import KnownUnit
-from amrkit.twin.ble_peer import UnitRadio
 from amrkit.twin.energy import account
 from amrkit.twin.factory import provision, twin_keys
 from amrkit.twin.gestures import Rng, service_presses, taps, trace
 from amrkit.twin.platform._contract import NVS_FILE
+from amrkit.twin.radio_peer.device import UnitRadio
 from amrkit.twin.serial import (
     FLASH_FILE,
     FlashMemory,
