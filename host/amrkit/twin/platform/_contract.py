@@ -30,7 +30,7 @@ MAC = "mac"  # hex
 COMMITS = "commits"  # NVS commits in the unit's life (also in exit.json)
 CUT_AT_COMMIT = "cut_at_commit"  # power goes at this commit...
 CUT_AFTER = "cut_after"  # ...after it is written (True) or before
-BLE = "ble"  # "HOST:PORT" of the radio peer, or None: no radio
+RADIO = "ble"  # "HOST:PORT" of the radio peer, or None: no radio
 HANG_AT_MS = "hang_at_ms"  # an injected hang; may be set while awake
 REALTIME = "realtime"  # awake time follows the wall clock
 SPAWN_WALL_MS = "spawn_wall_ms"  # the wall clock when the process started
@@ -51,7 +51,7 @@ UNIT_KEYS = (
     COMMITS,
     CUT_AT_COMMIT,
     CUT_AFTER,
-    BLE,
+    RADIO,
     HANG_AT_MS,
     REALTIME,
     SPAWN_WALL_MS,
