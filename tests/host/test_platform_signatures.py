@@ -89,7 +89,7 @@ USERS = [
     REPO_DIR / "firmware" / "amr" / "diag.py",
     platform_dir() / "bluetooth.py",
     platform_dir() / "machine.py",
-    REPO_DIR / "host" / "amrkit" / "twin" / "ble_peer.py",
+    *sorted((REPO_DIR / "host" / "amrkit" / "twin" / "radio_peer").glob("*.py")),
     REPO_DIR / "host" / "amrkit" / "twin" / "unit.py",
 ]
 CONSTANT = re.compile(
@@ -119,6 +119,6 @@ def test_the_contract_has_the_documented_values() -> None:
     assert checked >= 25
 
 
-@pytest.mark.parametrize("path", USERS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", USERS, ids=lambda p: str(p.relative_to(REPO_DIR)))
 def test_no_module_spells_out_a_contract_number_again(path: Path) -> None:
     assert CONSTANT.findall(path.read_text()) == []

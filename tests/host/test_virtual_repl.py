@@ -142,6 +142,11 @@ def test_mpremote_resume_exec_prints(unit: Unit) -> None:
     assert result.stdout == "42\r\n"  # the chip's stdout turns \n into \r\n
 
 
+def test_the_repl_program_is_no_module_for_the_units_code(unit: Unit) -> None:
+    result = unit.mpremote("exec", "import _repl")
+    assert "ImportError: no module named '_repl'" in result.stdout, result.stdout + result.stderr
+
+
 def test_mpremote_copies_lists_and_cats_files_in_the_units_fs(unit: Unit, tmp_path: Path) -> None:
     local = tmp_path / "local.py"
     content = "GREETING = 'hello'\nprint(GREETING, 6 * 7)\n# ends here: é\n".encode()

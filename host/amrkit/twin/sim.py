@@ -2,7 +2,7 @@
 
 Each unit runs the unmodified firmware (amrkit.twin.unit) in its own thread.
 Deep sleep fast-forwards: while a unit sleeps its virtual clock runs `speed`
-times faster than the wall clock. Its radio is live (amrkit.twin.ble_peer):
+times faster than the wall clock. Its radio is live (amrkit.twin.radio_peer):
 from the first activation of its stack in a boot, the firmware drives a
 bumble device on the shared virtual radio in real time, where bleak
 (through the bumble backend) hears and connects to it, and it hears
@@ -28,10 +28,11 @@ from amrkit import build
 from amrkit.ble.bumble import RadioThread
 from amrkit.boards import Board
 from amrkit.protocol import KnownUnit
-from amrkit.twin.ble_peer import UnitRadio
 from amrkit.twin.energy import account
 from amrkit.twin.factory import provision, twin_keys
 from amrkit.twin.gestures import Rng, service_presses, taps, trace
+from amrkit.twin.platform._contract import NVS_FILE
+from amrkit.twin.radio_peer.device import UnitRadio
 from amrkit.twin.serial import (
     FLASH_FILE,
     FlashMemory,
@@ -275,7 +276,7 @@ class Sim:
             name = f"unit-{i}"
             fs = self.directory / name / "fs"
             unit = VirtualUnit(self.directory / name, self.board, firmware=fs)
-            fresh = not (unit.directory / "nvs.json").exists()
+            fresh = not (unit.directory / NVS_FILE).exists()
             if fresh and not self.blank:
                 shutil.copytree(app, fs, dirs_exist_ok=True)  # the app, deployed
             known = provision(unit) if fresh and not self.blank else twin_keys(unit)

@@ -23,6 +23,45 @@ from typing import Any
 
 from amrkit.boards import Board
 from amrkit.paths import firmware_dir, firmware_module, micropython_binary, platform_dir
+from amrkit.twin.platform._contract import (
+    ACTIVE_LOW,
+    ADC_UV,
+    ADVERTISING,
+    AIR_AD,
+    AIR_FILE,
+    AIR_FROM,
+    AIR_TO,
+    BOOT_MS,
+    BROWNOUT_MV,
+    BUTTON_PIN,
+    CLOCK_MS,
+    COMMITS,
+    CUT_AFTER,
+    CUT_AT_COMMIT,
+    DIR_ENV,
+    DRAWS,
+    EVENTS_FILE,
+    EXIT,
+    EXIT_BROWNOUT,
+    EXIT_FILE,
+    EXIT_POWER_CUT,
+    EXIT_WATCHDOG,
+    HANG_AT_MS,
+    MAC,
+    NVS_BLOB,
+    NVS_FILE,
+    RADIO,
+    RADIO_MV,
+    REALTIME,
+    RESET_CAUSE,
+    RTC_FILE,
+    SAMPLES,
+    SLEEP_MS,
+    SPAWN_WALL_MS,
+    UNIT_FILE,
+    WAKE_GPIO,
+    WAKE_REASON,
+)
 
 _contract = firmware_module("contract")
 PWRON_RESET: int = _contract.PWRON_RESET
@@ -31,10 +70,6 @@ DEEPSLEEP_RESET: int = _contract.DEEPSLEEP_RESET
 TIMER_WAKE: int = _contract.TIMER_WAKE
 GPIO_WAKE: int = _contract.GPIO_WAKE
 
-EXIT_SLEEP = 0
-EXIT_POWER_CUT = 3
-EXIT_BROWNOUT = 4
-EXIT_WATCHDOG = 5
 BOOT_TIMEOUT_S = 60
 # A unit on a radio may open service mode, live in real time; the firmware
 # closes it after at most 5 minutes (amr/app.py _SERVICE_MAX_MS).
@@ -76,7 +111,7 @@ class VirtualUnit:
     samples: list[tuple[int, bool]] = field(default_factory=list)
     boots: list[Boot] = field(default_factory=list)
     commits: int = 0  # NVS commits over the unit's life; power cuts are injected by number
-    ble: str | None = None  # "HOST:PORT" of its device on a virtual radio (twin.ble_peer)
+    ble: str | None = None  # "HOST:PORT" of its device on a virtual radio (twin.radio_peer)
     _next_wake: int | None = None
     _asleep: bool = False
     _running: subprocess.Popen[str] | None = None
@@ -101,7 +136,7 @@ class VirtualUnit:
             self.samples.extend((math.floor(at_ms + t), bool(pressed)) for t, pressed in samples)
             self.samples.sort(key=lambda sample: sample[0])  # stable: same-ms order kept
             if self._awake_since is not None:
-                self._update_unit_json({"samples": self._recent_samples()})
+                self._update_unit_json({SAMPLES: self._recent_samples()})
 
     def _recent_samples(self) -> list[tuple[int, bool]]:
         """The samples a boot needs: the last minute's, and the one before
@@ -125,7 +160,7 @@ class VirtualUnit:
         return since[1] + int((time.time() - since[0]) * 1000)
 
     def _update_unit_json(self, changes: dict[str, Any]) -> None:
-        path = self.directory / "unit.json"
+        path = self.directory / UNIT_FILE
         if path.exists():
             unit = json.loads(path.read_text())
             unit.update(changes)
@@ -135,7 +170,7 @@ class VirtualUnit:
 
     def power_on(self, cut_at_commit: int | None = None, cut_after: bool = False) -> Boot:
         """Insert a cell: RTC memory is lost, flash is kept."""
-        (self.directory / "rtc.bin").unlink(missing_ok=True)
+        (self.directory / RTC_FILE).unlink(missing_ok=True)
         return self._boot(PWRON_RESET, 0, cut_at_commit, cut_after)
 
     def set_battery(self, mv: int, resistance_ohm: float | None = None) -> None:
@@ -158,12 +193,9 @@ class VirtualUnit:
         starting may brown the chip out."""
         pin = str(self.board.battery_adc_pin)
         return {
-            "adc_uv": {
-                state: {pin: self.board.adc_uv(self.loaded_mv(state))}
-                for state in ("cpu_active", "advertising", "scanning", "connected")
-            },
-            "radio_mv": self.loaded_mv("advertising"),
-            "brownout_mv": self.board.brownout_mv,
+            ADC_UV: {state: {pin: self.board.adc_uv(self.loaded_mv(state))} for state in DRAWS},
+            RADIO_MV: self.loaded_mv(ADVERTISING),
+            BROWNOUT_MV: self.board.brownout_mv,
         }
 
     def jump(self, ms: int) -> None:
@@ -255,7 +287,7 @@ class VirtualUnit:
         bug): only the watchdog, if the firmware armed it, gets it going."""
         self._hang_at = at_ms
         with self._lock:
-            self._update_unit_json({"hang_at_ms": at_ms})
+            self._update_unit_json({HANG_AT_MS: at_ms})
 
     @property
     def asleep(self) -> bool:
@@ -268,35 +300,18 @@ class VirtualUnit:
         self, reset_cause: int, wake_reason: int, cut_at_commit: int | None, cut_after: bool
     ) -> Boot:
         d = self.directory
-        for name in ("events.jsonl", "exit.json"):
+        for name in (EVENTS_FILE, EXIT_FILE):
             (d / name).unlink(missing_ok=True)
-        unit = {
-            "clock_ms": self.clock_ms,
-            "boot_ms": self.board.wake_to_app_ms,
-            "reset_cause": reset_cause,
-            "wake_reason": wake_reason,
-            "samples": [],
-            "button_pin": self.board.button_pin,
-            "active_low": self.board.button_active_low,
-            "mac": self.board.mac_for(d.name),
-            "commits": self.commits,
-            "cut_at_commit": cut_at_commit,
-            "cut_after": cut_after,
-            "ble": self.ble,
-            "hang_at_ms": self._hang_at,
-            "realtime": self.awake_in_real_time,
-            "spawn_wall_ms": int(time.time() * 1000),
-            **self._cell(),
-        }
+        unit = self._unit_file(reset_cause, wake_reason, cut_at_commit, cut_after)
         with self._lock:
-            unit["samples"] = self._recent_samples()
-            (d / "unit.json").write_text(json.dumps(unit))
-            self._awake_since = (unit["spawn_wall_ms"] / 1000, self.clock_ms)
-        env = dict(
-            os.environ,
-            AMR_TWIN_DIR=str(d),
-            MICROPYPATH=os.pathsep.join([str(platform_dir()), str(self.firmware), ".frozen"]),
-        )
+            unit[SAMPLES] = self._recent_samples()
+            (d / UNIT_FILE).write_text(json.dumps(unit))
+            self._awake_since = (unit[SPAWN_WALL_MS] / 1000, self.clock_ms)
+        env = {
+            **os.environ,
+            DIR_ENV: str(d),
+            "MICROPYPATH": os.pathsep.join([str(platform_dir()), str(self.firmware), ".frozen"]),
+        }
         with subprocess.Popen(
             [micropython_binary(), str(self.firmware / "main.py")],
             stdout=subprocess.PIPE,
@@ -317,21 +332,21 @@ class VirtualUnit:
                 self._running = None
                 with self._lock:
                     self._awake_since = None
-        events_path = d / "events.jsonl"
+        events_path = d / EVENTS_FILE
         events = (
             [json.loads(line) for line in events_path.read_text().splitlines()]
             if events_path.exists()
             else []
         )
-        exit_path = d / "exit.json"
+        exit_path = d / EXIT_FILE
         cut_at, self._cut_at = self._cut_at, None
         if cut_at is not None:  # pulled mid-boot: what it did until then stands
             info = {
-                "clock_ms": cut_at,
-                "exit": EXIT_POWER_CUT,
-                "commits": max([self.commits] + [e["n"] for e in events if e["kind"] == "commit"]),
+                CLOCK_MS: cut_at,
+                EXIT: EXIT_POWER_CUT,
+                COMMITS: max([self.commits] + [e["n"] for e in events if e["kind"] == "commit"]),
             }
-            (d / "rtc.bin").unlink(missing_ok=True)
+            (d / RTC_FILE).unlink(missing_ok=True)
         elif not exit_path.exists():
             raise FirmwareCrash(
                 f"firmware in {d} ended without deep sleep (exit {proc.returncode}):\n"
@@ -346,14 +361,14 @@ class VirtualUnit:
             wake_reason=wake_reason,
             lines=stdout.splitlines(),
             events=events,
-            ended_ms=info["clock_ms"],
-            sleep_ms=info.get("sleep_ms"),
-            power_cut=info["exit"] == EXIT_POWER_CUT,
-            brownout=info["exit"] == EXIT_BROWNOUT,
-            watchdog=info["exit"] == EXIT_WATCHDOG,
-            wake_on_pressed=self._armed_level(info.get("wake_gpio")),
+            ended_ms=info[CLOCK_MS],
+            sleep_ms=info.get(SLEEP_MS),
+            power_cut=info[EXIT] == EXIT_POWER_CUT,
+            brownout=info[EXIT] == EXIT_BROWNOUT,
+            watchdog=info[EXIT] == EXIT_WATCHDOG,
+            wake_on_pressed=self._armed_level(info.get(WAKE_GPIO)),
         )
-        self.commits = info["commits"]
+        self.commits = info[COMMITS]
         self.boots.append(boot)
         self.clock_ms = boot.ended_ms
         self._asleep = not boot.power_cut
@@ -365,6 +380,29 @@ class VirtualUnit:
         self._wake_on_pressed = boot.wake_on_pressed
         self._next_wake = None if boot.sleep_ms is None else self.clock_ms + boot.sleep_ms
         return boot
+
+    def _unit_file(
+        self, reset_cause: int, wake_reason: int, cut_at_commit: int | None, cut_after: bool
+    ) -> dict[str, Any]:
+        """unit.json for the next boot, but its samples (taken under the lock)."""
+        return {
+            CLOCK_MS: self.clock_ms,
+            BOOT_MS: self.board.wake_to_app_ms,
+            RESET_CAUSE: reset_cause,
+            WAKE_REASON: wake_reason,
+            SAMPLES: [],
+            BUTTON_PIN: self.board.button_pin,
+            ACTIVE_LOW: self.board.button_active_low,
+            MAC: self.board.mac_for(self.directory.name),
+            COMMITS: self.commits,
+            CUT_AT_COMMIT: cut_at_commit,
+            CUT_AFTER: cut_after,
+            RADIO: self.ble,
+            HANG_AT_MS: self._hang_at,
+            REALTIME: self.awake_in_real_time,
+            SPAWN_WALL_MS: int(time.time() * 1000),
+            **self._cell(),
+        }
 
     def halt(self) -> None:
         """Stop a boot in progress (the twin shutting down): the run ends as
@@ -384,22 +422,22 @@ class VirtualUnit:
     # -- inspection ------------------------------------------------------
 
     def nvs(self) -> dict[str, dict[str, Any]]:
-        path = self.directory / "nvs.json"
+        path = self.directory / NVS_FILE
         return json.loads(path.read_text()) if path.exists() else {}
 
     def rtc_memory(self) -> bytes:
-        path = self.directory / "rtc.bin"
+        path = self.directory / RTC_FILE
         return path.read_bytes() if path.exists() else b""
 
     def air(self, ad: bytes, from_ms: int, to_ms: int) -> None:
         """Something nearby advertises `ad` between these times (an ack)."""
-        with (self.directory / "air.jsonl").open("a") as f:
-            f.write(json.dumps({"from": from_ms, "to": to_ms, "ad": ad.hex()}) + "\n")
+        with (self.directory / AIR_FILE).open("a") as f:
+            f.write(json.dumps({AIR_FROM: from_ms, AIR_TO: to_ms, AIR_AD: ad.hex()}) + "\n")
 
     def write_nvs(self, namespace: str, blobs: dict[str, bytes]) -> None:
         """Factory-write blobs into the unit's NVS (the flash image)."""
         data = self.nvs()
         space = data.setdefault(namespace, {})
         for key, value in blobs.items():
-            space[key] = {"blob": value.hex()}
-        (self.directory / "nvs.json").write_text(json.dumps(data))
+            space[key] = {NVS_BLOB: value.hex()}
+        (self.directory / NVS_FILE).write_text(json.dumps(data))

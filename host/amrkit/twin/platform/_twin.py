@@ -13,24 +13,39 @@ import os
 import sys
 
 import utime  # the interpreter's own clock (`time` here is the emulation)
+from _contract import (
+    AIR_FILE,
+    BOOT_MS,
+    BROWNOUT_MV,
+    CLOCK_MS,
+    COMMITS,
+    CPU_ACTIVE,
+    DIR_ENV,
+    EVENTS_FILE,
+    EXIT,
+    EXIT_BROWNOUT,
+    EXIT_FILE,
+    EXIT_WATCHDOG,
+    HANG_AT_MS,
+    RADIO_MV,
+    REALTIME,
+    SAMPLES,
+    SPAWN_WALL_MS,
+    UNIT_FILE,
+)
 
-DIR = os.getenv("AMR_TWIN_DIR")
+DIR = os.getenv(DIR_ENV)
 if not DIR:
-    raise ImportError("AMR_TWIN_DIR is not set: run the firmware through amrkit.twin")
+    raise ImportError(DIR_ENV + " is not set: run the firmware through amrkit.twin")
 
-EXIT_SLEEP = 0  # deepsleep(): the supervisor wakes the unit again
-EXIT_POWER_CUT = 3  # an injected power cut
-EXIT_BROWNOUT = 4  # the cell sagged under the radio's current: the chip resets
-EXIT_WATCHDOG = 5  # the app stopped feeding machine.WDT: the chip resets
-
-with open(DIR + "/unit.json") as _f:
+with open(DIR + "/" + UNIT_FILE) as _f:
     UNIT = json.load(_f)
 
-_wake = UNIT["clock_ms"]
-_now = _wake + UNIT["boot_ms"]
-_samples = UNIT["samples"]  # [[t_ms, pressed], ...] on the RTC clock, in time order
-commits = UNIT["commits"]  # NVS commits so far in the unit's life
-_REALTIME = bool(UNIT.get("realtime"))
+_wake = UNIT[CLOCK_MS]
+_now = _wake + UNIT[BOOT_MS]
+_samples = UNIT[SAMPLES]  # [[t_ms, pressed], ...] on the RTC clock, in time order
+commits = UNIT[COMMITS]  # NVS commits so far in the unit's life
+_REALTIME = bool(UNIT.get(REALTIME))
 # Samples already felt by the pin: all before _felt_t, and the first _felt_n
 # of those at exactly _felt_t (several may share a millisecond; each counts).
 _felt_t = _now
@@ -39,7 +54,9 @@ _felt_n = len([1 for _t, _p in _samples if _t == _now])
 _wdt = None
 # What the chip draws from the cell now (a board profile's power state): the
 # radio emulation sets it, the ADC reads the cell under that load.
-drawing = "cpu_active"
+drawing = CPU_ACTIVE
+# The pins and level that wake the chip from deep sleep (esp32.wake_on_gpio).
+wake_gpio = None
 
 
 def now():
@@ -79,7 +96,7 @@ def tick(callback):
 def air():
     """What others advertise near the unit: [{"from", "to", "ad"}], ms, hex."""
     try:
-        with open(DIR + "/air.jsonl") as f:
+        with open(DIR + "/" + AIR_FILE) as f:
             return [json.loads(line) for line in f if line.strip()]
     except OSError:
         return []
@@ -87,7 +104,7 @@ def air():
 
 def _wall_now():
     """The RTC clock as the wall clock has it, in real-time mode."""
-    return _wake + utime.time_ns() // 1000000 - UNIT["spawn_wall_ms"]
+    return _wake + utime.time_ns() // 1000000 - UNIT[SPAWN_WALL_MS]
 
 
 def _wait_until(t):
@@ -100,7 +117,7 @@ def _wait_until(t):
             _pump(remaining)
         else:
             utime.sleep_ms(remaining)
-    _samples = latest().get("samples", _samples)
+    _samples = latest().get(SAMPLES, _samples)
 
 
 def advance(ms):
@@ -153,7 +170,7 @@ def _watch(end):
     watchdog resets it when its timeout runs out; without one the chip
     stays hung, as a real one would. Checked against the virtual time asked
     for, so a slow host never looks like a hang."""
-    at = (latest() if _REALTIME else UNIT).get("hang_at_ms")
+    at = (latest() if _REALTIME else UNIT).get(HANG_AT_MS)
     if at is not None and end >= at:
         advance_to(at)
         record("hang")
@@ -197,7 +214,7 @@ def latest():
     """unit.json as the supervisor has it now: it changes the cell and adds
     presses while a process runs (a real-time boot, the REPL)."""
     try:
-        with open(DIR + "/unit.json") as f:
+        with open(DIR + "/" + UNIT_FILE) as f:
             return json.load(f)
     except (OSError, ValueError):  # being rewritten this instant
         return UNIT
@@ -206,8 +223,8 @@ def latest():
 def radio_on():
     """The radio starts drawing its current: a weak cell browns the chip out."""
     now = latest()
-    sag = now.get("radio_mv")
-    if sag is not None and sag < now.get("brownout_mv", 0):
+    sag = now.get(RADIO_MV)
+    if sag is not None and sag < now.get(BROWNOUT_MV, 0):
         record("brownout", mv=sag)
         stop(EXIT_BROWNOUT)
 
@@ -215,7 +232,7 @@ def radio_on():
 def record(kind, **fields):
     fields["kind"] = kind
     fields["t"] = _now
-    with open(DIR + "/events.jsonl", "a") as f:
+    with open(DIR + "/" + EVENTS_FILE, "a") as f:
         f.write(json.dumps(fields) + "\n")
 
 
@@ -226,12 +243,14 @@ def write_atomic(name, text):
     os.rename(tmp, DIR + "/" + name)
 
 
-def stop(code, **fields):
-    """End this run of the firmware, as deep sleep or a power cut does."""
-    fields["clock_ms"] = _now
-    fields["exit"] = code
-    fields["commits"] = commits
-    write_atomic("exit.json", json.dumps(fields))
+def stop(code, fields=None):
+    """End this run of the firmware, as deep sleep or a power cut does;
+    fields: more of exit.json."""
+    fields = fields or {}
+    fields[CLOCK_MS] = _now
+    fields[EXIT] = code
+    fields[COMMITS] = commits
+    write_atomic(EXIT_FILE, json.dumps(fields))
     sys.exit(code)
 
 

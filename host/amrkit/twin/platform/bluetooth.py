@@ -1,22 +1,32 @@
 # Emulation of MicroPython's `bluetooth` module.
 #
-# When the supervisor attaches the unit to a radio (unit.json "ble":
-# "HOST:PORT", as `amr sim` does) the stack is live from its first
-# activation: every call goes, as JSON lines, to a bumble device on the
-# virtual radio (amrkit.twin.ble_peer) - advertising from the address the
-# firmware's addr_mode gives, scanning, GATT server, connections, pairing -
-# and the device's events come back as IRQs while the firmware waits, in
-# real time (_twin.advance).
+# The BLE object is the stack as the firmware sees it: active or not, its
+# config and address, scanning, the IRQ handler and the local GATT values.
+# It records what the firmware does in the unit's event log and tells the
+# cell what the radio draws. What reaches the air is up to one of two
+# backends, chosen once, when the object is made:
 #
-# Without a radio (VirtualUnit in tests) everything is recorded in the
-# unit's event log on the virtual clock, scans hear what the supervisor put
-# in air.jsonl, the GATT database works locally and nobody connects.
-import json
+# - on a radio (unit.json "ble": "HOST:PORT", as `amr sim` does), the live
+#   one in _ble_live.py: every call goes to the unit's device on the virtual
+#   radio (amrkit.twin.radio_peer) - advertising from the address the
+#   firmware's addr_mode gives, scanning, GATT server, connections, pairing -
+#   and the device's events come back as IRQs while the firmware waits, in
+#   real time;
+# - without one (VirtualUnit in tests), _Offline below: scans hear what the
+#   supervisor put in air.jsonl, on the virtual clock; nobody connects.
 import os
-import select
-import socket
 
 import _twin
+from _contract import (
+    ADVERTISING,
+    AIR_AD,
+    AIR_FROM,
+    AIR_TO,
+    CPU_ACTIVE,
+    MAC,
+    RADIO,
+    SCANNING,
+)
 
 from amr.contract import (  # noqa: F401  (FLAG_*: the module's own constants, as on the chip)
     ADDR_PUBLIC,
@@ -28,12 +38,7 @@ from amr.contract import (  # noqa: F401  (FLAG_*: the module's own constants, a
     FLAG_READ,
     FLAG_WRITE,
     FLAG_WRITE_NO_RESPONSE,
-    IRQ_CENTRAL_CONNECT,
-    IRQ_CENTRAL_DISCONNECT,
-    IRQ_GATTS_WRITE,
-    IRQ_GET_SECRET,
     IRQ_SCAN_RESULT,
-    IRQ_SET_SECRET,
 )
 
 
@@ -50,89 +55,76 @@ class UUID:
         return "UUID(%r)" % (self._value,)
 
 
-def _mv(hex_or_none):
-    return None if hex_or_none is None else memoryview(bytes.fromhex(hex_or_none))
+class _Offline:
+    """No radio: nothing goes on the air and nobody connects; a scan hears
+    what air.jsonl holds for the time scanned (one result per item)."""
 
-
-class _Peer:
-    """The JSON-lines link to this unit's device on the virtual radio."""
-
-    def __init__(self, spec, ble):
-        host, port = spec.rsplit(":", 1)
-        self._sock = socket.socket()
-        self._sock.connect(socket.getaddrinfo(host, int(port))[0][-1])
-        self._poll = select.poll()
-        self._poll.register(self._sock, select.POLLIN)
-        self._buf = b""
-        self._events = []
+    def __init__(self, ble):
         self._ble = ble
+        self._heard = set()  # air items delivered during this scan
+        _twin.tick(self._on_air)
 
-    def _send(self, message):
-        data = (json.dumps(message) + "\n").encode()
-        while data:
-            data = data[self._sock.send(data) :]
+    def active(self, on, addr):
+        pass
 
-    def _line(self, timeout_ms):
-        """The next line from the device, or None once timeout_ms passed."""
-        while b"\n" not in self._buf:
-            if not self._poll.poll(timeout_ms):
-                return None
-            chunk = self._sock.recv(4096)
-            if not chunk:
-                raise OSError(107)  # ENOTCONN: the radio went away
-            self._buf += chunk
-        line, self._buf = self._buf.split(b"\n", 1)
-        return json.loads(line)
+    def rpa(self):
+        return None  # no device to make one: the address gets the bits only
 
-    def call(self, op, **args):
-        args["op"] = op
-        self._send(args)
-        while True:
-            message = self._line(-1)
-            if "ev" in message:
-                self._events.append(message)  # delivered when the firmware waits
-            elif not message.get("ok"):
-                raise OSError(message.get("errno", 5))
-            else:
-                return message.get("result")
+    def address(self, addr):
+        pass
 
-    def pump(self, ms):
-        """Wait ms of real time, delivering the device's events as IRQs."""
-        t = _twin.wall_ms()
-        end = t + ms
-        while True:
-            while self._events:
-                self._deliver(self._events.pop(0))
-            message = self._line(max(0, end - t))
-            if message is not None:
-                self._events.append(message)
-            t = _twin.wall_ms()
-            if message is None or t >= end:
-                while self._events:
-                    self._deliver(self._events.pop(0))
-                return
+    def scan(self, interval_us, window_us):
+        self._heard = set()
 
-    def _deliver(self, message):
-        event, data = message["ev"], message["data"]
-        if event == IRQ_GATTS_WRITE:
-            self._ble._values[data[1]] = bytes.fromhex(data[2])
-            data = data[:2]
-        elif event == IRQ_SET_SECRET:
-            data = [data[0], _mv(data[1]), _mv(data[2])]
-        elif event == IRQ_SCAN_RESULT:  # (addr type, addr, adv type, rssi, data)
-            _twin.record("heard", ad=data[4])
-            data = [data[0], _mv(data[1]), data[2], data[3], _mv(data[4])]
-        elif event in (IRQ_CENTRAL_CONNECT, IRQ_CENTRAL_DISCONNECT, IRQ_GET_SECRET):
-            # central connect/disconnect: (conn, addr type, addr); get: (type, index, key)
-            data = [data[0], data[1], _mv(data[2])]
-            if event != IRQ_GET_SECRET:
-                _twin.record("central", conn=data[0], on=event == IRQ_CENTRAL_CONNECT)
-        handler = self._ble._handler
-        result = handler(event, tuple(data)) if handler else None
-        if "id" in message:
-            if isinstance(result, (bytes, bytearray, memoryview)):
-                result = bytes(result).hex()
-            self._send({"op": "reply", "id": message["id"], "result": result})
+    def scan_stop(self):
+        pass
+
+    def advertise(self, interval_us, data, connectable, addr):
+        pass
+
+    def advertise_stop(self):
+        pass
+
+    def register(self, services, config):
+        """The value handles, numbered as NimBLE would."""
+        handles, n = [], 0
+        for _, chars in services:
+            row = []
+            n += 1
+            for _, flags in chars:
+                n += 2
+                row.append(n)
+                if flags & (FLAG_NOTIFY | FLAG_INDICATE):
+                    n += 1
+            handles.append(row)
+        return handles
+
+    def write(self, handle, value, update):
+        pass
+
+    def notify(self, conn, handle, value):
+        pass
+
+    def disconnect(self, conn):
+        return False
+
+    def passkey(self, conn, action, passkey):
+        pass
+
+    def _on_air(self, start, end):
+        ble = self._ble
+        if not (ble._scanning and ble._active and ble._handler):
+            return
+        for i, item in enumerate(_twin.air()):
+            if i in self._heard or item[AIR_FROM] > end or item[AIR_TO] < start:
+                continue
+            self._heard.add(i)
+            ad = bytes.fromhex(item[AIR_AD])
+            _twin.record("heard", ad=item[AIR_AD])
+            ble._handler(
+                IRQ_SCAN_RESULT,
+                (ADDR_RANDOM, memoryview(bytes(6)), ADV_NONCONN_IND, -55, memoryview(ad)),
+            )
 
 
 _ble = None  # the one BLE object
@@ -164,27 +156,14 @@ class BLE:
         self._handler = None
         self._addr = bytes(6)
         self._scanning = False
-        self._heard = set()  # air items delivered during this scan
         self._values = {}  # value handle -> bytes: the local GATT database
-        self._peer = None
-        _twin.tick(self._on_air)
+        spec = _twin.UNIT.get(RADIO)
+        if spec:
+            from _ble_live import Live
 
-    # -- the live link ---------------------------------------------------------
-
-    def _live(self):
-        """The link to the virtual radio, opened on first use; None without one."""
-        spec = _twin.UNIT.get("ble")
-        if self._peer is None and spec:
-            self._peer = _Peer(spec, self)
-            _twin.realtime(self._peer.pump)
-            if self._active and self._config["addr_mode"] == ADDR_RPA:
-                self._new_address()  # the device makes resolvable ones from its IRK
-            self._peer.call("active", on=self._active, addr=self._addr.hex(), mac=_twin.UNIT["mac"])
-        return self._peer
-
-    def _tell(self, op, **args):
-        peer = self._live()
-        return peer.call(op, **args) if peer else None
+            self._radio = Live(spec, self)
+        else:
+            self._radio = _Offline(self)
 
     # -- stack -------------------------------------------------------------------
 
@@ -197,32 +176,31 @@ class BLE:
             self._new_address()
         self._draw()
         _twin.record("radio", on=self._active)
-        if self._peer is not None:
-            self._peer.call("active", on=self._active, addr=self._addr.hex())
-        elif self._active:
-            self._live()  # opens the link, which activates the device
+        self._radio.active(self._active, self._addr)
         return None
 
     def _draw(self):
         """Tell the cell what the radio draws now."""
         if not self._active:
-            _twin.drawing = "cpu_active"
+            _twin.drawing = CPU_ACTIVE
         elif self._scanning:
-            _twin.drawing = "scanning"
+            _twin.drawing = SCANNING
         else:
-            _twin.drawing = "advertising"
+            _twin.drawing = ADVERTISING
 
     def _new_address(self):
         mode = self._config["addr_mode"]
         if mode == ADDR_PUBLIC:  # the chip's MAC
-            self._addr = bytes.fromhex(_twin.UNIT["mac"])
+            self._addr = bytes.fromhex(_twin.UNIT[MAC])
             return
-        if mode == ADDR_RPA and self._peer is not None:
-            self._addr = bytes.fromhex(self._peer.call("rpa"))
-            return
+        if mode == ADDR_RPA:
+            rpa = self._radio.rpa()  # the device makes them from the unit's IRK
+            if rpa is not None:
+                self._addr = rpa
+                return
         addr = bytearray(os.urandom(6))
         # Random private addresses: top bits 00 non-resolvable, 11 static, 01 resolvable
-        # (without a radio, a stand-in: the bits only).
+        # (without a device, a stand-in: the bits only).
         addr[0] = (addr[0] & 0x3F) | (0x00, 0xC0, 0x40, 0x00)[mode]
         self._addr = bytes(addr)
 
@@ -240,7 +218,7 @@ class BLE:
         self._config.update(kwargs)
         if "addr_mode" in kwargs and self._active:
             self._new_address()
-            self._tell("address", addr=self._addr.hex())
+            self._radio.address(self._addr)
         return None
 
     def irq(self, handler):
@@ -252,7 +230,7 @@ class BLE:
         if duration_ms is None:
             if self._scanning:
                 _twin.record("scan_stop")
-                self._tell("scan", on=False)
+                self._radio.scan_stop()
             self._scanning = False
             self._draw()
             return
@@ -260,32 +238,15 @@ class BLE:
             raise OSError(5)
         self._scanning = True
         self._draw()
-        self._heard = set()
         _twin.record("scan", interval_us=interval_us, window_us=window_us)
-        self._tell("scan", on=True, interval_us=interval_us, window_us=window_us)
-
-    def _on_air(self, start, end):
-        """Without a radio: report what air.jsonl holds for the time scanned
-        (one result per item)."""
-        if not (self._scanning and self._active and self._handler) or self._peer:
-            return
-        for i, item in enumerate(_twin.air()):
-            if i in self._heard or item["from"] > end or item["to"] < start:
-                continue
-            self._heard.add(i)
-            ad = bytes.fromhex(item["ad"])
-            _twin.record("heard", ad=item["ad"])
-            self._handler(
-                IRQ_SCAN_RESULT,
-                (ADDR_RANDOM, memoryview(bytes(6)), ADV_NONCONN_IND, -55, memoryview(ad)),
-            )
+        self._radio.scan(interval_us, window_us)
 
     def gap_advertise(self, interval_us, adv_data=None, *, resp_data=None, connectable=True):
         if not self._active:
             raise OSError(5)  # EIO, as when the stack is not active
         if interval_us is None:
             _twin.record("advertise_stop")
-            self._tell("advertise", interval_us=None)
+            self._radio.advertise_stop()
             return
         data = bytes(adv_data or b"").hex()
         _twin.record(
@@ -296,19 +257,13 @@ class BLE:
             addr_mode=self._config["addr_mode"],
             addr=self._addr.hex(),
         )
-        self._tell(
-            "advertise",
-            interval_us=interval_us,
-            data=data,
-            connectable=bool(connectable),
-            addr=self._addr.hex(),
-        )
+        self._radio.advertise(interval_us, data, bool(connectable), self._addr)
 
     def gap_disconnect(self, conn_handle):
-        return bool(self._tell("disconnect", conn=conn_handle))
+        return self._radio.disconnect(conn_handle)
 
     def gap_passkey(self, conn_handle, action, passkey):
-        self._tell("passkey", conn=conn_handle, action=action, passkey=passkey)
+        self._radio.passkey(conn_handle, action, passkey)
 
     # -- GATT server ---------------------------------------------------------------
 
@@ -318,25 +273,7 @@ class BLE:
         services = [
             [str(uuid), [[str(c[0]), c[1]] for c in chars]] for uuid, chars in services_definition
         ]
-        self._tell(
-            "security",
-            bond=self._config["bond"],
-            le_secure=self._config["le_secure"],
-            mitm=self._config["mitm"],
-            io=self._config["io"],
-        )
-        handles = self._tell("register", services=services)
-        if handles is None:  # no radio: number the values as NimBLE would
-            handles, n = [], 0
-            for _, chars in services:
-                row = []
-                n += 1
-                for _, flags in chars:
-                    n += 2
-                    row.append(n)
-                    if flags & (FLAG_NOTIFY | FLAG_INDICATE):
-                        n += 1
-                handles.append(row)
+        handles = self._radio.register(services, self._config)
         for row in handles:
             for handle in row:
                 self._values[handle] = b""
@@ -349,8 +286,8 @@ class BLE:
         if value_handle not in self._values:
             raise OSError(22)  # EINVAL: no such attribute
         self._values[value_handle] = bytes(data)
-        self._tell("write", handle=value_handle, value=bytes(data).hex(), update=bool(send_update))
+        self._radio.write(value_handle, self._values[value_handle], bool(send_update))
 
     def gatts_notify(self, conn_handle, value_handle, data=None):
         value = self._values[value_handle] if data is None else bytes(data)
-        self._tell("notify", conn=conn_handle, handle=value_handle, value=value.hex())
+        self._radio.notify(conn_handle, value_handle, value)

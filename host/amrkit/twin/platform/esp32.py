@@ -4,21 +4,20 @@
 import json
 
 import _twin
+from _contract import CUT_AFTER, CUT_AT_COMMIT, EXIT_POWER_CUT, NVS_BLOB, NVS_FILE, NVS_I32
 
 WAKEUP_ALL_LOW = False
 WAKEUP_ANY_HIGH = True
 
-_NVS_FILE = "nvs.json"
-
 
 def wake_on_gpio(pins, level):
     ids = [p._id for p in pins] if pins else []
-    _twin.UNIT["_gpio_wake"] = [ids, level]
+    _twin.wake_gpio = [ids, level]
 
 
 def _load():
     try:
-        with open(_twin.DIR + "/" + _NVS_FILE) as f:
+        with open(_twin.DIR + "/" + NVS_FILE) as f:
             return json.load(f)
     except OSError:
         return {}
@@ -38,13 +37,13 @@ class NVS:
         return value
 
     def get_i32(self, key):
-        return self._get(key)["i32"]
+        return self._get(key)[NVS_I32]
 
     def set_i32(self, key, value):
-        self._pending[key] = {"i32": value}
+        self._pending[key] = {NVS_I32: value}
 
     def get_blob(self, key, buffer):
-        data = bytes.fromhex(self._get(key)["blob"])
+        data = bytes.fromhex(self._get(key)[NVS_BLOB])
         if len(data) > len(buffer):
             raise OSError(-0x110C)  # -ESP_ERR_NVS_INVALID_LENGTH
         buffer[: len(data)] = data
@@ -53,7 +52,7 @@ class NVS:
     def set_blob(self, key, value):
         if len(key) > 15:
             raise ValueError("key too long")
-        self._pending[key] = {"blob": bytes(value).hex()}
+        self._pending[key] = {NVS_BLOB: bytes(value).hex()}
 
     def erase_key(self, key):
         self._get(key)
@@ -63,12 +62,12 @@ class NVS:
         # Commits are numbered over the unit's life, across boots.
         _twin.commits += 1
         _twin.record("commit", n=_twin.commits)  # counted even if power goes mid-boot
-        cut = _twin.UNIT.get("cut_at_commit")
-        if cut == _twin.commits and _twin.UNIT.get("cut_after"):
+        cut = _twin.UNIT.get(CUT_AT_COMMIT)
+        if cut == _twin.commits and _twin.UNIT.get(CUT_AFTER):
             self._write()
         if cut == _twin.commits:
             _twin.record("power_cut", commit=cut)
-            _twin.stop(_twin.EXIT_POWER_CUT)
+            _twin.stop(EXIT_POWER_CUT)
         self._write()
 
     def _write(self):
@@ -80,4 +79,4 @@ class NVS:
             else:
                 space[key] = value
         self._pending = {}
-        _twin.write_atomic(_NVS_FILE, json.dumps(data))
+        _twin.write_atomic(NVS_FILE, json.dumps(data))

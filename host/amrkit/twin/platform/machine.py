@@ -1,6 +1,19 @@
 # Emulation of the parts of MicroPython's `machine` (ESP32 port) the firmware
 # uses, on the virtual unit (see _twin.py). Constants have the ESP32 values.
 import _twin
+from _contract import (
+    ACTIVE_LOW,
+    ADC_UV,
+    BUTTON_PIN,
+    EXIT_SLEEP,
+    MAC,
+    RESET,
+    RESET_CAUSE,
+    RTC_FILE,
+    SLEEP_MS,
+    WAKE_GPIO,
+    WAKE_REASON,
+)
 
 from amr.contract import (  # noqa: F401  (the module's own constants, as on the chip)
     DEEPSLEEP_RESET,
@@ -25,15 +38,15 @@ _wake_pins = {}  # Pin id -> level that wakes from light sleep
 
 
 def reset_cause():
-    return _twin.UNIT["reset_cause"]
+    return _twin.UNIT[RESET_CAUSE]
 
 
 def wake_reason():
-    return _twin.UNIT["wake_reason"]
+    return _twin.UNIT[WAKE_REASON]
 
 
 def unique_id():
-    return bytes.fromhex(_twin.UNIT["mac"])
+    return bytes.fromhex(_twin.UNIT[MAC])
 
 
 def freq(hz=None):
@@ -56,7 +69,7 @@ def lightsleep(time_ms=None):
 
 
 def deepsleep(time_ms=None):
-    _twin.stop(_twin.EXIT_SLEEP, sleep_ms=time_ms, wake_gpio=_twin.UNIT.get("_gpio_wake"))
+    _twin.stop(EXIT_SLEEP, {SLEEP_MS: time_ms, WAKE_GPIO: _twin.wake_gpio})
 
 
 class WDT:
@@ -72,24 +85,24 @@ class WDT:
 
 
 def reset():
-    _twin.stop(_twin.EXIT_SLEEP, reset=True)
+    _twin.stop(EXIT_SLEEP, {RESET: True})
 
 
 def _is_button(pin_id):
-    return pin_id == _twin.UNIT["button_pin"]
+    return pin_id == _twin.UNIT[BUTTON_PIN]
 
 
 def _pin_level(pin_id, t):
     if not _is_button(pin_id):
         return _outputs.get(pin_id, 1)
     pressed = _twin.pressed_at(t)
-    return (0 if pressed else 1) if _twin.UNIT["active_low"] else (1 if pressed else 0)
+    return (0 if pressed else 1) if _twin.UNIT[ACTIVE_LOW] else (1 if pressed else 0)
 
 
 def _next_level(pin_id, t, level):
     if not _is_button(pin_id):
         return None
-    active = 0 if _twin.UNIT["active_low"] else 1
+    active = 0 if _twin.UNIT[ACTIVE_LOW] else 1
     return _twin.next_change(t, level == active)
 
 
@@ -139,7 +152,7 @@ class Pin:
             pin = self
 
             def deliver(pressed):
-                rising = (not pressed) if _twin.UNIT["active_low"] else pressed
+                rising = (not pressed) if _twin.UNIT[ACTIVE_LOW] else pressed
                 if trigger & (Pin.IRQ_RISING if rising else Pin.IRQ_FALLING):
                     handler(pin)
 
@@ -160,7 +173,7 @@ class ADC:
         self._pin = id._id if isinstance(id, Pin) else id
 
     def read_uv(self):
-        return _twin.latest()["adc_uv"][_twin.drawing].get(str(self._pin), 0)
+        return _twin.latest()[ADC_UV][_twin.drawing].get(str(self._pin), 0)
 
     def read_u16(self):
         # 11 dB full scale on the C3 is about 2.5 V.
@@ -174,7 +187,7 @@ class RTC:
         pass
 
     def memory(self, data=None):
-        path = _twin.DIR + "/rtc.bin"
+        path = _twin.DIR + "/" + RTC_FILE
         if data is None:
             try:
                 with open(path, "rb") as f:

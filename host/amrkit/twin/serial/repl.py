@@ -1,7 +1,7 @@
 """MicroPython's REPL on a virtual unit's UART, for real mpremote.
 
 The unix port of MicroPython has a terminal REPL only, without the raw REPL
-that mpremote drives, so the REPL is ``twin/platform/_repl.py``: a script run
+that mpremote drives, so the REPL is ``twin/serial/_repl.py``: a script run
 by one persistent ``micropython`` process per boot, with the UART as its
 stdin/stdout. It speaks the friendly REPL, the raw REPL, raw-paste mode and
 soft reset as ``shared/runtime/pyexec.c`` does on the ESP32 port; the
@@ -34,12 +34,14 @@ import threading
 from pathlib import Path
 
 from amrkit.paths import firmware_dir, micropython_binary, platform_dir
+from amrkit.twin.platform._contract import DIR_ENV
 from amrkit.twin.serial.board import BootContext, OnBoot, UartHandler
 
 log = logging.getLogger("amrkit.twin.serial")
 
 FS_DIR = "fs"
-REPL_SCRIPT = "_repl.py"
+# Beside this module, not among the platform emulations: the firmware never imports it.
+REPL_SCRIPT = Path(__file__).with_name("_repl.py")
 CTRL_C = 0x03
 
 
@@ -84,16 +86,16 @@ class RawReplApp:
         status_read, status_write = os.pipe()
         ack_read, ack_write = os.pipe()
         path = [self.fs_dir, platform_dir(), (firmware or firmware_dir()).resolve()]
-        env = dict(
-            os.environ,
-            MICROPYPATH=os.pathsep.join(str(p) for p in path),
-            AMR_TWIN_DIR=str(self.unit_dir),
-        )
+        env = {
+            **os.environ,
+            "MICROPYPATH": os.pathsep.join(str(p) for p in path),
+            DIR_ENV: str(self.unit_dir),
+        }
         try:
             self.process = subprocess.Popen(
                 [
                     micropython or micropython_binary(),
-                    str(platform_dir() / REPL_SCRIPT),
+                    str(REPL_SCRIPT),
                     str(status_write),
                     str(ack_read),
                     machine_name(context.board.chip),

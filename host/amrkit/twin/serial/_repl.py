@@ -34,7 +34,12 @@
 # waits until the host has acknowledged that number on the ack pipe.
 import sys
 
-_path = sys.path[:]  # MICROPYPATH; cleared so a file in the unit's fs cannot shadow these
+# MICROPYPATH, without this script's own directory (the first entry): what
+# the host runs is no module for the unit's code. Cleared so a file in the
+# unit's fs cannot shadow these.
+_path = sys.path[1:]
+from _contract import DIR_ENV  # noqa: E402  (from the platform emulations, on _path)
+
 sys.path.clear()
 import builtins  # noqa: E402
 import io  # noqa: E402
@@ -47,7 +52,7 @@ _STATUS = open(int(sys.argv[1]), "wb")  # noqa: SIM115
 _ACK = open(int(sys.argv[2]), "rb")  # noqa: SIM115
 _MACHINE = sys.argv[3] if len(sys.argv) > 3 else "ESP32C3 module with ESP32C3"
 _FS = os.getcwd()
-_TWIN_DIR = os.getenv("AMR_TWIN_DIR")
+_TWIN_DIR = os.getenv(DIR_ENV)
 _out = sys.stdout.buffer
 _in = sys.stdin.buffer
 _print = builtins.print
