@@ -26,7 +26,9 @@ demo: $(STAMP)
 	$(BIN)/amr demo --fleet --board $(BOARD)
 
 test: $(STAMP) lint typecheck
-	$(BIN)/pytest -q
+	# Test files run on two workers, each file whole on one (its fixtures,
+	# a fleet of virtual units say, are made once).
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

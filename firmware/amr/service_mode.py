@@ -4,15 +4,9 @@
 # to hosts that pair with the passkey from the unit's keys, and closes when
 # no host comes, a little while after the last one leaves, after too many
 # failed pairings, at its cap, or at once for an alarm.
-import json
-
-from amr import board, commands, records
-from amr.bonds import Bonds
+# The GATT server, the bond table and the commands are imported when service
+# mode opens: an ordinary wake does not pay for loading them.
 from amr.compat import const
-from amr.frame import service_ad
-from amr.gatt import ServiceLink
-from amr.nvs import record_store
-from amr.version import VERSION
 
 # Service mode stays open this long for a host to connect, a little while
 # after the last host leaves (for the next command), and never longer than
@@ -42,6 +36,13 @@ class ServiceMode:
     def open(self, now):
         if self._link is not None:
             return
+        from amr import board, records
+        from amr.bonds import Bonds
+        from amr.frame import service_ad
+        from amr.gatt import ServiceLink
+        from amr.nvs import record_store
+        from amr.version import VERSION
+
         bonds = Bonds(record_store(records.BONDS))
         if bonds.damaged:
             self._log.say("bond table damaged: hosts must pair again")
@@ -70,7 +71,7 @@ class ServiceMode:
             self._log.say("service: " + link.notes.pop(0))
         while link.requests:
             conn, name = link.requests.pop(0)
-            link.reply(conn, json.dumps(self._command(name)).encode())
+            link.reply(conn, self._command(name))
         link.drop_idle(self._chip.ticks(), _PAIR_MS)
         # A host may come and go between two looks (a quick read): count it too.
         if link.trusted or link.active:
@@ -93,11 +94,16 @@ class ServiceMode:
         self._log.say("service mode closed (%s)" % why)
 
     def _command(self, name):
-        """A service command from an authenticated host, run as on the wired link."""
+        """A service command from an authenticated host, run as on the wired
+        link; its JSON reply."""
+        import json
+
+        from amr import commands
+
         try:
             name = name.decode()
         except UnicodeError:
-            return {"error": "a command is a name in ASCII"}
+            return b'{"error": "a command is a name in ASCII"}'
         self._log.say("service command: %s" % name)
         ctx = commands.Context(self._chip, self._log.diag, self._keep_diag, True)
-        return commands.run(name, ctx)
+        return json.dumps(commands.run(name, ctx)).encode()

@@ -184,3 +184,23 @@ def test_ble_is_one_object_and_the_radio_core_dispatches_its_events(tmp_path: Pa
     boot = unit.power_on()
     assert "same True" in boot.lines
     assert "seen [5]" in boot.lines
+
+
+def test_amr_sim_injects_a_hang_and_the_watchdog_brings_the_alert_back(tmp_path: Path) -> None:
+    with Sim(1, BOARD, tmp_path / "fleet") as sim:
+        unit = sim.units["unit-1"].unit
+        bad = control(sim, {"cmd": "hang", "unit": "unit-1", "in_ms": -5})
+        assert bad["ok"] is False and "in_ms" in bad["error"]
+        assert control(sim, {"cmd": "press", "unit": "unit-1", "duration_ms": 2000})["ok"]
+        assert control(sim, {"cmd": "hang", "unit": "unit-1", "in_ms": 2500})["ok"]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(
+            b.reset_cause == WDT_RESET and any("alert 0 attempt" in line for line in b.lines)
+            for b in list(unit.boots)
+        ):
+            time.sleep(0.2)
+        hung = [b for b in unit.boots if b.watchdog]
+        assert len(hung) == 1 and any("reserved and persisted" in line for line in hung[0].lines)
+        after = unit.boots[unit.boots.index(hung[0]) + 1]
+        assert after.reset_cause == WDT_RESET
+        assert any("alert 0 attempt" in line for line in after.lines), after.lines

@@ -174,21 +174,22 @@ def replay(
     not seen, only the level at boot_ms, and times are counted from the wake.
     Times fall on the chip's 1 ms tick, as the pin interrupt stamps them.
     """
-    ticks = [(int(t), pressed) for t, pressed in samples]
+    # int() of a whole number is the number itself: no allocation per sample.
     events: Events = []
     i = 0
     if boot_ms is not None:
-        t0 = ticks[0][0]
+        t0 = int(samples[0][0])
         level = False
-        while i < len(ticks) and ticks[i][0] - t0 <= boot_ms:
-            level = ticks[i][1]
+        while i < len(samples) and int(samples[i][0]) - t0 <= boot_ms:
+            level = samples[i][1]
             i += 1
         _note(events, boot_ms, rec.woke(boot_ms, level))
     else:
         t0 = 0
         rec.reset(0, False)
-    for t, pressed in ticks[i:]:
-        t -= t0
+    for j in range(i, len(samples)):
+        t, pressed = samples[j]
+        t = int(t) - t0
         _poll_until(rec, t, events)
         _note(events, t, rec.edge(t, pressed))
     _poll_until(rec, int(end_ms), events)

@@ -48,7 +48,7 @@ TICK_S = 0.02
 BOOT_WAIT_S = 60.0
 # Commands that only change the unit's surroundings (its button, cell, radio)
 # or read its status; they need not wait for it to sleep.
-AT_ONCE = frozenset({"press", "taps", "service", "battery", "radio_loss", "status"})
+AT_ONCE = frozenset({"press", "taps", "service", "battery", "hang", "radio_loss", "status"})
 
 
 class SimError(ValueError):
@@ -187,9 +187,14 @@ class SimUnit:
         elif cmd == "time_jump":
             unit.jump(int(c["ms"]))
             self._reanchor(self._anchor[1] + int(c["ms"]))
+        elif cmd == "hang":
+            delay = c.get("in_ms", 0)
+            if not (isinstance(delay, int) and 0 <= delay <= 3_600_000):
+                raise SimError(f"in_ms={delay!r}: give the ms until the hang, 0 to 3600000")
+            unit.hang(now + delay)
         elif cmd != "status":
             raise SimError(
-                f"unknown command {cmd!r}: use press, taps, service, battery, power_cut, "
+                f"unknown command {cmd!r}: use press, taps, service, battery, hang, power_cut, "
                 "power_on, time_jump, radio_loss or status"
             )
         return self._status()
