@@ -309,6 +309,8 @@ def info(
     except UnitError as err:
         _fail(str(err), EXIT_UNIT)
     except (OSError, ValueError) as err:
+        if transport is None:
+            _fail(f"{port}: {err}; check the cable and the port name", EXIT_UNIT)
         _fail(f"cannot open the BLE transport {transport}: {err}", EXIT_RADIO)
     if as_json:
         click.echo(json.dumps(report))

@@ -22,6 +22,7 @@ from sim_control import control
 from amrkit.ble.bumble import bumble_client
 from amrkit.boards import load_board
 from amrkit.bundle import write_bundle
+from amrkit.cli import EXIT_UNIT
 from amrkit.protocol import KnownUnit
 from amrkit.twin.sim import Sim
 from amrkit.unit import Unit, UnitError, readout
@@ -92,10 +93,23 @@ def test_an_unknown_command_is_refused_with_the_known_ones(sim: Sim) -> None:
 
     async def run() -> None:
         async with WiredLink(port(sim)) as link:
-            await Unit(link)._run("format_flash")
+            await Unit(link).run("format_flash")
 
     with pytest.raises(UnitError, match="refused format_flash"):
         asyncio.run(run())
+
+
+def test_a_cell_that_browns_out_under_the_reading_is_named(sim: Sim) -> None:
+    # 40 mA of radio through 10 ohm takes 2.3 V under the 2.0 V brownout.
+    assert control(sim, {"cmd": "battery", "unit": "unit-1", "mv": 2300, "resistance_ohm": 10})[
+        "ok"
+    ]
+    result = subprocess.run([AMR, "info", "--port", port(sim)], capture_output=True, text=True)
+    assert result.returncode == EXIT_UNIT
+    assert "browns out" in result.stderr and "Traceback" not in result.stderr
+    assert control(sim, {"cmd": "battery", "unit": "unit-1", "mv": 3000, "resistance_ohm": 0})["ok"]
+    (info,) = wired(sim, "info")  # the unit answers again
+    assert info["unit_id"] == known(sim).unit
 
 
 def test_amr_info_gives_the_same_fields_over_serial_and_ble(sim: Sim, tmp_path: Path) -> None:
@@ -148,3 +162,13 @@ def test_the_control_point_answers_only_an_authenticated_host(sim: Sim) -> None:
     test, report = asyncio.run(paired())
     assert test["pass"] is True
     assert report["unit_id"] == unit.unit and "loaded_mv" in report
+
+
+def test_a_blank_board_is_told_apart_without_a_traceback(tmp_path: Path) -> None:
+    with Sim(1, load_board(), tmp_path / "fleet", blank=True) as blank:
+        result = subprocess.run(
+            [AMR, "info", "--port", port(blank)], capture_output=True, text=True, timeout=60
+        )
+    assert result.returncode == EXIT_UNIT and result.stdout == ""
+    assert "a blank board needs MicroPython and the app first" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -51,7 +51,8 @@ class Unit:
     def __init__(self, link: Link) -> None:
         self.link = link
 
-    async def _run(self, name: str) -> dict[str, Any]:
+    async def run(self, name: str) -> dict[str, Any]:
+        """Any command of the firmware's table, by name."""
         reply = await self.link.command(name)
         if "error" in reply:
             raise UnitError(f"{self.link.name} refused {name}: {reply['error']}")
@@ -60,22 +61,22 @@ class Unit:
     async def info(self) -> dict[str, Any]:
         """Board, firmware, unit id, battery, button, last fault, and whether
         config, counter state and keys are sound (never a key)."""
-        return await self._run("info")
+        return await self.run("info")
 
     async def battery(self) -> dict[str, Any]:
         """Millivolts and percent, and the cell under radio load."""
-        return await self._run("battery")
+        return await self.run("battery")
 
     async def diagnostics(self) -> dict[str, Any]:
-        return await self._run("diagnostics")
+        return await self.run("diagnostics")
 
     async def self_test(self) -> dict[str, Any]:
         """{"pass": bool, "checks": {name: "ok" or what is wrong}}."""
-        return await self._run("self_test")
+        return await self.run("self_test")
 
     async def clear_diagnostics(self) -> dict[str, Any]:
         """Start the counters afresh; the new counters."""
-        return await self._run("clear_diagnostics")
+        return await self.run("clear_diagnostics")
 
 
 async def readout(unit: Unit) -> dict[str, Any]:

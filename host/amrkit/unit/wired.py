@@ -6,6 +6,8 @@ Opening the link does not reset the unit.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import json
 from types import TracebackType
 from typing import Any
@@ -19,6 +21,15 @@ from amrkit.unit import UnitError
 def command_source(name: str) -> str:
     """What the raw REPL runs for one service command (amr/commands.py)."""
     return f"import amr.commands\namr.commands.wired({name!r})\n"
+
+
+def _reason(err: TransportError) -> str:
+    """What went wrong on the unit, in one line: the last line of the error
+    a program raised there (not its traceback), or the transport's words."""
+    if len(err.args) == 3 and err.args[0] == "exception":
+        lines = bytes(err.args[2]).decode(errors="replace").strip().splitlines()
+        return "it raised " + (lines[-1] if lines else "an error")
+    return str(err)
 
 
 class WiredLink:
@@ -53,10 +64,15 @@ class WiredLink:
                 f"cannot open {self.port}: {err}; check the cable and the port name"
             ) from err
         try:
-            self._transport.enter_raw_repl(soft_reset=False)
+            # mpremote prints what it got instead of a prompt; the error says enough.
+            with contextlib.redirect_stdout(io.StringIO()):
+                self._transport.enter_raw_repl(soft_reset=False)
         except TransportError as err:
             self._transport.close()
-            raise UnitError(f"{self.port} did not answer as an AMR unit: {err}") from err
+            raise UnitError(
+                f"{self.port} did not answer as an AMR unit: {_reason(err)}; "
+                "a blank board needs MicroPython and the app first"
+            ) from err
 
     def _close(self) -> None:
         try:
@@ -73,7 +89,15 @@ class WiredLink:
         try:
             output = self._transport.exec(command_source(name))
         except TransportError as err:
-            raise UnitError(f"{self.port} did not answer {name} as an AMR unit: {err}") from err
+            raise UnitError(
+                f"{self.port} did not answer {name} as an AMR unit: {_reason(err)}; "
+                "is the app deployed on it?"
+            ) from err
+        if not output.strip():
+            raise UnitError(
+                f"{self.port} gave no answer to {name}: the unit reset while running it "
+                "(a cell that browns out under radio load?); check the cell and try again"
+            )
         try:
             reply = json.loads(output)
         except ValueError as err:

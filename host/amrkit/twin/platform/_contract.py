@@ -9,6 +9,9 @@
 
 # Where the supervisor tells the emulations the unit's directory.
 DIR_ENV = "AMR_TWIN_DIR"
+# Set for the serial REPL's process: it is not a boot the supervisor waits
+# on, so a reset there (a brownout under a reading) ends it without exit.json.
+REPL_ENV = "AMR_TWIN_REPL"
 
 # Files in the unit's directory.
 UNIT_FILE = "unit.json"  # the supervisor's, read at boot and again while awake

@@ -29,12 +29,16 @@ from _contract import (
     HANG_AT_MS,
     RADIO_MV,
     REALTIME,
+    REPL_ENV,
     SAMPLES,
     SPAWN_WALL_MS,
     UNIT_FILE,
 )
 
 DIR = os.getenv(DIR_ENV)
+# In the serial REPL's process (a wired command), not a boot: nothing it does
+# goes into the boot's event log or exit.json, and its radio stays local.
+IN_REPL = bool(os.getenv(REPL_ENV))
 if not DIR:
     raise ImportError(DIR_ENV + " is not set: run the firmware through amrkit.twin")
 
@@ -230,6 +234,8 @@ def radio_on():
 
 
 def record(kind, **fields):
+    if IN_REPL:
+        return
     fields["kind"] = kind
     fields["t"] = _now
     with open(DIR + "/" + EVENTS_FILE, "a") as f:
@@ -246,6 +252,8 @@ def write_atomic(name, text):
 def stop(code, fields=None):
     """End this run of the firmware, as deep sleep or a power cut does;
     fields: more of exit.json."""
+    if IN_REPL:
+        sys.exit(code)  # a reset: the serial emulation starts the REPL again
     fields = fields or {}
     fields[CLOCK_MS] = _now
     fields[EXIT] = code

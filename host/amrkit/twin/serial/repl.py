@@ -34,7 +34,7 @@ import threading
 from pathlib import Path
 
 from amrkit.paths import firmware_dir, micropython_binary, platform_dir
-from amrkit.twin.platform._contract import DIR_ENV
+from amrkit.twin.platform._contract import DIR_ENV, REPL_ENV
 from amrkit.twin.serial.board import BootContext, OnBoot, UartHandler
 
 log = logging.getLogger("amrkit.twin.serial")
@@ -90,6 +90,7 @@ class RawReplApp:
             **os.environ,
             "MICROPYPATH": os.pathsep.join(str(p) for p in path),
             DIR_ENV: str(self.unit_dir),
+            REPL_ENV: "1",
         }
         try:
             self.process = subprocess.Popen(
