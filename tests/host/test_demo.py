@@ -46,3 +46,6 @@ def test_fleet_demo_flashes_deploys_alerts_and_reads_back() -> None:
     assert report["keys"] == "present" and report["diagnostics"]["alerts"] == 1
     assert report["ble"]["battery_pct"] == report["battery_pct"]  # the same cell, both links
     assert report["ble"]["hardware"] == "ESP32-C3" and "paired" in text
+    # The control point answers the same commands as the wired link.
+    assert set(report["ble"]) >= set(report) - {"ble"}
+    assert report["ble"]["unit_id"] == report["unit_id"] and "control point" in text

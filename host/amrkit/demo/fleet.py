@@ -26,14 +26,26 @@ from esptool.loader import DEFAULT_TIMEOUT  # type: ignore[import-untyped]
 from amrkit import build
 from amrkit.boards import Board
 from amrkit.listen import ble_source, session
+from amrkit.protocol import KnownUnit
 from amrkit.receiver import Receiver
 from amrkit.twin.serial.image import stand_in_image
 from amrkit.twin.sim import Sim
 from amrkit.unit import Unit, readout
-from amrkit.unit.ble import read_unit
+from amrkit.unit.ble import BleLink
 from amrkit.unit.wired import WiredLink
 
 LISTEN_S = 8.0
+
+
+async def _read_ble(units: list[KnownUnit], transport: str) -> dict[str, Any]:
+    """The standard services and the service commands, in one session."""
+    async with BleLink(units, transport) as link:
+        assert link.found is not None
+        return {
+            "unit_id": link.found.unit.unit,
+            **await link.device_information(),
+            **await readout(Unit(link)),
+        }
 
 
 async def _read_wired(port: str) -> dict[str, Any]:
@@ -126,11 +138,16 @@ def run_fleet_demo(board: Board, out: Callable[[str], None] = print) -> dict[str
         say("unit-1: the technician makes the maintenance gesture (three double taps)")
         sim.command({"cmd": "service", "unit": "unit-1"})
         known = [u.known for u in sim.units.values() if u.known]
-        ble = asyncio.run(read_unit(known, sim.ble))
+        ble = asyncio.run(_read_ble(known, sim.ble))
         say(
             f"bleak: found unit {ble['unit_id'][:8]} by its token, paired (LE Secure "
             f"Connections, passkey from its keys), battery {ble['battery_pct']}%, "
             f"{ble['manufacturer']} {ble['model']} firmware {ble['firmware']} on {ble['hardware']}"
+        )
+        say(
+            f"control point: the same commands as over serial: battery {ble['battery_mv']} mV, "
+            f"{ble['loaded_mv']} mV under radio load, last fault {ble['last_fault']}, "
+            f"boots={ble['diagnostics']['boots']}"
         )
         report["ble"] = ble
     say("all virtual units, ports and the radio stopped")
