@@ -58,12 +58,23 @@ def wired(sim: Sim, *names: str) -> list[dict[str, Any]]:
 
 
 def open_service_mode(sim: Sim) -> None:
+    """The maintenance gesture, until the unit is heard in service mode. On
+    a loaded host a real-time boot can run late and miss a tap of the
+    gesture (as a slow boot would on the chip): then the gesture is made
+    again, as a technician would."""
     unit = sim.units["unit-1"].unit
-    deadline = time.monotonic() + 60
-    while unit.awake_clock() is not None:  # an earlier session lingers
-        assert time.monotonic() < deadline, "the unit never went back to sleep"
-        time.sleep(0.1)
-    assert control(sim, {"cmd": "service", "unit": "unit-1"})["ok"]
+    for _ in range(3):
+        deadline = time.monotonic() + 60
+        while unit.awake_clock() is not None:  # an earlier session lingers
+            assert time.monotonic() < deadline, "the unit never went back to sleep"
+            time.sleep(0.1)
+        assert control(sim, {"cmd": "service", "unit": "unit-1"})["ok"]
+        try:
+            asyncio.run(find([known(sim)], sim.ble, timeout_s=30))
+            return
+        except UnitError:
+            continue
+    raise AssertionError("service mode never opened")
 
 
 def test_every_command_over_the_wired_link(sim: Sim) -> None:
