@@ -46,8 +46,9 @@ class Recogniser:
         # Start times of counted presses in this window; the service pattern
         # needs 2 * pairs of them, the alarm only the last multi_count.
         self._starts = [0] * max(self._count, 2 * self._pairs)
-        # Presses of the gesture the last event reported: a press that opens
-        # the next window in the same call must not hide them.
+        # Presses of the gesture the last event ended, set where each event
+        # is decided: a press that opens the next window in the same call
+        # must not hide them.
         self.gesture_presses = 0
         self.reset(0, False)
 
@@ -89,7 +90,7 @@ class Recogniser:
         self._raw = False
         self._raw_since = boot_ms
         self._down_since = boot_ms
-        return self._report(self._check_multi())
+        return self._check_multi()
 
     def held_since(self):
         """When the contact closed (debounced), or None while it is open."""
@@ -128,31 +129,6 @@ class Recogniser:
 
     def poll(self, t):
         """Advance time to t; returns a gesture code or None."""
-        return self._report(self._advance(t))
-
-    def deadline(self):
-        """The next time poll() must run even if no edge comes, or None."""
-        if not self._open:
-            return None
-        if self._raw != self._down:
-            settle = self._press_settle if self._raw else self._release_settle
-            return self._raw_since + settle
-        if self._latched:
-            return None
-        if self._down:
-            if not self._counted:
-                return self._down_since + self._min_press
-            return self._down_since + self._hold
-        return self._close_time()
-
-    # -- internals -------------------------------------------------------
-
-    def _report(self, event):
-        if event is not None:
-            self.gesture_presses = self.presses
-        return event
-
-    def _advance(self, t):
         if not self._open:
             return None
         if self._down and not self._latched:
@@ -176,6 +152,23 @@ class Recogniser:
             return None
         return self._maybe_close(t)
 
+    def deadline(self):
+        """The next time poll() must run even if no edge comes, or None."""
+        if not self._open:
+            return None
+        if self._raw != self._down:
+            settle = self._press_settle if self._raw else self._release_settle
+            return self._raw_since + settle
+        if self._latched:
+            return None
+        if self._down:
+            if not self._counted:
+                return self._down_since + self._min_press
+            return self._down_since + self._hold
+        return self._close_time()
+
+    # -- internals -------------------------------------------------------
+
     def _held(self, t):
         # A contact that opened but has not yet settled open still counts as
         # held up to the moment it opened: a glitch does not end a hold.
@@ -190,6 +183,7 @@ class Recogniser:
                 return event
         if held >= self._hold:
             self._latched = True
+            self.gesture_presses = self.presses
             return ALARM_HOLD
         return None
 
@@ -210,6 +204,7 @@ class Recogniser:
         n = self._n
         if n >= self._count and self._starts[n - 1] - self._starts[n - self._count] <= self._window:
             self._latched = True
+            self.gesture_presses = self.presses
             return ALARM_MULTI
         return None
 
@@ -245,6 +240,7 @@ class Recogniser:
         self._open = False
         if not self._activity:
             return None
+        self.gesture_presses = self.presses
         if self._service_progress() == self._pairs and self._n == 2 * self._pairs:
             return SERVICE
         self.reason = TOO_FEW if self.presses else NOISE
