@@ -13,8 +13,8 @@
 # back-off) and stops after a few retries, as an acknowledged alert does; its
 # frames are heartbeats, so only the receiver can tell it from an alert.
 import math
-import struct
 
+from amr import rtcmem
 from amr.compat import const
 
 RETRY_ADVERTISE_MS = const(1000)  # how long one retry advertises
@@ -22,8 +22,6 @@ RETRY_ADVERTISE_MS = const(1000)  # how long one retry advertises
 # session, instead of a wake per alert.
 _BATCH_MS = const(10000)
 _MAX_BACKOFF_MS = const(60000)
-_RTC_FORMAT = "<IQHH"  # alert id, next due (RTC ms), attempt, last attempt (0: until acked)
-_RTC_SIZE = const(16)
 COVER = const(0xFFFFFF00)  # ids from here up are cover sequences, never alert ids
 # How many retries a cover sequence makes: mostly one (an alert acknowledged
 # at its first retry), sometimes more (a receiver that took longer).
@@ -54,8 +52,7 @@ class Sequencer:
         not cover (after a power loss) is retried at once.
         """
         known = {}
-        for i in range(0, len(saved) - _RTC_SIZE + 1, _RTC_SIZE):
-            alert_id, due, attempt, last = struct.unpack_from(_RTC_FORMAT, saved, i)
+        for alert_id, due, attempt, last in rtcmem.plan_entries(saved):
             known[alert_id] = [due, attempt, last]
             if alert_id >= COVER:
                 self._plan[alert_id] = known[alert_id]
@@ -63,11 +60,7 @@ class Sequencer:
             self._plan[alert_id] = known.get(alert_id, [now, 1, 0])
 
     def snapshot(self):
-        out = bytearray(_RTC_SIZE * len(self._plan))
-        for i, alert_id in enumerate(self._plan):
-            due, attempt, last = self._plan[alert_id]
-            struct.pack_into(_RTC_FORMAT, out, i * _RTC_SIZE, alert_id, due, attempt, last)
-        return bytes(out)
+        return rtcmem.pack_plan(self._plan)
 
     def alarm(self, now):
         """A recognised alarm: persist a new alert, then schedule its burst."""

@@ -6,7 +6,9 @@
 # App record (little-endian):
 #   0  u8 flags       1  u8 stuck streak      2  u32 next counter
 #   6  u64 next heartbeat (RTC ms)            14 u64 next cover sequence
-#   22 u16 snapshot length                    24 the sequencer's snapshot
+#   22 u16 snapshot length                    24 the sequencer's snapshot:
+#      16 bytes an alert or cover sequence: u32 id, u64 next due (RTC ms),
+#      u16 attempt, u16 last attempt (0: until acknowledged)
 # The counter and schedules are valid only with SCHEDULED, which is set at
 # deep sleep for the next boot alone: were a run reset before it sleeps, a
 # stale next counter would be reused.
@@ -20,6 +22,8 @@ STUCK = const(2)  # the contact was closed at sleep: the button wakes on release
 
 _APP = "<BBIQQH"
 _APP_SIZE = const(24)
+_PLAN = "<IQHH"
+_PLAN_SIZE = const(16)
 
 
 def pack(diag_bytes, app_bytes):
@@ -65,6 +69,21 @@ class AppRecord:
             len(self.snapshot),
         )
         return head + self.snapshot
+
+
+def pack_plan(plan):
+    """The sequencer's snapshot: plan is {id: [next due, attempt, last]}."""
+    out = bytearray(_PLAN_SIZE * len(plan))
+    for i, alert_id in enumerate(plan):
+        due, attempt, last = plan[alert_id]
+        struct.pack_into(_PLAN, out, i * _PLAN_SIZE, alert_id, due, attempt, last)
+    return bytes(out)
+
+
+def plan_entries(data):
+    """(id, next due, attempt, last) of each entry of a snapshot."""
+    for i in range(0, len(data) - _PLAN_SIZE + 1, _PLAN_SIZE):
+        yield struct.unpack_from(_PLAN, data, i)
 
 
 def decode_app(data):
