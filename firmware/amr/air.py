@@ -122,7 +122,7 @@ class AirQueue:
         gauge = self._gauge
         flags = 0
         pct = 255  # no reading this session
-        if gauge.read():
+        if gauge.has_reading():
             if gauge.low:
                 flags |= frame.FLAG_LOW_BATTERY
             if gauge.below_floor():

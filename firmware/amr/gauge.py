@@ -34,7 +34,7 @@ class BatteryGauge:
     def below_floor(self):
         return self.millivolts() < self._floor_mv
 
-    def read(self):
+    def has_reading(self):
         """True once a reading was taken this session (frames carry it then)."""
         return self._mv is not None
 

@@ -23,10 +23,11 @@ from amrkit.ble.bumble import bumble_client
 from amrkit.boards import load_board
 from amrkit.bundle import write_bundle
 from amrkit.cli import EXIT_UNIT
+from amrkit.contract import CONTROL_POINT_UUID
 from amrkit.protocol import KnownUnit
 from amrkit.twin.sim import Sim
 from amrkit.unit import Unit, UnitError, readout
-from amrkit.unit.ble import CONTROL_POINT, BleLink, find
+from amrkit.unit.ble import BleLink, find
 from amrkit.unit.wired import WiredLink
 
 PASS = "commands test"
@@ -161,7 +162,7 @@ def test_the_control_point_answers_only_an_authenticated_host(sim: Sim) -> None:
         hit = await find([unit], sim.ble)
         async with BleakClient(hit.device, backend=bumble_client(sim.ble)) as client:
             with pytest.raises(BleakError) as refused:
-                await client.write_gatt_char(CONTROL_POINT, b"info", response=True)
+                await client.write_gatt_char(CONTROL_POINT_UUID, b"info", response=True)
         return str(refused.value)
 
     assert "authentication" in asyncio.run(unpaired()).lower()

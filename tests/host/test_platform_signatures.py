@@ -91,6 +91,7 @@ USERS = [
     platform_dir() / "machine.py",
     *sorted((REPO_DIR / "host" / "amrkit" / "twin" / "radio_peer").glob("*.py")),
     REPO_DIR / "host" / "amrkit" / "twin" / "unit.py",
+    REPO_DIR / "host" / "amrkit" / "contract.py",
 ]
 CONSTANT = re.compile(
     r"^_?((?:IRQ|FLAG|PASSKEY_ACTION|IO_CAPABILITY|ADDR|ADV)_[A-Z_]+|[A-Z]+_(?:RESET|WAKE)) = "

@@ -10,12 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from amrkit.boards import load_board
+from amrkit.contract import TIMER_WAKE
 from amrkit.paths import firmware_module
 from amrkit.protocol import Frame, Kind, KnownUnit, ack_ad, derive_keys, encode
 from amrkit.receiver import DEEP_WINDOW, WINDOW, Receiver, ad_from_manufacturer_data
 from amrkit.twin.factory import provision
 from amrkit.twin.gestures import Rng, taps, trace
-from amrkit.twin.unit import TIMER_WAKE, Boot, VirtualUnit
+from amrkit.twin.unit import Boot, VirtualUnit
 
 SECRET = b"receiver test registry secret!!!"
 UNIT = bytes.fromhex("1111222233334444")

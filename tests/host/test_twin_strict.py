@@ -14,11 +14,12 @@ from pathlib import Path
 from sim_control import control
 
 from amrkit.boards import load_board
+from amrkit.contract import GPIO_WAKE, WDT_RESET
 from amrkit.paths import firmware_dir, firmware_module
 from amrkit.twin.factory import provision
 from amrkit.twin.gestures import Rng, replay, taps, trace
 from amrkit.twin.sim import Sim
-from amrkit.twin.unit import GPIO_WAKE, WDT_RESET, VirtualUnit
+from amrkit.twin.unit import VirtualUnit
 
 BOARD = load_board()
 CFG = firmware_module("config").DEFAULTS

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from amrkit.boards import Board
-from amrkit.paths import firmware_dir, firmware_module, micropython_binary, platform_dir
+from amrkit.contract import DEEPSLEEP_RESET, GPIO_WAKE, PWRON_RESET, TIMER_WAKE, WDT_RESET
+from amrkit.paths import firmware_dir, micropython_binary, platform_dir
 from amrkit.twin.platform._contract import (
     ACTIVE_LOW,
     ADC_UV,
@@ -63,16 +64,9 @@ from amrkit.twin.platform._contract import (
     WAKE_REASON,
 )
 
-_contract = firmware_module("contract")
-PWRON_RESET: int = _contract.PWRON_RESET
-WDT_RESET: int = _contract.WDT_RESET
-DEEPSLEEP_RESET: int = _contract.DEEPSLEEP_RESET
-TIMER_WAKE: int = _contract.TIMER_WAKE
-GPIO_WAKE: int = _contract.GPIO_WAKE
-
 BOOT_TIMEOUT_S = 60
 # A unit on a radio may open service mode, live in real time; the firmware
-# closes it after at most 5 minutes (amr/app.py _SERVICE_MAX_MS).
+# closes it after at most 5 minutes (amr/service_mode.py _MAX_MS).
 LIVE_BOOT_TIMEOUT_S = 360
 SAMPLES_KEPT_MS = 60_000  # contact samples older than this are history to a boot
 

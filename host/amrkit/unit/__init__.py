@@ -15,12 +15,26 @@ provision, check, wipe) depend on `Unit` alone, never on how it is reached:
 
 from __future__ import annotations
 
+import json
 from types import TracebackType
 from typing import Any, Protocol, Self
 
 
 class UnitError(RuntimeError):
     """The unit could not be reached, or did not answer sensibly."""
+
+
+def decode_reply(where: str, name: str, data: bytes) -> dict[str, Any]:
+    """A command's reply as the firmware sends it on either link: one JSON
+    object. Anything else is a UnitError that quotes the start of it."""
+    try:
+        reply = json.loads(data)
+    except ValueError as err:
+        text = data.decode(errors="replace")[:200]
+        raise UnitError(f"{where} answered {name} with something else: {text!r}") from err
+    if not isinstance(reply, dict):
+        raise UnitError(f"{where} answered {name} with {type(reply).__name__}, not a reply")
+    return reply
 
 
 class Link(Protocol):

@@ -13,7 +13,6 @@ the twin's virtual radio and on a USB HCI dongle.
 from __future__ import annotations
 
 import asyncio
-import json
 import struct
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -29,13 +28,9 @@ from bleak.uuids import normalize_uuid_16
 from bumble.keys import KeyStore
 
 from amrkit.ble.bumble import bumble_client, bumble_scanner
-from amrkit.paths import firmware_module
+from amrkit.contract import CHUNK_LAST, CONTROL_POINT_UUID
 from amrkit.protocol import RID_LENGTH, KnownUnit, service_passkey, service_token
-from amrkit.unit import UnitError
-
-_contract = firmware_module("contract")
-CONTROL_POINT: str = _contract.CONTROL_POINT_UUID
-CHUNK_LAST: int = _contract.CHUNK_LAST
+from amrkit.unit import UnitError, decode_reply
 
 BATTERY_SERVICE = normalize_uuid_16(0x180F)
 DEVICE_INFORMATION = normalize_uuid_16(0x180A)
@@ -149,7 +144,7 @@ class BleLink:
             await self._client.connect()
             try:
                 await self._client.pair()
-                await self._client.start_notify(CONTROL_POINT, self._on_chunk)
+                await self._client.start_notify(CONTROL_POINT_UUID, self._on_chunk)
             except BaseException:
                 await self._client.disconnect()
                 raise
@@ -181,22 +176,14 @@ class BleLink:
         self._reply, self._next = bytearray(), 0
         self._done = asyncio.get_running_loop().create_future()
         with self._errors(name):
-            await client.write_gatt_char(CONTROL_POINT, name.encode(), response=True)
+            await client.write_gatt_char(CONTROL_POINT_UUID, name.encode(), response=True)
         try:
             data = await asyncio.wait_for(self._done, self._timeout_s)
         except TimeoutError:
             raise UnitError(
                 f"{self.name} did not answer {name} within {self._timeout_s:.0f} s"
             ) from None
-        try:
-            reply = json.loads(data)
-        except ValueError as err:
-            raise UnitError(
-                f"{self.name} answered {name} with something else: {data[:200]!r}"
-            ) from err
-        if not isinstance(reply, dict):
-            raise UnitError(f"{self.name} answered {name} with {type(reply).__name__}, not a reply")
-        return reply
+        return decode_reply(self.name, name, data)
 
     def _on_chunk(self, _characteristic: Any, value: bytearray) -> None:
         done = self._done

@@ -8,14 +8,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-import json
 from types import TracebackType
 from typing import Any
 
 from mpremote.transport import TransportError  # type: ignore[import-untyped]
 from mpremote.transport_serial import SerialTransport  # type: ignore[import-untyped]
 
-from amrkit.unit import UnitError
+from amrkit.unit import UnitError, decode_reply
 
 
 def command_source(name: str) -> str:
@@ -98,11 +97,4 @@ class WiredLink:
                 f"{self.port} gave no answer to {name}: the unit reset while running it "
                 "(a cell that browns out under radio load?); check the cell and try again"
             )
-        try:
-            reply = json.loads(output)
-        except ValueError as err:
-            text = output.decode(errors="replace")[:200]
-            raise UnitError(f"{self.port} answered {name} with something else: {text!r}") from err
-        if not isinstance(reply, dict):
-            raise UnitError(f"{self.port} answered {name} with {type(reply).__name__}, not a reply")
-        return reply
+        return decode_reply(self.port, name, output)

@@ -48,6 +48,9 @@ with open(DIR + "/" + UNIT_FILE) as _f:
 _wake = UNIT[CLOCK_MS]
 _now = _wake + UNIT[BOOT_MS]
 _samples = UNIT[SAMPLES]  # [[t_ms, pressed], ...] on the RTC clock, in time order
+# unit.json as last read: at boot, then after each real-time wait (the
+# supervisor adds presses and hangs to it while the unit is awake).
+_seen = UNIT
 commits = UNIT[COMMITS]  # NVS commits so far in the unit's life
 _REALTIME = bool(UNIT.get(REALTIME))
 # Samples already felt by the pin: all before _felt_t, and the first _felt_n
@@ -114,14 +117,15 @@ def _wall_now():
 def _wait_until(t):
     """Real time passes until the clock reads t (radio events are delivered
     meanwhile); then pick up presses added since."""
-    global _samples
+    global _samples, _seen
     remaining = t - _wall_now()
     if remaining > 0:
         if _pump is not None:
             _pump(remaining)
         else:
             utime.sleep_ms(remaining)
-    _samples = latest().get(SAMPLES, _samples)
+    _seen = latest()
+    _samples = _seen.get(SAMPLES, _samples)
 
 
 def advance(ms):
@@ -176,7 +180,7 @@ def _watch(end):
     for, so a slow host never looks like a hang."""
     if IN_REPL:
         return  # the watchdog and injected hangs belong to the unit's boots
-    at = (latest() if _REALTIME else UNIT).get(HANG_AT_MS)
+    at = _seen.get(HANG_AT_MS)
     if at is not None and end >= at:
         advance_to(at)
         record("hang")

@@ -18,7 +18,13 @@ from bumble import hci
 from bumble.device import Advertisement, AdvertisingType, Connection, Device
 
 from amrkit.ble.bumble.link import BumbleHost, VirtualRadio
-from amrkit.paths import firmware_module
+from amrkit.contract import (
+    ADV_IND,
+    ADV_NONCONN_IND,
+    IRQ_CENTRAL_CONNECT,
+    IRQ_CENTRAL_DISCONNECT,
+    IRQ_SCAN_RESULT,
+)
 from amrkit.twin.platform._contract import (
     OP_ACTIVE,
     OP_ADDRESS,
@@ -35,13 +41,6 @@ from amrkit.twin.platform._contract import (
 from amrkit.twin.radio_peer.gatt import GattServer
 from amrkit.twin.radio_peer.pairing import Pairing
 from amrkit.twin.radio_peer.wire import PeerError, Wire
-
-_contract = firmware_module("contract")
-IRQ_CENTRAL_CONNECT: int = _contract.IRQ_CENTRAL_CONNECT
-IRQ_CENTRAL_DISCONNECT: int = _contract.IRQ_CENTRAL_DISCONNECT
-IRQ_SCAN_RESULT: int = _contract.IRQ_SCAN_RESULT
-ADV_IND: int = _contract.ADV_IND
-ADV_NONCONN_IND: int = _contract.ADV_NONCONN_IND
 
 
 class UnitSession:

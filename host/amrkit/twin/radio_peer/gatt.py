@@ -11,37 +11,42 @@ from bumble.att import Attribute
 from bumble.device import Connection, Device
 from bumble.gatt import Characteristic, CharacteristicValue, Service
 
-from amrkit.paths import firmware_module
+from amrkit.contract import (
+    FLAG_READ,
+    FLAG_READ_AUTHENTICATED,
+    FLAG_READ_AUTHORIZED,
+    FLAG_READ_ENCRYPTED,
+    FLAG_WRITE,
+    FLAG_WRITE_AUTHENTICATED,
+    FLAG_WRITE_AUTHORIZED,
+    FLAG_WRITE_ENCRYPTED,
+    FLAG_WRITE_NO_RESPONSE,
+    IRQ_GATTS_WRITE,
+)
 from amrkit.twin.radio_peer.wire import PeerError, Wire
 
-_contract = firmware_module("contract")
-IRQ_GATTS_WRITE: int = _contract.IRQ_GATTS_WRITE
-
 # MicroPython characteristic flags -> bumble properties and permissions.
-_FLAG_READ: int = _contract.FLAG_READ
-_FLAG_WRITE_NO_RESPONSE: int = _contract.FLAG_WRITE_NO_RESPONSE
-_FLAG_WRITE: int = _contract.FLAG_WRITE
 _PROPERTY_MASK = 0x00FF
 _READ_PERMISSIONS = (
-    (_contract.FLAG_READ_ENCRYPTED, Attribute.READ_REQUIRES_ENCRYPTION),
-    (_contract.FLAG_READ_AUTHENTICATED, Attribute.READ_REQUIRES_AUTHENTICATION),
-    (_contract.FLAG_READ_AUTHORIZED, Attribute.READ_REQUIRES_AUTHORIZATION),
+    (FLAG_READ_ENCRYPTED, Attribute.READ_REQUIRES_ENCRYPTION),
+    (FLAG_READ_AUTHENTICATED, Attribute.READ_REQUIRES_AUTHENTICATION),
+    (FLAG_READ_AUTHORIZED, Attribute.READ_REQUIRES_AUTHORIZATION),
 )
 _WRITE_PERMISSIONS = (
-    (_contract.FLAG_WRITE_ENCRYPTED, Attribute.WRITE_REQUIRES_ENCRYPTION),
-    (_contract.FLAG_WRITE_AUTHENTICATED, Attribute.WRITE_REQUIRES_AUTHENTICATION),
-    (_contract.FLAG_WRITE_AUTHORIZED, Attribute.WRITE_REQUIRES_AUTHORIZATION),
+    (FLAG_WRITE_ENCRYPTED, Attribute.WRITE_REQUIRES_ENCRYPTION),
+    (FLAG_WRITE_AUTHENTICATED, Attribute.WRITE_REQUIRES_AUTHENTICATION),
+    (FLAG_WRITE_AUTHORIZED, Attribute.WRITE_REQUIRES_AUTHORIZATION),
 )
 
 
 def permissions_for(flags: int) -> Attribute.Permissions:
     permissions = Attribute.Permissions(0)
-    if flags & _FLAG_READ:
+    if flags & FLAG_READ:
         permissions |= Attribute.READABLE
         for bit, permission in _READ_PERMISSIONS:
             if flags & bit:
                 permissions |= permission
-    if flags & (_FLAG_WRITE | _FLAG_WRITE_NO_RESPONSE):
+    if flags & (FLAG_WRITE | FLAG_WRITE_NO_RESPONSE):
         permissions |= Attribute.WRITEABLE
         for bit, permission in _WRITE_PERMISSIONS:
             if flags & bit:

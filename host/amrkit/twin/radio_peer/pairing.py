@@ -16,18 +16,17 @@ from bumble.device import Connection, Device
 from bumble.keys import KeyStore, PairingKeys
 from bumble.pairing import PairingConfig, PairingDelegate
 
-from amrkit.paths import firmware_module
+from amrkit.contract import (
+    IRQ_ENCRYPTION_UPDATE,
+    IRQ_GET_SECRET,
+    IRQ_PASSKEY_ACTION,
+    IRQ_SET_SECRET,
+    PASSKEY_ACTION_DISPLAY,
+    SECRET_PEER,
+)
 from amrkit.twin.radio_peer.wire import ANSWER_TIMEOUT_S, Wire
 
 log = logging.getLogger(__name__)
-
-_contract = firmware_module("contract")
-IRQ_ENCRYPTION_UPDATE: int = _contract.IRQ_ENCRYPTION_UPDATE
-IRQ_GET_SECRET: int = _contract.IRQ_GET_SECRET
-IRQ_SET_SECRET: int = _contract.IRQ_SET_SECRET
-IRQ_PASSKEY_ACTION: int = _contract.IRQ_PASSKEY_ACTION
-PASSKEY_ACTION_DISPLAY: int = _contract.PASSKEY_ACTION_DISPLAY
-SECRET_PEER: int = _contract.SECRET_PEER  # the secret type this device stores: keys for one peer
 
 
 def encode_peer_keys(name: str, keys: PairingKeys) -> bytes:
