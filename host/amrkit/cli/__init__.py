@@ -1,0 +1,35 @@
+"""The `amr` command line: one module a verb (or a group of them); each
+parses, calls a workflow and prints. What they share is in common.py."""
+
+from __future__ import annotations
+
+import click
+
+from amrkit.cli.common import (
+    EXIT_BUILD,
+    EXIT_INPUT,
+    EXIT_KEYS,
+    EXIT_RADIO,
+    EXIT_UNIT,
+    exit_code_help,
+)
+from amrkit.cli.demo import demo
+from amrkit.cli.firmware import build_app
+from amrkit.cli.info import info
+from amrkit.cli.listen import listen
+from amrkit.cli.sim import sim
+
+__all__ = ["EXIT_BUILD", "EXIT_INPUT", "EXIT_KEYS", "EXIT_RADIO", "EXIT_UNIT", "main"]
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=exit_code_help(),
+)
+@click.version_option(package_name="amrkit")
+def main() -> None:
+    """Tooling for the AMR discreet panic button: firmware, twin, receiver."""
+
+
+for command in (demo, listen, build_app, sim, info):
+    main.add_command(command)

@@ -1,0 +1,87 @@
+"""What every `amr` command shares: exit codes, failing with a message,
+secrets asked for without echo, board profiles and key bundles read with
+errors that say what to do, and values printed as a person reads them."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+
+from amrkit.boards import Board, load_profile
+
+if TYPE_CHECKING:
+    from amrkit.protocol import KnownUnit
+
+# Exit codes, for scripts; 2 is click's usage error (a bad board profile too).
+EXIT_BUILD = 1  # a firmware file that does not compile
+EXIT_KEYS = 3  # bundle or secret missing, unreadable or wrong passphrase
+EXIT_RADIO = 4  # no usable Bluetooth adapter
+EXIT_INPUT = 5  # a capture file that cannot be read
+EXIT_UNIT = 6  # a unit that cannot be reached, or does not answer, over its link
+
+EXIT_CODES = {
+    0: "success",
+    EXIT_BUILD: "a firmware file does not compile",
+    2: "usage: a bad option, argument or board profile",
+    EXIT_KEYS: "a bundle or secret is missing, unreadable or has the wrong passphrase",
+    EXIT_RADIO: "no usable Bluetooth adapter or transport",
+    EXIT_INPUT: "an input file cannot be read",
+    EXIT_UNIT: "a unit cannot be reached, or does not answer, over its link",
+}
+
+
+def exit_code_help() -> str:
+    """The exit codes as `amr --help` lists them."""
+    return "\b\nExit codes:\n" + "\n".join(f"  {n:>2}  {text}" for n, text in EXIT_CODES.items())
+
+
+def fail(message: str, code: int) -> NoReturn:
+    click.echo(f"amr: {message}", err=True)
+    raise SystemExit(code)
+
+
+def passphrase(env: str) -> str:
+    value = os.environ.get(env)
+    if value:
+        return value
+    if not sys.stdin.isatty():
+        fail(f"no passphrase: set ${env} or run interactively", EXIT_KEYS)
+    return str(click.prompt("Bundle passphrase", hide_input=True))
+
+
+def load_board(path: Path) -> Board:
+    """The board a profile describes, or a usage error saying what is wrong with it."""
+    try:
+        return load_profile(path)
+    except ValueError as err:
+        raise click.UsageError(str(err)) from err
+
+
+def bundle_units(bundle: Path, passphrase_env: str) -> list[KnownUnit]:
+    """The units of a key bundle, or exit: the bundle or its passphrase is wrong."""
+    from amrkit.bundle import BundleError, read_bundle
+
+    try:
+        return read_bundle(bundle, passphrase(passphrase_env))
+    except BundleError as err:
+        fail(str(err), EXIT_KEYS)
+
+
+def text(value: Any) -> str:
+    """A value as a person reads it: nested fields as name=value."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={text(v)}" for k, v in value.items())
+    if value is None:
+        return "-"
+    return str(value)
+
+
+def echo_fields(report: dict[str, Any]) -> None:
+    """One field a line, names aligned on the right."""
+    width = max((len(k) for k in report), default=0)
+    for key, value in report.items():
+        click.echo(f"{key:>{width}}  {text(value)}")

@@ -1,0 +1,31 @@
+"""`amr demo`: the stories told on virtual units."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from amrkit.boards import DEFAULT_BOARD, profile_path
+from amrkit.cli.common import load_board
+
+
+@click.command()
+@click.option("--board", default=DEFAULT_BOARD, show_default=True, help="Board profile name.")
+@click.option("--json", "as_json", is_flag=True, help="Print only the final diagnostics as JSON.")
+@click.option(
+    "--fleet",
+    is_flag=True,
+    help="Instead: esptool, mpremote, the receiver and the serial readout against 3 virtual units.",
+)
+def demo(board: str, as_json: bool, fleet: bool) -> None:
+    """Run the firmware on the MicroPython unix port through a scripted scenario."""
+    from amrkit.demo.fleet import run_fleet_demo
+    from amrkit.demo.story import run_demo
+
+    profile = load_board(profile_path(board))
+    run = run_fleet_demo if fleet else run_demo
+    if as_json:
+        click.echo(json.dumps(run(profile, out=lambda _line: None)))
+    else:
+        run(profile, out=click.echo)
