@@ -20,8 +20,10 @@ if TYPE_CHECKING:
 EXIT_BUILD = 1  # a firmware file that does not compile
 EXIT_KEYS = 3  # bundle or secret missing, unreadable or wrong passphrase
 EXIT_RADIO = 4  # no usable Bluetooth adapter
-EXIT_INPUT = 5  # a capture file that cannot be read
+EXIT_INPUT = 5  # an input file that cannot be read, or an image that does not fit the unit
 EXIT_UNIT = 6  # a unit that cannot be reached, or does not answer, over its link
+EXIT_UNFIT = 7  # a unit that failed a check or is not fit for use (the reason is printed)
+EXIT_REGISTRY = 8  # the registry refused: an illegal step, an unknown unit, a broken audit chain
 
 EXIT_CODES = {
     0: "success",
@@ -29,8 +31,10 @@ EXIT_CODES = {
     2: "usage: a bad option, argument or board profile",
     EXIT_KEYS: "a bundle or secret is missing, unreadable or has the wrong passphrase",
     EXIT_RADIO: "no usable Bluetooth adapter or transport",
-    EXIT_INPUT: "an input file cannot be read",
+    EXIT_INPUT: "an input file cannot be read, or an image does not fit the unit",
     EXIT_UNIT: "a unit cannot be reached, or does not answer, over its link",
+    EXIT_UNFIT: "a unit failed a check or is not fit for use; the reason and next step are printed",
+    EXIT_REGISTRY: "the registry refused: an illegal step, an unknown unit, a broken audit chain",
 }
 
 
