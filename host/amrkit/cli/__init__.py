@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import click
 
+from amrkit.cli.audit import audit_log
 from amrkit.cli.common import (
     EXIT_BUILD,
     EXIT_INPUT,
@@ -18,6 +19,7 @@ from amrkit.cli.firmware import build_app
 from amrkit.cli.info import info
 from amrkit.cli.listen import listen
 from amrkit.cli.sim import sim
+from amrkit.cli.units import units
 
 __all__ = ["EXIT_BUILD", "EXIT_INPUT", "EXIT_KEYS", "EXIT_RADIO", "EXIT_UNIT", "main"]
 
@@ -31,5 +33,5 @@ def main() -> None:
     """Tooling for the AMR discreet panic button: firmware, twin, receiver."""
 
 
-for command in (demo, listen, build_app, sim, info):
+for command in (demo, listen, build_app, sim, info, units, audit_log):
     main.add_command(command)

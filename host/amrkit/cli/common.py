@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -15,6 +17,7 @@ from amrkit.boards import Board, load_profile
 
 if TYPE_CHECKING:
     from amrkit.protocol import KnownUnit
+    from amrkit.registry import Registry
 
 # Exit codes, for scripts; 2 is click's usage error (a bad board profile too).
 EXIT_BUILD = 1  # a firmware file that does not compile
@@ -89,3 +92,71 @@ def echo_fields(report: dict[str, Any]) -> None:
     width = max((len(k) for k in report), default=0)
     for key, value in report.items():
         click.echo(f"{key:>{width}}  {text(value)}")
+
+
+# --- the unit registry (amr units, amr audit) ---------------------------------
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def registry_options(command: F) -> F:
+    """--registry, --master-key-file and --actor, on every registry command."""
+    command = click.option(
+        "--actor",
+        help="Who does this, for the audit log [$AMR_ACTOR, else the OS user].",
+    )(command)
+    command = click.option(
+        "--master-key-file",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="File holding the registry master key [$AMR_MASTER_KEY_FILE, $AMR_MASTER_KEY, "
+        "else the OS keyring].",
+    )(command)
+    command = click.option(
+        "--registry",
+        "registry_url",
+        metavar="URL",
+        help="Registry database: sqlite:///PATH, a file path, or postgresql+psycopg://... "
+        "[$AMR_REGISTRY, else ~/.local/share/amr/registry.sqlite].",
+    )(command)
+    return command
+
+
+def actor_name(actor: str | None) -> str:
+    if actor:
+        return actor
+    named = os.environ.get("AMR_ACTOR")
+    if named:
+        return named
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        fail("no actor: give --actor or set $AMR_ACTOR", 2)
+
+
+@contextmanager
+def registry_errors() -> Iterator[None]:
+    """Registry errors as a message and their exit code, never a traceback."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from amrkit.registry import MasterKeyError, RegistryError
+
+    try:
+        yield
+    except MasterKeyError as err:
+        fail(str(err), EXIT_KEYS)
+    except RegistryError as err:
+        fail(str(err), EXIT_REGISTRY)
+    except SQLAlchemyError as err:
+        fail(f"registry database error: {str(err).splitlines()[0]}", EXIT_REGISTRY)
+
+
+def open_registry(url: str | None, master_key_file: Path | None, create: bool = False) -> Registry:
+    """The registry, open and migrated, or exit with what is wrong (3 for the key, 8 else)."""
+    from amrkit.registry import MasterKey, Registry
+
+    with registry_errors():
+        key = MasterKey.resolve(master_key_file)
+        return Registry.open(url, key, create=create)
+    raise AssertionError("unreachable")
