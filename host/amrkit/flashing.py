@@ -27,6 +27,7 @@ import contextlib
 import hashlib
 import io
 import json
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -159,8 +160,7 @@ def _enter_raw(port: str, transport: Any, wait_s: float) -> None:
     deadline = time.monotonic() + wait_s
     while True:
         try:
-            with contextlib.redirect_stdout(io.StringIO()):
-                transport.enter_raw_repl(soft_reset=False, timeout_overall=2)
+            transport.enter_raw_repl(soft_reset=False, timeout_overall=2)
             return
         except TransportError as err:
             if time.monotonic() >= deadline:
@@ -359,8 +359,7 @@ def _check_not_older(port: str, version: str, force: bool) -> None:
         raise FlashError(port, "unit", _port_problem(port, err)) from err
     try:
         try:
-            with contextlib.redirect_stdout(io.StringIO()):
-                transport.enter_raw_repl(soft_reset=False, timeout_overall=2)
+            transport.enter_raw_repl(soft_reset=False, timeout_overall=2)
         except TransportError:
             return  # no MicroPython answering (blank, or in the loader): nothing to keep
         release = _read_unit_release(transport)
@@ -378,6 +377,32 @@ def _check_not_older(port: str, version: str, force: bool) -> None:
         )
 
 
+_WORKER = "amr-flash"
+
+
+class _WorkerSilencer(io.TextIOBase):
+    """sys.stdout while workers run: their writes are dropped, others' pass."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+
+    def write(self, text: str) -> int:
+        if threading.current_thread().name.startswith(_WORKER):
+            return len(text)
+        written: int = self._real.write(text)
+        return written
+
+    def flush(self) -> None:
+        self._real.flush()
+
+
+def quiet_esptool() -> None:
+    """esptool's library API prints its progress; the workflow reports its own."""
+    from esptool.logger import log  # type: ignore[import-untyped]
+
+    log.set_verbosity("silent")
+
+
 # -- several units ------------------------------------------------------------------
 
 
@@ -391,6 +416,7 @@ def flash_units(
 ) -> dict[str, FlashResult | FlashError]:
     """Flash every port in parallel (a thread each); the outcome per port."""
     check_image(image, chip)  # refused before any port is touched
+    quiet_esptool()
     lock = threading.Lock()
 
     def report(port: str, stage: str, fraction: float) -> None:
@@ -406,6 +432,14 @@ def flash_units(
         except Exception as err:  # an unexpected failure stays with its port
             return FlashError(port, "unit", f"{port}: {type(err).__name__}: {err}")
 
-    with ThreadPoolExecutor(max_workers=max(1, len(ports))) as pool:
-        outcomes = list(pool.map(one, ports))
+    # mpremote prints what it got when a unit does not enter the raw REPL;
+    # contextlib.redirect_stdout swaps a global, which threads would tangle,
+    # so the workers' prints are dropped by thread name instead.
+    real_stdout = sys.stdout
+    sys.stdout = _WorkerSilencer(real_stdout)
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, len(ports)), thread_name_prefix=_WORKER) as pool:
+            outcomes = list(pool.map(one, ports))
+    finally:
+        sys.stdout = real_stdout
     return dict(zip(ports, outcomes, strict=True))
