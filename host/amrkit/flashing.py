@@ -215,7 +215,8 @@ def _close(transport: Any) -> None:
 
 def _port_problem(port: str, err: BaseException) -> str:
     text = str(err)
-    if "No such file" in text or "Errno 2" in text:
+    missing = "://" not in port and not Path(port).exists()
+    if missing or "No such file" in text or "Errno 2" in text:
         return f"{port} does not exist: check the port name (amr flash without --port lists units)"
     if "busy" in text.lower() or "Errno 16" in text or "exclusive" in text.lower():
         return f"{port} is busy: another program (a terminal, mpremote, esptool) has it open"
