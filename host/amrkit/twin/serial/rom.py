@@ -15,23 +15,43 @@ FLASH_BEGIN/DATA/END, FLASH_DEFL_BEGIN/DATA/END (zlib, streamed),
 SPI_FLASH_MD5 (the ROM answers 32 hex characters, the stub 16 raw bytes),
 READ_FLASH_SLOW (64-byte blocks) and CHANGE_BAUDRATE.
 
-Not emulated: RAM download (MEM_BEGIN/DATA/END), which is how esptool starts
-its flasher stub. Those commands fail at once with the ROM's "invalid
-message" status, so esptool without ``--no-stub`` stops with a clear error
-instead of waiting for a stub that never answers.
+RAM download (MEM_BEGIN/DATA/END) is accepted: esptool uploads its flasher
+stub that way and runs it with MEM_END's entry point. The loader keeps the
+uploaded segments; if the text segment is one of the stubs esptool ships for
+the C3 (``esptool/targets/stub_flasher/*/esp32c3.json``), the chip "runs" it:
+the stub greets with the SLIP packet ``OHAI`` and from then on the loader
+answers as esptool's stub does (see ``StubMode`` below). Any other RAM
+program is logged and the chip goes quiet, as a chip running code the
+emulation cannot run would.
+
+The stub, as esptool's loader.py expects it: two status bytes (not four);
+SYNC answered with value 0 (how esptool tells a stub from the ROM);
+SPI_FLASH_MD5 returns 16 raw bytes; READ_FLASH streams the flash in
+``packet_size`` SLIP packets, at most ``max_unacked`` ahead of the host's
+4-byte acknowledgements, then a 16-byte MD5 digest packet; ERASE_FLASH and
+ERASE_REGION (whole sectors); FLASH_END/FLASH_DEFL_END with "stay" keep the
+stub running, without it the stub soft-resets the chip, which comes back in
+the ROM loader (the boot mode is latched at power-on/EN reset, not at a
+software reset); RUN_USER_CODE boots the image in flash; errors carry the
+stub's codes (0xC0-0xC9, 0xFF).
 """
 
 from __future__ import annotations
 
+import base64
+import functools
+import hashlib
+import json
 import logging
 import struct
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 from amrkit.chips import CHIPS
-from amrkit.twin.serial.flash import FlashError, FlashMemory
+from amrkit.twin.serial.flash import SECTOR_SIZE, FlashError, FlashMemory
 
 log = logging.getLogger("amrkit.twin.serial")
 
@@ -54,6 +74,11 @@ FLASH_DEFL_DATA = 0x11
 FLASH_DEFL_END = 0x12
 SPI_FLASH_MD5 = 0x13
 GET_SECURITY_INFO = 0x14
+# Stub-only commands.
+ERASE_FLASH = 0xD0
+ERASE_REGION = 0xD1
+READ_FLASH = 0xD2
+RUN_USER_CODE = 0xD3
 
 # ROM error codes (second status byte; esptool/util.py prints them as 0x01xx).
 ERR_INVALID_MESSAGE = 0x05
@@ -63,6 +88,19 @@ ERR_FLASH_WRITE = 0x08
 ERR_FLASH_READ = 0x09
 ERR_READ_LENGTH = 0x0A
 ERR_DEFLATE = 0x0B
+# The stub's error codes (esptool/util.py: 0xC000 "Bad data length" and on).
+STUB_ERRORS = {
+    ERR_INVALID_MESSAGE: 0xC0,  # bad data length
+    ERR_CHECKSUM: 0xC1,
+    ERR_FAILED: 0xC6,  # not in flash mode
+    ERR_FLASH_WRITE: 0xC4,  # failed SPI operation
+    ERR_FLASH_READ: 0xC4,
+    ERR_READ_LENGTH: 0xC0,
+    ERR_DEFLATE: 0xC7,
+}
+STUB_INVALID_COMMAND = 0xC3
+STUB_BAD_BLOCKSIZE = 0xC2
+OHAI = b"OHAI"  # what esptool's stub sends when it starts
 
 CHECKSUM_MAGIC = 0xEF
 SYNC_DATA = b"\x07\x07\x12\x20" + 32 * b"\x55"
@@ -175,6 +213,26 @@ class RomHost(Protocol):
         """Leave the loader and boot the image in flash (FLASH_END, watchdog),
         ``delay`` seconds from now unless something resets the chip first."""
 
+    def software_reset(self, cause: str) -> None:
+        """A software reset: the chip restarts in the boot mode latched at its
+        last power-on or EN reset (download mode, for a loader)."""
+
+
+@functools.cache
+def known_stubs() -> dict[bytes, str]:
+    """SHA-256 of each flasher stub's text segment esptool ships for the C3 -> its file."""
+    import esptool  # type: ignore[import-untyped]
+
+    stubs: dict[bytes, str] = {}
+    root = Path(esptool.__file__).parent / "targets" / "stub_flasher"
+    for path in sorted(root.glob("*/esp32c3.json")):
+        try:
+            text = base64.b64decode(json.loads(path.read_text())["text"])
+        except (OSError, ValueError, KeyError):
+            continue
+        stubs[hashlib.sha256(text).digest()] = f"{path.parent.name}/{path.name}"
+    return stubs
+
 
 class RomError(Exception):
     def __init__(self, error: int, message: str) -> None:
@@ -196,6 +254,31 @@ class _Download:
 
 
 @dataclass
+class _RamDownload:
+    """An open MEM_BEGIN: one segment of a program loaded into RAM."""
+
+    address: int
+    size: int
+    blocks: int
+    block_size: int
+    data: bytearray = field(default_factory=bytearray)
+    next_seq: int = 0
+
+
+@dataclass
+class _FlashRead:
+    """A stub READ_FLASH in progress: packets go out ``max_unacked`` ahead of the acks."""
+
+    offset: int
+    length: int
+    packet_size: int
+    max_unacked: int
+    sent: int = 0
+    acked: int = 0
+    md5: hashlib._Hash = field(default_factory=hashlib.md5)
+
+
+@dataclass
 class RomStats:
     """What the loader did in this session, for tests and the twin's log."""
 
@@ -203,6 +286,8 @@ class RomStats:
     rejected: list[str] = field(default_factory=list)
     baudrate: int | None = None
     flash_params_size: int | None = None
+    stub: str | None = None  # the esptool stub file the chip "runs", once it does
+    ram_segments: dict[int, int] = field(default_factory=dict)  # address -> bytes loaded
 
 
 class Registers:
@@ -277,6 +362,10 @@ class RomLoader:
         self._download: _Download | None = None
         self._after_reply: list[Callable[[], None]] = []
         self._running = True
+        self.stub = False  # esptool's flasher stub runs (after MEM_END with its entry)
+        self._ram: _RamDownload | None = None
+        self._ram_segments: dict[int, bytes] = {}
+        self._read: _FlashRead | None = None
 
     # -- UartHandler ----------------------------------------------------
 
@@ -289,10 +378,14 @@ class RomLoader:
     def stop(self) -> None:
         self._running = False
         self._download = None
+        self._read = None
 
     # -- protocol ---------------------------------------------------------
 
     def _packet(self, packet: bytes) -> None:
+        if self._read is not None:
+            self._read_ack(packet)
+            return
         if len(packet) < 8 or packet[0] != 0x00:
             return  # not a command: the ROM ignores it
         _, op, size, chk = struct.unpack_from("<BBHI", packet)
@@ -304,14 +397,23 @@ class RomLoader:
             if op == SYNC:
                 if data != SYNC_DATA:
                     raise RomError(ERR_INVALID_MESSAGE, "malformed SYNC")
-                for _ in range(8):
-                    self._reply(op, SYNC_VALUE)
+                for _ in range(8):  # the stub answers with 0: esptool's "stub running"
+                    self._reply(op, 0 if self.stub else SYNC_VALUE)
                 return
             value, payload = self._command(op, chk, data)
+        except _NoReply:
+            return
+        except _StubError as e:
+            self.stats.rejected.append(f"{op:#04x}: {e}")
+            log.info("stub: command %#04x failed: %s", op, e)
+            self._reply(op, 0, status=1, error=e.error)
+            self._after_reply.clear()
+            return
         except RomError as e:
             self.stats.rejected.append(f"{op:#04x}: {e}")
-            log.info("ROM: command %#04x failed: %s", op, e)
-            self._reply(op, 0, status=1, error=e.error)
+            log.info("%s: command %#04x failed: %s", self._name, op, e)
+            error = STUB_ERRORS.get(e.error, e.error) if self.stub else e.error
+            self._reply(op, 0, status=1, error=error)
             self._after_reply.clear()
             return
         self._reply(op, value, payload)
@@ -322,10 +424,17 @@ class RomLoader:
     def _reply(
         self, op: int, value: int, payload: bytes = b"", status: int = 0, error: int = 0
     ) -> None:
-        body = payload + bytes((status, error, 0, 0))
+        # The ROM sends four status bytes, the stub two.
+        body = payload + (bytes((status, error)) if self.stub else bytes((status, error, 0, 0)))
         self.host.send(slip_encode(struct.pack("<BBHI", 1, op, len(body), value) + body))
 
+    @property
+    def _name(self) -> str:
+        return "stub" if self.stub else "ROM"
+
     def _command(self, op: int, chk: int, data: bytes) -> tuple[int, bytes]:
+        if self.stub and op in _STUB_ONLY_HANDLERS:
+            return _STUB_ONLY_HANDLERS[op](self, data)
         if op == READ_REG:
             (addr,) = _unpack("<I", data)
             return self.registers.read(addr), b""
@@ -357,16 +466,22 @@ class RomLoader:
         if op in (FLASH_END, FLASH_DEFL_END):
             (stay,) = _unpack("<I", data)
             self._download = None
-            cause = "run user code" if stay else "reboot"
-            self._after_reply.append(lambda: self._leave(cause))
+            if self.stub and stay:
+                return 0, b""  # the stub stays: esptool ends each write like this
+            if self.stub or not stay:
+                self._after_reply.append(self._software_reset)
+            else:
+                self._after_reply.append(lambda: self._leave("run user code"))
             return 0, b""
         if op == SPI_FLASH_MD5:
             addr, size, _, _ = _unpack("<IIII", data)
             try:
-                return 0, self.host.flash.md5(addr, size).encode()
+                digest = self.host.flash.md5(addr, size)
             except FlashError as e:
                 raise RomError(ERR_FLASH_READ, str(e)) from None
-        if op == READ_FLASH_SLOW:
+            # The ROM answers 32 hex characters, the stub the 16 raw bytes.
+            return 0, bytes.fromhex(digest) if self.stub else digest.encode()
+        if op == READ_FLASH_SLOW and not self.stub:
             addr, size = _unpack("<II", data)
             if size > READ_FLASH_SLOW_BLOCK:
                 raise RomError(ERR_READ_LENGTH, f"READ_FLASH_SLOW of {size} bytes (max 64)")
@@ -376,12 +491,126 @@ class RomLoader:
             except FlashError as e:
                 raise RomError(ERR_FLASH_READ, str(e)) from None
             return 0, block.ljust(READ_FLASH_SLOW_BLOCK, b"\xff")
-        if op in (MEM_BEGIN, MEM_DATA, MEM_END):
-            raise RomError(
-                ERR_INVALID_MESSAGE,
-                "RAM download (esptool's flasher stub) is not emulated: use esptool --no-stub",
-            )
+        if op in (MEM_BEGIN, MEM_DATA, MEM_END) and not self.stub:
+            return self._ram_download(op, chk, data)
+        if self.stub:
+            raise _StubInvalid(f"the stub does not implement command {op:#04x}")
         raise RomError(ERR_INVALID_MESSAGE, f"unsupported command {op:#04x}")
+
+    # -- RAM download and the stub -----------------------------------------
+
+    def _ram_download(self, op: int, chk: int, data: bytes) -> tuple[int, bytes]:
+        if op == MEM_BEGIN:
+            size, blocks, block_size, address = _unpack("<IIII", data)
+            if block_size == 0 and blocks:
+                raise RomError(ERR_INVALID_MESSAGE, "zero block size")
+            self._ram = _RamDownload(address, size, blocks, block_size)
+            return 0, b""
+        if op == MEM_DATA:
+            ram = self._ram
+            if ram is None:
+                raise RomError(ERR_FAILED, "RAM data without MEM_BEGIN")
+            length, seq, _, _ = _unpack("<IIII", data[:16])
+            block = data[16:]
+            if len(block) != length:
+                raise RomError(
+                    ERR_INVALID_MESSAGE, f"block length field {length}, got {len(block)}"
+                )
+            if checksum(block) != chk & 0xFF:
+                raise RomError(ERR_CHECKSUM, f"RAM block {seq} checksum mismatch")
+            if seq != ram.next_seq:
+                raise RomError(ERR_FAILED, f"RAM block {seq} out of sequence")
+            ram.data += block
+            ram.next_seq += 1
+            if len(ram.data) >= ram.size:
+                self._ram_segments[ram.address] = bytes(ram.data[: ram.size])
+                self.stats.ram_segments[ram.address] = ram.size
+            return 0, b""
+        no_entry, entry = _unpack("<II", data)
+        self._ram = None
+        if not no_entry:
+            self._after_reply.append(lambda: self._run_ram(entry))
+        return 0, b""
+
+    def _run_ram(self, entry: int) -> None:
+        """Jump to ``entry`` in RAM: esptool's stub, or a program the twin cannot run."""
+        segments = self._ram_segments
+        owner = next((d for a, d in segments.items() if a <= entry < a + len(d)), None)
+        stub = known_stubs().get(hashlib.sha256(owner).digest()) if owner is not None else None
+        if stub is None:
+            log.warning(
+                "ROM: RAM program (segments %s) entered at %#010x is not a flasher stub "
+                "esptool ships: the chip runs it and the emulation goes quiet",
+                ", ".join(f"{a:#010x}+{len(d)}" for a, d in segments.items()),
+                entry,
+            )
+            self._running = False
+            return
+        self.stub = True
+        self.stats.stub = stub
+        self._ram_segments = {}
+        log.info("ROM: esptool's flasher stub %s runs from %#010x", stub, entry)
+        self.host.send(slip_encode(OHAI))
+
+    def _stub_erase_flash(self, data: bytes) -> tuple[int, bytes]:
+        self.host.flash.erase(0, self.host.flash.size)
+        return 0, b""
+
+    def _stub_erase_region(self, data: bytes) -> tuple[int, bytes]:
+        offset, size = _unpack("<II", data)
+        if offset % SECTOR_SIZE or size % SECTOR_SIZE:
+            raise _StubError(STUB_BAD_BLOCKSIZE, "erase region is not whole 4 KiB sectors")
+        try:
+            self.host.flash.erase(offset, size)
+        except FlashError as e:
+            raise RomError(ERR_FLASH_WRITE, str(e)) from None
+        return 0, b""
+
+    def _stub_read_flash(self, data: bytes) -> tuple[int, bytes]:
+        offset, length, packet_size, max_unacked = _unpack("<IIII", data)
+        if packet_size == 0 or max_unacked == 0:
+            raise _StubError(STUB_BAD_BLOCKSIZE, "zero packet size or window")
+        try:
+            self.host.flash.read(offset, length)  # range check before answering
+        except FlashError as e:
+            raise RomError(ERR_FLASH_READ, str(e)) from None
+        self._read = _FlashRead(offset, length, packet_size, max_unacked)
+        self._after_reply.append(self._read_send)
+        return 0, b""
+
+    def _read_send(self) -> None:
+        read = self._read
+        if read is None:
+            return
+        while read.sent < read.length and read.sent - read.acked < (
+            read.max_unacked * read.packet_size
+        ):
+            chunk = self.host.flash.read(
+                read.offset + read.sent, min(read.packet_size, read.length - read.sent)
+            )
+            read.md5.update(chunk)
+            read.sent += len(chunk)
+            self.host.send(slip_encode(chunk))
+        if read.acked >= read.length:
+            self._read = None
+            self.host.send(slip_encode(read.md5.digest()))
+
+    def _read_ack(self, packet: bytes) -> None:
+        read = self._read
+        assert read is not None
+        if len(packet) != 4:
+            log.info("stub: %d-byte packet during READ_FLASH, not an ack: ignored", len(packet))
+            return
+        (read.acked,) = struct.unpack("<I", packet)
+        self._read_send()
+
+    def _stub_run_user_code(self, data: bytes) -> tuple[int, bytes]:
+        self._leave("run user code")
+        raise _NoReply
+
+    def _software_reset(self) -> None:
+        self._running = False
+        self.host.software_reset("reboot")
 
     def _begin(self, compressed: bool, data: bytes) -> tuple[int, bytes]:
         if len(data) == 20:
@@ -445,6 +674,31 @@ class RomLoader:
 
     def _watchdog_fired(self, delay: float) -> None:
         self._after_reply.append(lambda: self.host.run_from_flash("RTC watchdog", delay))
+
+
+class _StubError(Exception):
+    """A failure with the stub's own error code."""
+
+    def __init__(self, error: int, message: str) -> None:
+        super().__init__(message)
+        self.error = error
+
+
+class _StubInvalid(_StubError):
+    def __init__(self, message: str) -> None:
+        super().__init__(STUB_INVALID_COMMAND, message)
+
+
+class _NoReply(Exception):
+    """The command ends without an answer (the chip resets)."""
+
+
+_STUB_ONLY_HANDLERS: dict[int, Callable[[RomLoader, bytes], tuple[int, bytes]]] = {
+    ERASE_FLASH: RomLoader._stub_erase_flash,
+    ERASE_REGION: RomLoader._stub_erase_region,
+    READ_FLASH: RomLoader._stub_read_flash,
+    RUN_USER_CODE: RomLoader._stub_run_user_code,
+}
 
 
 def _unpack(fmt: str, data: bytes) -> tuple[int, ...]:
