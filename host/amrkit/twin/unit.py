@@ -55,6 +55,7 @@ from amrkit.twin.platform._contract import (
     RADIO_MV,
     REALTIME,
     RESET_CAUSE,
+    RTC_ANCHOR,
     RTC_FILE,
     SAMPLES,
     SLEEP_MS,
@@ -161,6 +162,12 @@ class VirtualUnit:
             tmp = path.with_suffix(".tmp")  # a running process may read it meanwhile
             tmp.write_text(json.dumps(unit))
             tmp.replace(path)
+
+    def anchor_rtc(self, rtc_ms: int, rate: float) -> None:
+        """Tell the serial REPL how the RTC runs now: rtc_ms at this moment,
+        `rate` RTC ms per wall ms from here (a sleep fast-forwarded)."""
+        with self._lock:
+            self._update_unit_json({RTC_ANCHOR: [int(time.time() * 1000), rtc_ms, rate]})
 
     def power_on(self, cut_at_commit: int | None = None, cut_after: bool = False) -> Boot:
         """Insert a cell: RTC memory is lost, flash is kept."""
@@ -395,6 +402,11 @@ class VirtualUnit:
             HANG_AT_MS: self._hang_at,
             REALTIME: self.awake_in_real_time,
             SPAWN_WALL_MS: int(time.time() * 1000),
+            # Awake in real time the RTC runs with the wall clock; else the
+            # boot's own virtual clock stands for it.
+            RTC_ANCHOR: (
+                [int(time.time() * 1000), self.clock_ms, 1.0] if self.awake_in_real_time else None
+            ),
             **self._cell(),
         }
 
