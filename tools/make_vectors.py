@@ -17,6 +17,8 @@ from amrkit.protocol import (
     ack_tag,
     derive_keys,
     encode,
+    proof_key,
+    proof_mac,
     rid,
     service_ad,
     service_passkey,
@@ -34,6 +36,26 @@ FRAMES = [
     Frame(Kind.TEST_PRESS, 0, 0, 0, 100, 0),
     Frame(Kind.LOW_BATTERY, 0x7FFFFFFF, 0, 0, 9, 0x01),
     Frame(Kind.FAULT, 0xFFFFFFFE, 0, 0, 255, 0x02 | 0x04),
+]
+
+
+PROOF_CHALLENGES = [
+    (1, bytes(16)),
+    (2, bytes(range(16))),
+    (0xFFFFFFFF, bytes.fromhex("ffeeddccbbaa99887766554433221100")),
+]
+# RFC 4493 section 4: AES-128-CMAC of the empty message, one block, 40 bytes
+# and four blocks; both implementations are checked against them too.
+RFC4493_KEY = "2b7e151628aed2a6abf7158809cf4f3c"
+RFC4493_MESSAGE = (
+    "6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e51"
+    "30c81c46a35ce411e5fbc1191a0a52eff69f2445df4f9b17ad2b417be66c3710"
+)
+RFC4493 = [
+    (0, "bb1d6929e95937287fa37d129b756746"),
+    (16, "070a16b46b4d4144f79bdd9dd04a287c"),
+    (40, "dfa66747de9ae63030ca32611497c827"),
+    (64, "51f0bebf7e3b9d92fc49741779363cfe"),
 ]
 
 
@@ -62,6 +84,17 @@ def vectors() -> dict[str, Any]:
                     {"alert_id": a, "tag": ack_tag(keys.ack, a).hex()}
                     for a in (0, 0x105, 0xFFFFFFFE)
                 ],
+                "proof": {
+                    "key": proof_key(keys).hex(),
+                    "challenges": [
+                        {
+                            "generation": g,
+                            "nonce": n.hex(),
+                            "mac": proof_mac(keys, unit_id, g, n).hex(),
+                        }
+                        for g, n in PROOF_CHALLENGES
+                    ],
+                },
                 "service": [
                     {
                         "nonce": n,
@@ -72,7 +105,10 @@ def vectors() -> dict[str, Any]:
                 ],
             }
         )
-    return {"registry_secret": TEST_SECRET.hex(), "units": units}
+    cmac_vectors = [
+        {"key": RFC4493_KEY, "message": RFC4493_MESSAGE[: 2 * n], "mac": mac} for n, mac in RFC4493
+    ]
+    return {"registry_secret": TEST_SECRET.hex(), "units": units, "cmac": cmac_vectors}
 
 
 def main() -> None:

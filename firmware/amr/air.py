@@ -87,6 +87,8 @@ class AirQueue:
             for alert_id, attempt, span in due:
                 if alert_id >= COVER:  # looks like an alert's frame, says heartbeat
                     kind, alert_id = self._routine_kind(), 0
+                elif alerts.is_test(alert_id):  # the store's check: never an alert
+                    kind = frame.TEST_PRESS
                 elif attempt == 0:
                     kind = frame.ALERT
                 else:
@@ -108,12 +110,14 @@ class AirQueue:
         if not self._queue:
             return
         attempt, kind, alert_id, span = self._queue[0]
-        burst = kind == frame.ALERT
-        if now < self._air_until and not (burst and self._air_kind != frame.ALERT):
+        burst = attempt == 0 and kind in (frame.ALERT, frame.TEST_PRESS)
+        if now < self._air_until and not (burst and self._air_kind != kind):
             return
         self._queue.pop(0)
         if burst or kind == frame.ALERT_RETRANSMISSION:
             self._log.say("alert %d attempt %d: advertising %d ms" % (alert_id, attempt, span))
+        elif kind == frame.TEST_PRESS:
+            self._log.say("test press %d attempt %d: advertising %d ms" % (alert_id, attempt, span))
         self._send(kind, alert_id, attempt if attempt < _LAST else 0)
         self._air_kind = kind
         self._air_until = now + span

@@ -62,10 +62,12 @@ class Sequencer:
     def snapshot(self):
         return rtcmem.pack_plan(self._plan)
 
-    def alarm(self, now):
-        """A recognised alarm: persist a new alert, then schedule its burst."""
+    def alarm(self, now, test=False):
+        """A recognised alarm: persist a new alert, then schedule its burst.
+        With test (the unit is in test mode), a test press: the same
+        schedule and acknowledgement, but its frames say TEST_PRESS."""
         counters = self._counters
-        alert_id = counters.raise_alert()
+        alert_id = counters.raise_alert(test)
         if counters.evicted is not None:
             del self._plan[counters.evicted]
         self._plan[alert_id] = [now, 0, 0]
@@ -83,6 +85,10 @@ class Sequencer:
             del self._plan[alert_id]
             return True
         return False
+
+    def is_test(self, alert_id):
+        """Is this pending id a test press (persisted as one)?"""
+        return alert_id in self._counters.state.tests
 
     @property
     def pending(self):

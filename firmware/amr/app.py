@@ -19,12 +19,12 @@ from amr.air import AirQueue
 from amr.alert import Sequencer
 from amr.button import Button
 from amr.compat import const
-from amr.config import decode_config
 from amr.contract import PWRON_RESET
-from amr.frame import KEYS_LENGTH, Sealer
+from amr.frame import Sealer
 from amr.gauge import BatteryGauge
 from amr.log import Log
 from amr.nvs import record_store
+from amr.provisioning import decode_provisioning
 from amr.radio import Radio
 from amr.service_mode import ServiceMode
 from amr.state import Counters, decode_state
@@ -93,20 +93,16 @@ class App:
         self._keep()
 
     def _records(self):
-        """Config and keys from flash; a fault (and None) if either is unusable."""
+        """Config and keys from the provisioning record; a fault (and None)
+        if it is missing or unusable: a config fault if its config is bad,
+        else a key fault (not provisioned, wiped, or damaged)."""
         try:
-            cfg = decode_config(record_store(records.CONFIG).load())
+            prov = decode_provisioning(record_store(records.PROVISION).load())
         except StoreFault as fault:
-            self.fault(diagnostics.E_CONFIG, fault)
+            bad_config = fault.reason.startswith("config")
+            self.fault(diagnostics.E_CONFIG if bad_config else diagnostics.E_KEYS, fault)
             return None
-        try:
-            keys = record_store(records.KEYS).load()
-            if len(keys) != KEYS_LENGTH:
-                raise StoreFault("keys length", "key record has %d bytes" % len(keys))
-        except StoreFault as fault:
-            self.fault(diagnostics.E_KEYS, fault)
-            return None
-        return cfg, keys
+        return prov.config, prov.keys
 
     # -- one wake ----------------------------------------------------------
 
@@ -171,11 +167,15 @@ class App:
         log.say("gesture: %s after %d presses" % (_GESTURE_NAMES[event], presses))
         if event in (press.ALARM_HOLD, press.ALARM_MULTI):
             self.service.close("alarm")  # the alarm wins the radio
-            alert_id = self.alerts.alarm(self.chip.clock_ms())
-            log.diag.alerts += 1
+            now = self.chip.clock_ms()
+            test = self.rtc.test_mode(now)
+            alert_id = self.alerts.alarm(now, test)
+            if not test:
+                log.diag.alerts += 1
             # Into RTC memory now, so a brownout at the first frame keeps the count.
             self._keep()
-            log.say("alert %d reserved and persisted" % alert_id)
+            what = "test press" if test else "alert"
+            log.say("%s %d reserved and persisted" % (what, alert_id))
             if self.alerts.evicted is not None:
                 log.say("alert %d no longer retried: too many pending" % self.alerts.evicted)
         elif event == press.REJECTED:

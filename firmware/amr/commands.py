@@ -1,23 +1,34 @@
 # The service commands: one table, the same on both links.
 #   wired (the store's jig, a technician's cable), through the raw REPL:
 #       import amr.commands; amr.commands.wired("info")
+#       import amr.commands; amr.commands.wired("challenge", "<32 hex digits>")
 #   which prints one JSON object;
-#   BLE, in service mode: an authenticated host writes the command's name to
-#   the control point and gets the same JSON object back by notification
-#   (amr/gatt.py, amr/app.py).
-# A new command is one entry in COMMANDS and its handler. Handlers take a
-# Context and return a dict; none of them ever returns a key.
+#   BLE, in service mode: an authenticated host writes the command's name
+#   (then a 0 byte and the argument's bytes, if it has one) to the control
+#   point and gets the same JSON object back by notification (amr/gatt.py).
+# A new command is one entry in COMMANDS and its handler. An entry's flags
+# say whether it takes an argument (bytes) and whether it is WIRED only:
+# provision, wipe and test_mode change what the unit is and must never run
+# over the air (amr/contract.py lists them for the host). Handlers take a
+# Context and the argument (None for those that take none) and return a
+# dict; none ever returns a key.
 import json
 
 from amr import battery, blecore, board, hw, records, rtcmem
 from amr import diag as diagnostics
+from amr.bonds import Bonds
 from amr.compat import const
-from amr.config import decode_config
-from amr.frame import KEYS_LENGTH
 from amr.nvs import record_store
-from amr.state import decode_state
+from amr.proof import NONCE_LENGTH, prove
+from amr.provisioning import decode_provisioning
+from amr.state import State, decode_state, encode_state
 from amr.store import StoreFault
 from amr.version import VERSION
+
+WIRED = const(1)  # never over the air
+ARG = const(2)  # takes an argument
+_FORCE = const(1)  # provision's flags: go ahead despite pending alerts or a lost state
+TEST_MODE_MAX_S = const(600)
 
 # A reading under radio load listens (it sends nothing) for this long.
 _LOAD_SCAN_MS = const(50)
@@ -26,13 +37,15 @@ _LOAD_SCAN_US = const(30000)
 
 class Context:
     """What a command may touch: the chip, the diagnostics counters and how
-    to keep them, and whether the radio is already drawing its current."""
+    to keep them, whether the radio is already drawing its current, and (on
+    the wired link) the app's record in RTC memory."""
 
-    def __init__(self, chip, diag, keep, radio_on):
+    def __init__(self, chip, diag, keep, radio_on, rtc=None):
         self.chip = chip
         self.diag = diag
         self.keep = keep  # keep(diag): store these counters where they live (RTC memory)
         self.radio_on = radio_on
+        self.rtc = rtc  # rtcmem.AppRecord that keep() stores beside the counters
 
 
 def _record(record, decode=None):
@@ -44,11 +57,21 @@ def _record(record, decode=None):
         return None, fault.reason
 
 
-def _keys():
-    keys, reason = _record(records.KEYS)
-    if keys is not None and len(keys) != KEYS_LENGTH:
-        return None, "keys length"
-    return keys, reason
+def _provisioning():
+    """(Provisioning, None) or (None, why the unit has none it can use)."""
+    prov, reason = _record(records.PROVISION, decode_provisioning)
+    if reason == "missing":
+        reason = "not provisioned"
+    return prov, reason
+
+
+def _config_and_keys(prov, reason):
+    """What info and self_test say of the config and of the keys."""
+    if prov is not None:
+        return "ok", "ok"
+    if reason.startswith("config"):
+        return reason, "ok"
+    return reason, reason
 
 
 def _fault(diag):
@@ -78,31 +101,42 @@ def _loaded_millivolts(ctx):
         ble.active(False)
 
 
-def _info(ctx):
-    keys, keys_reason = _keys()
-    cfg, cfg_reason = _record(records.CONFIG, decode_config)
+def _info(ctx, _arg):
+    prov, reason = _provisioning()
+    cfg_word, keys_word = _config_and_keys(prov, reason)
     state, state_reason = _record(records.STATE, decode_state)
     mv = _millivolts(ctx.chip)
+    test_s = 0
+    if ctx.rtc is not None and ctx.rtc.test_mode(ctx.chip.clock_ms()):
+        test_s = (ctx.rtc.test_until - ctx.chip.clock_ms() + 999) // 1000
     return {
         "board": board.NAME,
         "chip": board.CHIP,
         "firmware": VERSION,
-        "unit_id": bytes(keys[:8]).hex() if keys is not None else None,
+        "provisioned": prov is not None,
+        "unit_id": bytes(prov.unit_id).hex() if prov is not None else None,
+        "key_generation": prov.generation if prov is not None else None,
         "battery_mv": mv,
         "battery_pct": battery.percent(mv),
         "button": "closed" if ctx.chip.pressed() else "open",
         "last_fault": _fault(ctx.diag),
-        "config": "ok" if cfg is not None else cfg_reason,
+        "config": cfg_word,
         "state": (
-            {"counter_hwm": state.counter_hwm, "pending_alerts": len(state.pending)}
+            {
+                "counter_hwm": state.counter_hwm,
+                "pending_alerts": len(state.pending) - len(state.tests),
+                "pending_tests": len(state.tests),
+            }
             if state is not None
             else state_reason
         ),
-        "keys": "present" if keys is not None else keys_reason,
+        "keys": "present" if keys_word == "ok" else keys_word,
+        "bonds": len(Bonds(record_store(records.BONDS)).entries),
+        "test_mode_s": test_s,
     }
 
 
-def _battery(ctx):
+def _battery(ctx, _arg):
     mv = _millivolts(ctx.chip)
     loaded = _loaded_millivolts(ctx)
     return {
@@ -113,26 +147,24 @@ def _battery(ctx):
     }
 
 
-def _diagnostics(ctx):
+def _diagnostics(ctx, _arg):
     return ctx.diag.as_dict()
 
 
-def _self_test(ctx):
+def _self_test(ctx, _arg):
     checks = {}
-    cfg, reason = _record(records.CONFIG, decode_config)
-    checks["config"] = "ok" if cfg is not None else reason
+    prov, reason = _provisioning()
+    checks["config"], checks["keys"] = _config_and_keys(prov, reason)
     state, reason = _record(records.STATE, decode_state)
     checks["state"] = "ok" if state is not None else reason
-    keys, reason = _keys()
-    checks["keys"] = "ok" if keys is not None else reason
     checks["button"] = "ok" if not ctx.chip.pressed() else "closed: stuck or held"
     loaded = _loaded_millivolts(ctx)
-    if cfg is None:
+    if prov is None:
         checks["battery"] = "no config to judge it by"
-    elif loaded < cfg["battery_floor_mv"]:
+    elif loaded < prov.config["battery_floor_mv"]:
         checks["battery"] = "%d mV under radio load, below the %d mV floor" % (
             loaded,
-            cfg["battery_floor_mv"],
+            prov.config["battery_floor_mv"],
         )
     else:
         checks["battery"] = "ok"
@@ -142,38 +174,179 @@ def _self_test(ctx):
     return {"pass": ok, "checks": checks}
 
 
-def _clear_diagnostics(ctx):
+def _clear_diagnostics(ctx, _arg):
     ctx.diag = diagnostics.Diagnostics()
     ctx.keep(ctx.diag)
     return ctx.diag.as_dict()
 
 
+def _error(text):
+    return {"error": text}
+
+
+def _provision(ctx, arg):
+    """flags u8 | a provisioning record's payload (amr/provisioning.py),
+    saved as one record: a power cut leaves the old provisioning or the new.
+    The key generation must be above the unit's, unless it has none (blank,
+    wiped). Refused while alerts are pending (they would be lost) or when the
+    counter state is unreadable (counters could be reused), unless forced.
+    The counter state is kept: counters run on across provisionings."""
+    payload = bytes(arg[1:])
+    force = arg and arg[0] & _FORCE
+    try:
+        new = decode_provisioning(payload)
+    except StoreFault as fault:
+        return _error("provisioning refused, the record is not valid: " + fault.reason)
+    pstore = record_store(records.PROVISION)
+    try:
+        old = decode_provisioning(pstore.load())
+    except StoreFault:
+        old = None  # blank, wiped or damaged: any generation may come
+    if old is not None and new.generation <= old.generation:
+        return _error(
+            "key generation %d is not above the unit's current %d: "
+            "give the next generation" % (new.generation, old.generation)
+        )
+    sstore = record_store(records.STATE)
+    try:
+        state = decode_state(sstore.load())
+    except StoreFault as fault:
+        if fault.reason != "missing" and not force:
+            return _error(
+                "the counter state is unreadable (%s): provisioning would restart the "
+                "counters at 0; force it only with a new unit id" % fault.reason
+            )
+        state = None
+    if state is not None and state.pending and old is not None and not force:
+        return _error(
+            "%d alerts or test presses are pending, not yet acknowledged: provisioning "
+            "would drop them; let the receiver acknowledge them, or force it" % len(state.pending)
+        )
+    # The counter state first: a cut after it leaves the old provisioning,
+    # with its pending alerts dropped only if that was asked for.
+    if state is None:
+        state = State()
+        sstore.save(encode_state(state))
+    elif state.pending:
+        state = State(state.counter_hwm)
+        sstore.save(encode_state(state))
+    pstore.save(payload)
+    return {
+        "provisioned": True,
+        "unit_id": bytes(new.unit_id).hex(),
+        "key_generation": new.generation,
+        "counter_hwm": state.counter_hwm,
+    }
+
+
+def _wipe(ctx, _arg):
+    """Keys and config (the provisioning record, both slots), bonds, pending
+    alerts and test mode go; the counter state's high-water mark stays, so
+    no counter is ever used twice. The provisioning goes first and in one
+    step: a power cut leaves a unit still provisioned or wiped."""
+    record_store(records.PROVISION).erase()
+    sstore = record_store(records.STATE)
+    hwm = None
+    try:
+        state = decode_state(sstore.load())
+        hwm = state.counter_hwm
+        if state.pending:
+            sstore.save(encode_state(State(hwm)))
+    except StoreFault:
+        pass  # nothing to keep; a provisioning will say so
+    record_store(records.BONDS).erase()
+    if ctx.rtc is not None:
+        ctx.rtc.test_until = 0
+        ctx.keep(ctx.diag)
+    return {"wiped": True, "counter_hwm": hwm}
+
+
+def _challenge(ctx, arg):
+    """A MAC over the host's nonce that proves the unit holds its keys
+    (amr/proof.py); never a key."""
+    if len(arg) != NONCE_LENGTH:
+        return _error("challenge takes a %d-byte nonce, not %d bytes" % (NONCE_LENGTH, len(arg)))
+    prov, reason = _provisioning()
+    if prov is None:
+        return _error("no keys: the unit has no usable provisioning (%s)" % reason)
+    return {
+        "unit_id": bytes(prov.unit_id).hex(),
+        "key_generation": prov.generation,
+        "mac": prove(prov.keys, prov.generation, arg).hex(),
+    }
+
+
+def _test_mode(ctx, arg):
+    """Seconds (u16 little-endian, at most TEST_MODE_MAX_S; 0 ends it) during
+    which an alarm gesture is a test press, never an alert. Kept in RTC
+    memory: it survives deep sleep, not a power loss."""
+    if len(arg) != 2:
+        return _error("test_mode takes the seconds as a u16, not %d bytes" % len(arg))
+    seconds = arg[0] | arg[1] << 8
+    if seconds > TEST_MODE_MAX_S:
+        return _error("test mode lasts at most %d s, not %d" % (TEST_MODE_MAX_S, seconds))
+    if ctx.rtc is None:
+        return _error("test_mode needs the wired link")
+    now = ctx.chip.clock_ms()
+    ctx.rtc.test_until = now + seconds * 1000 if seconds else 0
+    ctx.keep(ctx.diag)
+    return {"test_mode_s": seconds}
+
+
 COMMANDS = {
-    "info": _info,
-    "battery": _battery,
-    "diagnostics": _diagnostics,
-    "self_test": _self_test,
-    "clear_diagnostics": _clear_diagnostics,
+    "info": (_info, 0),
+    "battery": (_battery, 0),
+    "diagnostics": (_diagnostics, 0),
+    "self_test": (_self_test, 0),
+    "clear_diagnostics": (_clear_diagnostics, 0),
+    "challenge": (_challenge, ARG),
+    "provision": (_provision, WIRED | ARG),
+    "wipe": (_wipe, WIRED),
+    "test_mode": (_test_mode, WIRED | ARG),
 }
 
 
-def run(name, ctx):
-    """The command's reply; an unknown name gets an error naming the known ones."""
-    handler = COMMANDS.get(name)
-    if handler is None:
+def run(name, ctx, arg=None, wired=False):
+    """The command's reply; an unknown name, a wired-only command over the
+    air or a missing or unexpected argument gets an error saying so."""
+    entry = COMMANDS.get(name)
+    if entry is None:
         known = sorted(COMMANDS)
-        return {"error": "unknown command %r; known: %s" % (name, ", ".join(known))}
-    return handler(ctx)
+        return _error("unknown command %r; known: %s" % (name, ", ".join(known)))
+    handler, flags = entry
+    if flags & WIRED and not wired:
+        return _error(
+            "%s runs over the wired link only (the store's jig), never over the air" % name
+        )
+    if flags & ARG and arg is None:
+        return _error("%s needs an argument" % name)
+    if not flags & ARG and arg is not None:
+        return _error("%s takes no argument" % name)
+    return handler(ctx, arg)
 
 
-def wired(name):
-    """Run a command for the wired link: one JSON object on stdout."""
+def wired_only():
+    """The names the table marks WIRED: amr.contract.WIRED_ONLY, which the
+    host reads, must list the same (tests/host/test_provisioning.py)."""
+    return sorted(n for n in COMMANDS if COMMANDS[n][1] & WIRED)
+
+
+def wired(name, arg_hex=None):
+    """Run a command for the wired link: one JSON object on stdout. The
+    argument, if any, comes as hex digits."""
     chip = hw.Chip()
     saved = rtcmem.unpack(chip.rtc_memory())
-    app_bytes = saved[1] if saved else b""
+    rtc = rtcmem.decode_app(saved[1] if saved else b"")
 
     def keep(diag):
-        chip.keep(rtcmem.pack(diag.encode(), app_bytes))
+        chip.keep(rtcmem.pack(diag.encode(), rtc.encode()))
 
-    ctx = Context(chip, diagnostics.load(saved[0] if saved else None), keep, False)
-    print(json.dumps(run(name, ctx)))
+    ctx = Context(chip, diagnostics.load(saved[0] if saved else None), keep, False, rtc)
+    arg = None
+    if arg_hex is not None:
+        try:
+            arg = bytes.fromhex(arg_hex)
+        except ValueError:
+            print(json.dumps(_error("the argument of %s is not hex digits" % name)))
+            return
+    print(json.dumps(run(name, ctx, arg, True)))

@@ -8,10 +8,11 @@
 #
 # The service commands (amr/commands.py) are reached through one control
 # point, in a service of its own: an authenticated host writes a command's
-# name; the reply, a JSON object, comes back by notification in chunks of at
-# most _CHUNK bytes after a one-byte header: the chunk's index, with 0x80 set
-# on the last. Only an authenticated link may write (the stack refuses
-# others, and the handler ignores them too).
+# name (then a 0 byte and its argument, if any); the reply, a JSON object,
+# comes back by notification in chunks of at most _CHUNK bytes after a
+# one-byte header: the chunk's index, with 0x80 set on the last. Only an
+# authenticated link may write (the stack refuses others, and the handler
+# ignores them too).
 #
 # Advertising carries flags, the two service UUIDs (common to many devices)
 # and a token a key holder resolves to this unit; nobody else can link it
@@ -46,7 +47,7 @@ from amr.contract import (
 _INTERVAL_US = const(200000)
 _SECURE_READ = FLAG_READ | FLAG_READ_AUTHENTICATED
 _CHUNK = const(19)  # fits the default ATT MTU (23) with the header
-_COMMAND_MAX = const(32)  # longest command name taken
+_COMMAND_MAX = const(64)  # longest command (name, separator, argument) taken
 _EVENTS = (
     IRQ_GATTS_WRITE,
     IRQ_CENTRAL_CONNECT,

@@ -40,8 +40,18 @@ class NvsBackend:
         self._nvs.set_blob(self._keys[slot], data)
         self._nvs.commit()  # NVS changes are not durable until committed
 
+    def erase(self, slot):
+        """Nothing stored under the slot's key afterwards."""
+        try:
+            self._nvs.erase_key(self._keys[slot])
+        except OSError as e:
+            if (e.args[0] if e.args else None) not in (_NOT_FOUND, _ENOENT):
+                raise
+            return  # already empty: nothing to commit
+        self._nvs.commit()
+
 
 def record_store(record):
-    """The SlotStore of one of amr.records' records (CONFIG, STATE, KEYS)."""
+    """The SlotStore of one of amr.records' records (PROVISION, STATE, BONDS)."""
     prefix, kind = record
     return SlotStore(NvsBackend(NVS_NAMESPACE, prefix), kind)

@@ -6,12 +6,15 @@
 # App record (little-endian):
 #   0  u8 flags       1  u8 stuck streak      2  u32 next counter
 #   6  u64 next heartbeat (RTC ms)            14 u64 next cover sequence
-#   22 u16 snapshot length                    24 the sequencer's snapshot:
+#   22 u64 test mode until (RTC ms; 0: off)   30 u16 snapshot length
+#   32 the sequencer's snapshot:
 #      16 bytes an alert or cover sequence: u32 id, u64 next due (RTC ms),
 #      u16 attempt, u16 last attempt (0: until acknowledged)
 # The counter and schedules are valid only with SCHEDULED, which is set at
 # deep sleep for the next boot alone: were a run reset before it sleeps, a
-# stale next counter would be reused.
+# stale next counter would be reused. Test mode (set by the wired test_mode
+# command) is valid whatever the flags: it ends at its time, or with RTC
+# memory at a power loss.
 import struct
 from binascii import crc32
 
@@ -20,8 +23,8 @@ from amr.compat import const
 SCHEDULED = const(1)  # next counter, schedules and snapshot are valid
 STUCK = const(2)  # the contact was closed at sleep: the button wakes on release
 
-_APP = "<BBIQQH"
-_APP_SIZE = const(24)
+_APP = "<BBIQQQH"
+_APP_SIZE = const(32)
 _PLAN = "<IQHH"
 _PLAN_SIZE = const(16)
 
@@ -56,7 +59,12 @@ class AppRecord:
         self.next_counter = 0
         self.next_heartbeat = 0
         self.next_cover = 0
+        self.test_until = 0  # RTC ms: an alarm gesture before this is a test press
         self.snapshot = b""
+
+    def test_mode(self, now):
+        """Is the unit in test mode at `now` (RTC ms)?"""
+        return now < self.test_until
 
     def encode(self):
         head = struct.pack(
@@ -66,6 +74,7 @@ class AppRecord:
             self.next_counter,
             self.next_heartbeat,
             self.next_cover,
+            self.test_until,
             len(self.snapshot),
         )
         return head + self.snapshot
@@ -91,9 +100,10 @@ def decode_app(data):
     rec = AppRecord()
     if len(data) < _APP_SIZE:
         return rec
-    flags, streak, counter, heartbeat, cover, n = struct.unpack_from(_APP, data, 0)
+    flags, streak, counter, heartbeat, cover, test_until, n = struct.unpack_from(_APP, data, 0)
     rec.flags = flags
     rec.stuck_streak = streak
+    rec.test_until = test_until
     if flags & SCHEDULED:
         rec.next_counter = counter
         rec.next_heartbeat = heartbeat

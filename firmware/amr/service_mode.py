@@ -93,17 +93,23 @@ class ServiceMode:
         self._gauge.refreshing = False
         self._log.say("service mode closed (%s)" % why)
 
-    def _command(self, name):
-        """A service command from an authenticated host, run as on the wired
-        link; its JSON reply."""
+    def _command(self, request):
+        """A service command from an authenticated host (its name, then a 0
+        byte and its argument if it has one), run as on the wired link but
+        for the wired-only ones, which are refused; its JSON reply."""
         import json
 
         from amr import commands
+        from amr.contract import ARG_SEPARATOR
 
+        arg = None
+        cut = request.find(bytes((ARG_SEPARATOR,)))
+        if cut >= 0:
+            request, arg = request[:cut], request[cut + 1 :]
         try:
-            name = name.decode()
+            name = request.decode()
         except UnicodeError:
             return b'{"error": "a command is a name in ASCII"}'
         self._log.say("service command: %s" % name)
         ctx = commands.Context(self._chip, self._log.diag, self._keep_diag, True)
-        return json.dumps(commands.run(name, ctx)).encode()
+        return json.dumps(commands.run(name, ctx, arg, False)).encode()

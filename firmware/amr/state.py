@@ -11,6 +11,14 @@
 # Alert ids are counters too (reserved by raise_alert, never returned by
 # take()); the pending list keeps the unacknowledged ones, oldest first, and
 # is saved on every change so a raised alert survives any power cut.
+# A test press (the store's acceptance check, amr/commands.py test_mode) is
+# pending like an alert, marked as a test in the same record, so that after
+# any power cut its frames still go out as test presses, never as alerts.
+#
+# Payload, version 2 (22 bytes): version u8 | pending count (low nibble) and
+# test mask (high nibble: bit i set = pending[i] is a test press) u8 |
+# hwm u32 | MAX_PENDING ids u32 (unused ones 0). Version 1 (no test mask)
+# is still read.
 #
 # Pure logic; the store is a SlotStore (amr.store).
 import struct
@@ -21,8 +29,9 @@ from amr.store import StoreFault
 COUNTER_BLOCK = const(64)
 MAX_PENDING = const(4)
 
-_VERSION = const(1)
-_FORMAT = "<BBI4I"  # version, pending count, hwm, MAX_PENDING ids (unused ones 0)
+_VERSION = const(2)
+_VERSION_NO_TESTS = const(1)
+_FORMAT = "<BBI4I"  # version, pending count | test mask << 4, hwm, MAX_PENDING ids
 STATE_SIZE = const(22)
 # hwm is a u32, so counter 0xFFFFFFFF is never handed out: counters are
 # 0 .. _LIMIT - 1, then the unit must be re-keyed.
@@ -30,9 +39,10 @@ _LIMIT = const(0xFFFFFFFF)
 
 
 class State:
-    def __init__(self, counter_hwm=0, pending=None):
+    def __init__(self, counter_hwm=0, pending=None, tests=None):
         self.counter_hwm = counter_hwm  # every counter below this may have been used
         self.pending = [] if pending is None else pending  # alert ids, oldest first
+        self.tests = [] if tests is None else tests  # those of them that are test presses
 
 
 def _fault(reason):
@@ -43,7 +53,10 @@ def _fault(reason):
     )
 
 
-def _check(hwm, pending):
+def _check(hwm, pending, tests=()):
+    for alert in tests:
+        if alert not in pending:
+            raise _fault(f"state field test press {alert} not pending")
     if not 0 <= hwm <= _LIMIT:
         raise _fault(f"state field counter_hwm={hwm} out of range 0..{_LIMIT}")
     if len(pending) > MAX_PENDING:
@@ -63,9 +76,13 @@ def _check(hwm, pending):
 def encode_state(state):
     """Fixed 22-byte layout; refuses a state that decode_state would reject."""
     pending = state.pending
-    _check(state.counter_hwm, pending)
+    _check(state.counter_hwm, pending, state.tests)
+    mask = 0
+    for i, alert in enumerate(pending):
+        if alert in state.tests:
+            mask |= 1 << i
     ids = pending + [0] * (MAX_PENDING - len(pending))
-    return struct.pack(_FORMAT, _VERSION, len(pending), state.counter_hwm, *ids)
+    return struct.pack(_FORMAT, _VERSION, len(pending) | mask << 4, state.counter_hwm, *ids)
 
 
 def decode_state(payload):
@@ -74,8 +91,12 @@ def decode_state(payload):
         raise _fault(f"state length {len(payload)}, expected {STATE_SIZE}")
     fields = struct.unpack(_FORMAT, payload)
     version, count, hwm = fields[0], fields[1], fields[2]
-    if version != _VERSION:
+    if version not in (_VERSION, _VERSION_NO_TESTS):
         raise _fault(f"state version {version} not supported")
+    mask = count >> 4 if version == _VERSION else 0
+    count &= 0x0F if version == _VERSION else 0xFF
+    if mask >> count:
+        raise _fault(f"state field test mask {mask:#x} beyond pending count {count}")
     if count > MAX_PENDING:
         raise _fault(f"state field pending count {count} > {MAX_PENDING}")
     for i in range(count, MAX_PENDING):
@@ -83,7 +104,7 @@ def decode_state(payload):
             raise _fault(f"state field pending[{i}] set beyond pending count {count}")
     pending = list(fields[3 : 3 + count])
     _check(hwm, pending)
-    return State(hwm, pending)
+    return State(hwm, pending, [pending[i] for i in range(count) if mask >> i & 1])
 
 
 def _block_end(n):
@@ -131,12 +152,15 @@ class Counters:
             )
         return n
 
-    def _save(self, hwm, pending):
+    def _save(self, hwm, pending, tests=None):
         # The in-memory state changes only once the write has succeeded.
-        self._store.save(encode_state(State(hwm, pending)))
+        if tests is None:
+            tests = [a for a in self.state.tests if a in pending]
+        self._store.save(encode_state(State(hwm, pending, tests)))
         self.writes += 1
         self.state.counter_hwm = hwm
         self.state.pending = pending
+        self.state.tests = tests
 
     def take(self):
         """A never-used frame counter; persists a new block first if needed."""
@@ -146,15 +170,19 @@ class Counters:
         self._next = n + 1
         return n
 
-    def raise_alert(self):
-        """Reserve a new alert id and persist it as pending (one write, always)."""
+    def raise_alert(self, test=False):
+        """Reserve a new alert id and persist it as pending (one write,
+        always); with test, as a test press."""
         n = self._reserve()
         pending = self.state.pending[:]
         evicted = pending.pop(1) if len(pending) >= MAX_PENDING else None
         pending.append(n)
         # This write is due anyway: let it also renew the block, so the retry
         # burst that follows an alert needs no write of its own.
-        self._save(max(self.state.counter_hwm, _block_end(n)), pending)
+        tests = [a for a in self.state.tests if a in pending]
+        if test:
+            tests.append(n)
+        self._save(max(self.state.counter_hwm, _block_end(n)), pending, tests)
         self._next = n + 1
         self.evicted = evicted
         if evicted is not None:

@@ -14,7 +14,9 @@
 # reached by a real unit anyway).
 #
 # Pure logic: a backend is any object with read(slot) -> bytes or None
-# (None: nothing stored) and write(slot, data).
+# (None: nothing stored), write(slot, data) and erase(slot) (nothing stored
+# afterwards; erasing an empty slot is no error). Each write and each erase
+# is atomic on its own (NVS guarantees it per key).
 import binascii
 import struct
 
@@ -146,3 +148,15 @@ class SlotStore:
         self._backend.write(slot, pack_record(self._kind, seq, payload))
         self._slot = slot
         self.seq = seq
+
+    def erase(self):
+        """Erase both slots, the one not holding the newest valid record
+        first: a power cut between the two leaves the newest record (never
+        an older one brought back), after the second there is none."""
+        self._scan()
+        for slot in (1 - self._slot, self._slot):
+            if self._backend.read(slot) is not None:
+                self._backend.erase(slot)
+        self._slot = 1
+        self.seq = 0
+        self.damaged = 0

@@ -40,6 +40,11 @@ DEEPSLEEP_RESET: int = _contract.DEEPSLEEP_RESET
 TIMER_WAKE: int = _contract.TIMER_WAKE
 GPIO_WAKE: int = _contract.GPIO_WAKE
 
+# Service commands the unit runs over the wired link only, and the byte
+# between a command's name and its argument on the control point.
+WIRED_ONLY: tuple[str, ...] = tuple(_contract.WIRED_ONLY)
+ARG_SEPARATOR: int = _contract.ARG_SEPARATOR
+
 # The service commands' control point.
 CONTROL_POINT_UUID: str = _contract.CONTROL_POINT_UUID
 CHUNK_LAST: int = _contract.CHUNK_LAST

@@ -92,8 +92,8 @@ async def listen(
     Supervision is checked every SUPERVISION_CHECK_S of advert time, and on
     the clock when nothing is heard at all (a jammed or silent unit must
     still be reported). With an acker, every alert frame heard (first or
-    retransmission) is acknowledged over the air. With duration_s, listening
-    stops after that many seconds.
+    retransmission), and every test press, is acknowledged over the air.
+    With duration_s, listening stops after that many seconds.
     """
     stop = threading.Event()
     forwarder = None
@@ -135,8 +135,12 @@ async def listen(
                 receiver.watch(t)
                 watched = True
             publish(receiver.feed(ad, t, rssi))
-            if acker is not None and receiver.last_alert is not None:
-                acker.acknowledge(receiver.ack_ad(*receiver.last_alert))
+            if acker is not None:
+                # A test press is acknowledged like an alert (so the unit
+                # stops retrying it), and reported as a test press only.
+                for heard in (receiver.last_alert, receiver.last_test):
+                    if heard is not None:
+                        acker.acknowledge(receiver.ack_ad(*heard))
             if t >= next_check:
                 publish(receiver.check_supervision(t))
                 next_check = t + SUPERVISION_CHECK_S

@@ -10,7 +10,7 @@ import struct
 from dataclasses import dataclass
 from enum import IntEnum
 
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import cmac, hashes
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESCCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -33,6 +33,10 @@ _PASSKEY_PREFIX = b"AMR1PIN"
 # random nonce u32 and the unit's token for it.
 SERVICE_AD_PREFIX = bytes.fromhex("02010605030f180a180dff")
 _HKDF_SALT = b"AMR-v1 unit keys"
+# Proof of keys (§11): the challenge key's input block and the MAC's domain.
+_PROOF_KEY_BLOCK = b"AMR1PRF" + bytes(9)
+PROOF_DOMAIN = b"AMR1 proof of keys"
+PROOF_NONCE_LENGTH = 16
 _PLAINTEXT = struct.Struct("<BIIBBBB")
 
 FLAG_LOW_BATTERY = 0x01
@@ -144,6 +148,26 @@ def service_passkey(id_key: bytes, nonce: int) -> int:
     of its keys can compute it, and it is new each session."""
     block = _ecb(id_key, _PASSKEY_PREFIX + struct.pack("<I", nonce) + bytes(5))
     return int.from_bytes(block[:4], "little") % 1_000_000
+
+
+def proof_key(keys: UnitKeys) -> bytes:
+    """K_proof: E(K_enc, B) xor E(K_id, B) xor E(K_ack, B), B = "AMR1PRF" | 9 x 00.
+    Depends on all three keys; used only to answer challenges."""
+    blocks = [_ecb(k, _PROOF_KEY_BLOCK) for k in (keys.enc, keys.id, keys.ack)]
+    return bytes(a ^ b ^ c for a, b, c in zip(*blocks, strict=True))
+
+
+def proof_mac(keys: UnitKeys, unit_id: bytes, generation: int, nonce: bytes) -> bytes:
+    """What a unit holding `keys` as generation `generation` answers to the
+    challenge `nonce` (16 bytes): AES-CMAC(K_proof, "AMR1 proof of keys" | U |
+    u32le(generation) | nonce)."""
+    if len(unit_id) != 8:
+        raise ValueError("unit id must be 8 bytes")
+    if len(nonce) != PROOF_NONCE_LENGTH:
+        raise ValueError(f"the challenge nonce must be {PROOF_NONCE_LENGTH} bytes")
+    mac = cmac.CMAC(algorithms.AES(proof_key(keys)))
+    mac.update(PROOF_DOMAIN + unit_id + struct.pack("<I", generation) + nonce)
+    return mac.finalize()
 
 
 def encode(keys: UnitKeys, frame: Frame) -> bytes:

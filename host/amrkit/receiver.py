@@ -81,6 +81,7 @@ class _Track:
     ahead: dict[int, bytes] = field(default_factory=dict)  # counter -> rid in the table
     recent: deque[bytes] = field(default_factory=lambda: deque(maxlen=RECENT))
     alerts: set[int] = field(default_factory=set)
+    tests: set[int] = field(default_factory=set)  # test presses reported (this run)
 
 
 class Receiver:
@@ -107,6 +108,10 @@ class Receiver:
         # (unit, alert id) of the last accepted alert frame, first or
         # retransmission: what a receiver that can advertise acknowledges.
         self.last_alert: tuple[str, int] | None = None
+        # (unit, test id) of the last accepted test press frame: acknowledged
+        # the same way (the unit retries it like an alert until then), but
+        # never an alert.
+        self.last_test: tuple[str, int] | None = None
         for known in units:
             self._add(known)
 
@@ -160,6 +165,7 @@ class Receiver:
     def feed(self, ad: bytes, t: float, rssi: int | None = None) -> list[dict[str, Any]]:
         """One advertising payload in; the events it makes (often none)."""
         self.last_alert = None
+        self.last_test = None
         if len(ad) == len(ACK_AD_HEADER) + RID_LENGTH and ad.startswith(ACK_AD_HEADER):
             self.stats["acks_heard"] += 1  # a receiver's acknowledgement, not a frame
             return []
@@ -224,6 +230,15 @@ class Receiver:
                 (track.known.unit, frame.alert_id, t),
             )
             event = self._event("alert", track, t, alert_id=frame.alert_id, late=late)
+        elif frame.kind == Kind.TEST_PRESS:
+            # The store's check (test mode): retried until acknowledged like
+            # an alert, reported once per test id, and never as an alert.
+            self.last_test = (track.known.unit, frame.alert_id)
+            if frame.alert_id in track.tests:
+                self.stats["test_retransmissions"] += 1
+                return None
+            track.tests.add(frame.alert_id)
+            event = self._event("test_press", track, t, test_id=frame.alert_id)
         else:
             event = self._event(EVENT_NAMES[frame.kind], track, t)
         event.update(
@@ -242,7 +257,8 @@ class Receiver:
         return {"event": name, "unit": track.known.unit, "t": round(t, 3), **fields}
 
     def ack_ad(self, unit: str, alert_id: int) -> bytes:
-        """The advertising payload that acknowledges this unit's alert."""
+        """The advertising payload that acknowledges this unit's alert (or
+        test press: its test id takes the alert id's place)."""
         return ack_ad(self._tracks[unit].known.keys.ack, alert_id)
 
     # -- supervision and persistence ----------------------------------------

@@ -70,6 +70,17 @@ class MemBackend:
             raise ValueError(f"unknown cut mode {mode!r}")
         raise PowerCut(f"power cut at write {at} ({mode}, offset {offset})")
 
+    def erase(self, slot):
+        """Erase a slot; an armed cut hits it like a write ("after": erased,
+        any other mode: untouched, as an NVS erase is atomic)."""
+        at = self.writes
+        self.writes += 1
+        cut = self._cuts.pop(at, None)
+        if cut is None or cut[0] == "after":
+            self.slots[slot] = None
+        if cut is not None:
+            raise PowerCut(f"power cut at erase {at} ({cut[0]})")
+
     def flip(self, slot, offset, mask=0x01):
         """Flip bits of one stored byte (bit rot, a stray write)."""
         data = bytearray(self.slots[slot])

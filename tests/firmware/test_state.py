@@ -61,8 +61,33 @@ def test_round_trip_and_fixed_layout():
         assert state.counter_hwm == hwm
         assert state.pending == pending
     assert encode_state(State(0x01020304, [7])) == (
-        b"\x01\x01\x04\x03\x02\x01\x07\x00\x00\x00" + b"\x00" * 12
+        b"\x02\x01\x04\x03\x02\x01\x07\x00\x00\x00" + b"\x00" * 12
     )
+
+
+def test_test_presses_are_marked_in_the_record_and_version_1_still_reads():
+    state = State(100, [5, 9, 12], [9])
+    payload = encode_state(state)
+    assert payload[1] == 3 | 0b010 << 4  # count 3, pending[1] is a test press
+    back = decode_state(payload)
+    assert back.pending == [5, 9, 12] and back.tests == [9]
+    old = raw_state(version=1, count=2, hwm=100, ids=(5, 9, 0, 0))
+    assert decode_state(old).pending == [5, 9] and decode_state(old).tests == []
+    bad = raw_state(version=2, count=1 | 0b10 << 4, hwm=100, ids=(5, 0, 0, 0))
+    assert "test mask" in fault_reason(decode_state, bad)
+    assert "not pending" in fault_reason(encode_state, State(100, [5], [7]))
+
+
+def test_a_test_press_is_persisted_as_one_and_leaves_with_its_ack():
+    backend = provision()
+    c = boot(backend)
+    alert = c.raise_alert()
+    test = c.raise_alert(test=True)
+    state = persisted(backend)
+    assert state.pending == [alert, test] and state.tests == [test]
+    assert c.acknowledge(test)
+    state = persisted(backend)
+    assert state.pending == [alert] and state.tests == []
 
 
 def test_decode_names_each_bad_field():
@@ -72,7 +97,7 @@ def test_decode_names_each_bad_field():
         (good[:-1], "state length 21"),
         (good + b"\x00", "state length 23"),
         (b"", "state length 0"),
-        (raw_state(version=2), "state version 2"),
+        (raw_state(version=3), "state version 3"),
         (raw_state(count=5, hwm=100, ids=(1, 2, 3, 4)), "pending count 5"),
         (raw_state(count=255, hwm=100), "pending count 255"),
         (raw_state(count=1, hwm=5, ids=(5, 0, 0, 0)), "pending[0]=5 not below counter_hwm=5"),

@@ -10,6 +10,8 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import cmac
+from cryptography.hazmat.primitives.ciphers import algorithms
 from cryptography.hazmat.primitives.ciphers.aead import AESCCM
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -21,9 +23,12 @@ from amrkit.protocol import (
     Frame,
     Kind,
     KnownUnit,
+    ack_ad,
     derive_keys,
     encode,
     nonce,
+    proof_key,
+    proof_mac,
     rid,
 )
 from amrkit.receiver import DUPLICATE_S, Receiver
@@ -182,3 +187,40 @@ def test_foreign_key_frames_are_rejected() -> None:
     rx = receiver()
     assert rx.feed(encode(stranger, Frame(Kind.ALERT, 1, 1)), 0.0) == []
     assert rx.stats["rejected_unknown"] == 1
+
+
+def test_proof_of_keys_vectors_and_rfc_4493() -> None:
+    vectors = json.loads((REPO / "tests" / "vectors" / "frames.json").read_text())
+    for v in vectors["cmac"]:  # the published CMAC vectors, with cryptography's CMAC
+        mac = cmac.CMAC(algorithms.AES(bytes.fromhex(v["key"])))
+        mac.update(bytes.fromhex(v["message"]))
+        assert mac.finalize().hex() == v["mac"]
+    for unit in vectors["units"]:
+        keys = derive_keys(SECRET, bytes.fromhex(unit["unit_id"]))
+        assert proof_key(keys).hex() == unit["proof"]["key"]
+        for c in unit["proof"]["challenges"]:
+            mac = proof_mac(
+                keys, bytes.fromhex(unit["unit_id"]), c["generation"], bytes.fromhex(c["nonce"])
+            )
+            assert mac.hex() == c["mac"]
+    # Another generation, unit or nonce gives another MAC.
+    base = proof_mac(KEYS_A, UNIT_A, 1, bytes(16))
+    assert proof_mac(KEYS_A, UNIT_A, 2, bytes(16)) != base
+    assert proof_mac(KEYS_A, UNIT_B, 1, bytes(16)) != base
+    assert proof_mac(KEYS_B, UNIT_A, 1, bytes(16)) != base
+    assert proof_key(KEYS_A) not in (KEYS_A.enc, KEYS_A.id, KEYS_A.ack)
+
+
+def test_a_test_press_is_reported_once_as_a_test_press_never_an_alert() -> None:
+    rx = receiver()
+    test_id = 7
+    events = rx.feed(encode(KEYS_A, Frame(Kind.TEST_PRESS, 7, test_id, 0, 90)), 1.0)
+    assert [e["event"] for e in events] == ["test_press"] and events[0]["test_id"] == test_id
+    assert rx.last_test == (UNIT_A.hex(), test_id) and rx.last_alert is None
+    # Its retries: counted, not reported again, still to be acknowledged.
+    assert rx.feed(encode(KEYS_A, Frame(Kind.TEST_PRESS, 9, test_id, 1, 90)), 6.0) == []
+    assert rx.stats["test_retransmissions"] == 1 and rx.last_test == (UNIT_A.hex(), test_id)
+    assert rx.ack_ad(UNIT_A.hex(), test_id) == ack_ad(KEYS_A.ack, test_id)
+    # An alert after it is an alert, and the test id does not make it late.
+    (alert,) = rx.feed(encode(KEYS_A, Frame(Kind.ALERT, 12, 12, 0, 90)), 9.0)
+    assert alert["event"] == "alert" and alert["late"] is False and rx.last_test is None

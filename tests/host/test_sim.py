@@ -269,7 +269,7 @@ def test_amr_info_reads_battery_and_diagnostics_over_serial(tmp_path: Path) -> N
         assert sim_unit.known and report["unit_id"] == sim_unit.known.unit
         assert abs(report["battery_mv"] - 2500) <= 2 and 0 < report["battery_pct"] < 100
         assert report["config"] == "ok" and report["keys"] == "present"
-        assert report["state"] == {"counter_hwm": 0, "pending_alerts": 0}
+        assert report["state"] == {"counter_hwm": 0, "pending_alerts": 0, "pending_tests": 0}
         assert report["diagnostics"]["boots"] == 1
         keys = sim_unit.known.keys
         assert all(k.hex() not in result.stdout for k in (keys.enc, keys.id, keys.ack))

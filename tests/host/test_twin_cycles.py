@@ -160,7 +160,7 @@ def test_missing_config_is_a_visible_fault(tmp_path: Path) -> None:
     assert diag.faults == 1 and diag.last_error != 0
 
 
-@pytest.mark.parametrize("key", ["c0", "s0"])
+@pytest.mark.parametrize("key", ["p0", "s0"])
 def test_corrupt_record_is_a_visible_fault_not_defaults(unit: VirtualUnit, key: str) -> None:
     nvs = unit.nvs()
     blob = bytearray.fromhex(nvs["amr"][key]["blob"])

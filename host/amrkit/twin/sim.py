@@ -84,6 +84,7 @@ class SimUnit:
 
     def _reanchor(self, virtual_ms: int) -> None:
         self._anchor = (time.monotonic(), virtual_ms)
+        self.unit.anchor_rtc(virtual_ms, self.sim.speed)
 
     # -- the unit's thread ---------------------------------------------------
 

@@ -54,7 +54,9 @@ from amrkit.twin.platform._contract import (
     RADIO,
     RADIO_MV,
     REALTIME,
+    REPL_ENV,
     RESET_CAUSE,
+    RTC_ANCHOR,
     RTC_FILE,
     SAMPLES,
     SLEEP_MS,
@@ -161,6 +163,12 @@ class VirtualUnit:
             tmp = path.with_suffix(".tmp")  # a running process may read it meanwhile
             tmp.write_text(json.dumps(unit))
             tmp.replace(path)
+
+    def anchor_rtc(self, rtc_ms: int, rate: float) -> None:
+        """Tell the serial REPL how the RTC runs now: rtc_ms at this moment,
+        `rate` RTC ms per wall ms from here (a sleep fast-forwarded)."""
+        with self._lock:
+            self._update_unit_json({RTC_ANCHOR: [int(time.time() * 1000), rtc_ms, rate]})
 
     def power_on(self, cut_at_commit: int | None = None, cut_after: bool = False) -> Boot:
         """Insert a cell: RTC memory is lost, flash is kept."""
@@ -395,6 +403,11 @@ class VirtualUnit:
             HANG_AT_MS: self._hang_at,
             REALTIME: self.awake_in_real_time,
             SPAWN_WALL_MS: int(time.time() * 1000),
+            # Awake in real time the RTC runs with the wall clock; else the
+            # boot's own virtual clock stands for it.
+            RTC_ANCHOR: (
+                [int(time.time() * 1000), self.clock_ms, 1.0] if self.awake_in_real_time else None
+            ),
             **self._cell(),
         }
 
@@ -412,6 +425,41 @@ class VirtualUnit:
             return None
         high = bool(wake_gpio[1])
         return not high if self.board.button_active_low else high
+
+    def wired(
+        self, source: str, cut_at_commit: int | None = None, cut_after: bool = False
+    ) -> tuple[bool, str]:
+        """Run `source` on the unit's files as its serial REPL runs a
+        program (the wired link, without the serial port): (power cut, its
+        output). cut_at_commit cuts power at that NVS commit of the unit's
+        life, as for a boot: RTC memory is lost and the unit stays off until
+        power_on()."""
+        unit = self._unit_file(PWRON_RESET, 0, cut_at_commit, cut_after)
+        with self._lock:
+            (self.directory / UNIT_FILE).write_text(json.dumps(unit))
+        env = {
+            **os.environ,
+            DIR_ENV: str(self.directory),
+            REPL_ENV: "1",
+            "MICROPYPATH": os.pathsep.join([str(platform_dir()), str(self.firmware), ".frozen"]),
+        }
+        proc = subprocess.run(
+            [micropython_binary(), "-c", source],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=self.directory,
+            timeout=BOOT_TIMEOUT_S,
+            check=False,
+        )
+        if proc.returncode == EXIT_POWER_CUT:
+            (self.directory / RTC_FILE).unlink(missing_ok=True)
+            self._asleep = False
+            self._next_wake = None
+            return True, proc.stdout
+        if proc.returncode != 0:
+            raise FirmwareCrash(f"wired program in {self.directory} failed:\n{proc.stderr}")
+        return False, proc.stdout
 
     # -- inspection ------------------------------------------------------
 

@@ -28,7 +28,7 @@ from bleak.uuids import normalize_uuid_16
 from bumble.keys import KeyStore
 
 from amrkit.ble.bumble import bumble_client, bumble_scanner
-from amrkit.contract import CHUNK_LAST, CONTROL_POINT_UUID
+from amrkit.contract import ARG_SEPARATOR, CHUNK_LAST, CONTROL_POINT_UUID, WIRED_ONLY
 from amrkit.protocol import RID_LENGTH, KnownUnit, service_passkey, service_token
 from amrkit.unit import UnitError, decode_reply
 
@@ -171,12 +171,18 @@ class BleLink:
             raise RuntimeError("open the link with `async with` first")
         return self._client
 
-    async def command(self, name: str) -> dict[str, Any]:
+    async def command(self, name: str, arg: bytes | None = None) -> dict[str, Any]:
+        if name in WIRED_ONLY:  # refused before anything leaves the host
+            raise UnitError(
+                f"{name} runs over the wired link only (the store's jig), never over BLE: "
+                "connect the unit by cable (--port)"
+            )
         client = self._client_open()
         self._reply, self._next = bytearray(), 0
         self._done = asyncio.get_running_loop().create_future()
+        request = name.encode() if arg is None else name.encode() + bytes((ARG_SEPARATOR,)) + arg
         with self._errors(name):
-            await client.write_gatt_char(CONTROL_POINT_UUID, name.encode(), response=True)
+            await client.write_gatt_char(CONTROL_POINT_UUID, request, response=True)
         try:
             data = await asyncio.wait_for(self._done, self._timeout_s)
         except TimeoutError:

@@ -17,9 +17,11 @@ from mpremote.transport_serial import SerialTransport  # type: ignore[import-unt
 from amrkit.unit import UnitError, decode_reply
 
 
-def command_source(name: str) -> str:
-    """What the raw REPL runs for one service command (amr/commands.py)."""
-    return f"import amr.commands\namr.commands.wired({name!r})\n"
+def command_source(name: str, arg: bytes | None = None) -> str:
+    """What the raw REPL runs for one service command (amr/commands.py);
+    its argument, if any, goes as hex digits."""
+    args = repr(name) if arg is None else f"{name!r}, {arg.hex()!r}"
+    return f"import amr.commands\namr.commands.wired({args})\n"
 
 
 def _reason(err: TransportError) -> str:
@@ -81,12 +83,13 @@ class WiredLink:
         finally:
             self._transport.close()
 
-    async def command(self, name: str) -> dict[str, Any]:
-        return await asyncio.to_thread(self._command, name)
+    async def command(self, name: str, arg: bytes | None = None) -> dict[str, Any]:
+        return await asyncio.to_thread(self._command, name, arg)
 
-    def _command(self, name: str) -> dict[str, Any]:
+    def _command(self, name: str, arg: bytes | None) -> dict[str, Any]:
         try:
-            output = self._transport.exec(command_source(name))
+            # Never quoted in an error: a provision's argument holds keys.
+            output = self._transport.exec(command_source(name, arg))
         except TransportError as err:
             raise UnitError(
                 f"{self.port} did not answer {name} as an AMR unit: {_reason(err)}; "

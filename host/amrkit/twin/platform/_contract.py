@@ -37,6 +37,10 @@ RADIO = "ble"  # "HOST:PORT" of the radio peer, or None: no radio
 HANG_AT_MS = "hang_at_ms"  # an injected hang; may be set while awake
 REALTIME = "realtime"  # awake time follows the wall clock
 SPAWN_WALL_MS = "spawn_wall_ms"  # the wall clock when the process started
+# The RTC as the supervisor runs it, for the serial REPL (which outlives the
+# boots): [wall ms since the epoch, RTC ms then, RTC ms per wall ms]; the
+# supervisor renews it when the unit sleeps (fast-forwarded) or wakes.
+RTC_ANCHOR = "rtc_anchor"
 # The cell, updated while awake: ADC readings by what the chip draws,
 # {draw: {pin: uV}}, its voltage under the radio, and where it browns out.
 ADC_UV = "adc_uv"
@@ -58,6 +62,7 @@ UNIT_KEYS = (
     HANG_AT_MS,
     REALTIME,
     SPAWN_WALL_MS,
+    RTC_ANCHOR,
     ADC_UV,
     RADIO_MV,
     BROWNOUT_MV,

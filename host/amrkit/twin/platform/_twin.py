@@ -30,6 +30,7 @@ from _contract import (
     RADIO_MV,
     REALTIME,
     REPL_ENV,
+    RTC_ANCHOR,
     SAMPLES,
     SPAWN_WALL_MS,
     UNIT_FILE,
@@ -67,6 +68,13 @@ wake_gpio = None
 
 
 def now():
+    """The RTC clock (ms). The serial REPL's process outlives the boots
+    whose unit.json it read: it reads the clock the supervisor runs now."""
+    if IN_REPL:
+        anchor = latest().get(RTC_ANCHOR)
+        if anchor:
+            wall, rtc, rate = anchor
+            return rtc + int((utime.time_ns() // 1000000 - wall) * rate)
     return _now
 
 

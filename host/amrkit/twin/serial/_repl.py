@@ -114,6 +114,12 @@ class UnitFs:
         # (prefix, vfs, writable), longest prefix first
         self._routes = sorted([(p, os.VfsPosix(p), w) for p, w in routes], key=lambda r: -len(r[0]))
         self._cwd = "/"
+        # A rooted VfsPosix's rename() fails (ENOENT) on MicroPython 1.29:
+        # renames go through an unrooted one, with the host paths.
+        self._host = os.VfsPosix()
+        self._where = {id(self._root): root.rstrip("/")}
+        for prefix, vfs, _ in self._routes:
+            self._where[id(vfs)] = prefix.rstrip("/")
 
     def _find(self, path, write=False):
         path = _normalise(self._cwd, path)
@@ -179,7 +185,8 @@ class UnitFs:
             raise OSError(22)
         if vfs_old is not vfs_new:
             raise OSError(18)  # EXDEV
-        vfs_old.rename(inner_old, inner_new)
+        where = self._where[id(vfs_old)]
+        self._host.rename(where + inner_old, where + inner_new)
 
     def chdir(self, path):
         path = _normalise(self._cwd, path)
