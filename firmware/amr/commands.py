@@ -99,6 +99,9 @@ def _info(ctx):
             else state_reason
         ),
         "keys": "present" if keys is not None else keys_reason,
+        # The cell voltages this unit warns and stops retrying at (its config's).
+        "low_battery_mv": cfg["low_battery_mv"] if cfg is not None else None,
+        "battery_floor_mv": cfg["battery_floor_mv"] if cfg is not None else None,
     }
 
 

@@ -10,6 +10,7 @@ from amrkit.cli.common import (
     EXIT_INPUT,
     EXIT_KEYS,
     EXIT_RADIO,
+    EXIT_UNFIT,
     EXIT_UNIT,
     exit_code_help,
 )
@@ -19,7 +20,15 @@ from amrkit.cli.info import info
 from amrkit.cli.listen import listen
 from amrkit.cli.sim import sim
 
-__all__ = ["EXIT_BUILD", "EXIT_INPUT", "EXIT_KEYS", "EXIT_RADIO", "EXIT_UNIT", "main"]
+__all__ = [
+    "EXIT_BUILD",
+    "EXIT_INPUT",
+    "EXIT_KEYS",
+    "EXIT_RADIO",
+    "EXIT_UNFIT",
+    "EXIT_UNIT",
+    "main",
+]
 
 
 @click.group(
