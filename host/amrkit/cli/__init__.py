@@ -11,6 +11,7 @@ from amrkit.cli.common import (
     EXIT_INPUT,
     EXIT_KEYS,
     EXIT_RADIO,
+    EXIT_UNFIT,
     EXIT_UNIT,
     exit_code_help,
 )
@@ -23,7 +24,15 @@ from amrkit.cli.listen import listen
 from amrkit.cli.sim import sim
 from amrkit.cli.units import units
 
-__all__ = ["EXIT_BUILD", "EXIT_INPUT", "EXIT_KEYS", "EXIT_RADIO", "EXIT_UNIT", "main"]
+__all__ = [
+    "EXIT_BUILD",
+    "EXIT_INPUT",
+    "EXIT_KEYS",
+    "EXIT_RADIO",
+    "EXIT_UNFIT",
+    "EXIT_UNIT",
+    "main",
+]
 
 
 @click.group(
