@@ -261,7 +261,7 @@ def test_blank_unit_is_flashed_with_esptool_and_deployed_with_mpremote(tmp_path:
         )
         assert info.returncode == EXIT_UNFIT, info.stdout + info.stderr
         assert "Traceback" not in info.stdout + info.stderr
-        assert "keys  missing" in info.stdout and "config  missing" in info.stdout
+        assert "keys  not provisioned" in info.stdout and "config  not provisioned" in info.stdout
         assert "  not provisioned: run amr provision" in info.stdout
         # Keys and config come from the host (the twin's factory image here).
         provision(sim_unit.unit)

@@ -153,15 +153,16 @@ def test_amr_info_shows_a_stuck_button(tmp_path: Path) -> None:
             timeout=60,
             check=False,
         )
-        assert result.returncode == 0, result.stderr
-        assert "stuck button" in result.stdout
+        # A unit with a fault is not fit for use: the verdict says so, exit 7.
+        assert result.returncode == 7, result.stderr
+        assert "stuck button" in result.stdout and "\nverdict: not fit for use" in result.stdout
         report = json.loads(
             subprocess.run(
                 [str(Path(sys.executable).parent / "amr"), "info", "--port", url, "--json"],
                 capture_output=True,
                 text=True,
                 timeout=60,
-                check=True,
+                check=False,
             ).stdout
         )
         assert report["last_fault"].startswith("stuck button")
