@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from amrkit.cli.audit import audit_log
+from amrkit.cli.bundle import bundle
 from amrkit.cli.common import (
     EXIT_BUILD,
     EXIT_INPUT,
@@ -20,6 +21,7 @@ from amrkit.cli.flash import flash
 from amrkit.cli.images import images
 from amrkit.cli.info import info
 from amrkit.cli.listen import listen
+from amrkit.cli.provision import provision, wipe
 from amrkit.cli.sim import sim
 from amrkit.cli.units import units
 
@@ -35,5 +37,18 @@ def main() -> None:
     """Tooling for the AMR discreet panic button: firmware, twin, receiver."""
 
 
-for command in (demo, listen, build_app, sim, info, flash, images, units, audit_log):
+for command in (
+    demo,
+    listen,
+    build_app,
+    sim,
+    info,
+    flash,
+    images,
+    provision,
+    wipe,
+    bundle,
+    units,
+    audit_log,
+):
     main.add_command(command)
