@@ -134,6 +134,9 @@ def _info(ctx, _arg):
         "keys": "present" if keys_word == "ok" else keys_word,
         "bonds": len(Bonds(record_store(records.BONDS)).entries),
         "test_mode_s": test_s,
+        # The cell voltages this unit warns and stops retrying at (its config's).
+        "low_battery_mv": prov.config["low_battery_mv"] if prov is not None else None,
+        "battery_floor_mv": prov.config["battery_floor_mv"] if prov is not None else None,
     }
 
 

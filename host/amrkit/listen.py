@@ -56,11 +56,25 @@ def ble_source(adapter: str | None = None, transport: str | None = None) -> Sour
     return produce
 
 
+class CaptureError(ValueError):
+    """A capture that cannot be read, or a line of it that is not a capture line."""
+
+
+CAPTURE_FORMAT = '{"t": seconds, "ad": "<hex>", "rssi": dBm}'
+
+
 def capture_source(path: Path) -> Source:
     """Payloads from a capture: JSON lines {"t": seconds, "ad": hex, "rssi": dBm}."""
 
     async def produce(queue: asyncio.Queue[Advert | None]) -> None:
-        with path.open() as f:
+        try:
+            f = path.open(errors="replace")  # a binary file fails as a bad line
+        except OSError as err:
+            raise CaptureError(
+                f"cannot read the capture {path}: {err.strerror or err}; "
+                f"give a file of JSON lines {CAPTURE_FORMAT}"
+            ) from err
+        with f:
             for n, line in enumerate(f, 1):
                 if not line.strip():
                     continue
@@ -68,9 +82,8 @@ def capture_source(path: Path) -> Source:
                     record = json.loads(line)
                     advert = (float(record["t"]), bytes.fromhex(record["ad"]), record.get("rssi"))
                 except (ValueError, KeyError, TypeError) as err:
-                    raise ValueError(
-                        f"{path}:{n}: not a capture line ({err}); expected "
-                        '{"t": seconds, "ad": "<hex>", "rssi": dBm}'
+                    raise CaptureError(
+                        f"{path}:{n}: not a capture line ({err}); expected {CAPTURE_FORMAT}"
                     ) from err
                 await queue.put(advert)
         await queue.put(None)

@@ -62,7 +62,7 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def _check_url(url: str) -> None:
+def check_url(url: str) -> None:
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https"):
         # The URL itself is not echoed: webhook URLs often carry secret tokens.
@@ -107,7 +107,7 @@ class Outbox:
 
         `clock` and `sleep` time the back-off only; `sleep` must advance `clock`.
         """
-        _check_url(url)
+        check_url(url)
         if timeout_s <= 0 or max_backoff_s <= 0:
             raise ValueError("timeout_s and max_backoff_s must be positive numbers of seconds")
         self.url = url

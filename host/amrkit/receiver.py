@@ -53,6 +53,8 @@ EVENT_NAMES = {
     Kind.LOW_BATTERY: "low_battery",
     Kind.FAULT: "fault",
 }
+# Every kind of event the receiver reports.
+EVENT_KINDS = (*dict.fromkeys(EVENT_NAMES.values()), "supervision_lost", "supervision_restored")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS unit_state (

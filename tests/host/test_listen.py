@@ -9,11 +9,12 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from listen_cli import amr_listen
 
 from amrkit.boards import load_board
 from amrkit.bundle import BundleError, read_bundle, write_bundle
-from amrkit.cli import EXIT_INPUT, EXIT_KEYS
+from amrkit.cli import EXIT_INPUT, EXIT_KEYS, main
 from amrkit.protocol import KnownUnit
 from amrkit.twin.factory import provision
 from amrkit.twin.gestures import Rng, taps, trace
@@ -121,3 +122,66 @@ def test_wrong_passphrase_and_bad_capture_have_their_exit_codes(
     bad.write_text('{"t": 1, "ad": "zz"}\n')
     code, _, err = amr_listen(bundle, tmp_path / "s", PASS, "--capture", str(bad))
     assert code == EXIT_INPUT and "bad.jsonl:1" in err
+
+
+def test_listen_for_a_person_names_units_and_filters(
+    scene: tuple[Path, Path, list[KnownUnit]], tmp_path: Path
+) -> None:
+    capture, bundle, units = scene
+    names = tmp_path / "names.txt"
+    names.write_text(f"# unit id, then its name\n{units[0].unit} Anna's button\n")
+    result = CliRunner().invoke(
+        main,
+        ["listen", "--bundle", str(bundle), "--state", str(tmp_path / "s"), "--capture"]
+        + [str(capture), "--format", "text", "--names", str(names)],
+        env={"AMR_BUNDLE_PASSPHRASE": PASS},
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    alert = [line for line in lines if "ALERT" in line]
+    assert len(alert) == 1 and f"Anna's button [{units[0].unit[:8]}]: ALERT" in alert[0]
+    assert any(f"{units[1].unit}: heartbeat" in line for line in lines)  # no name: its id
+    assert all("{" not in line for line in lines)
+    # Filters: one unit's heartbeats only, as JSON.
+    code, events, err = amr_listen(
+        bundle,
+        tmp_path / "s2",
+        PASS,
+        "--capture",
+        str(capture),
+        "--unit",
+        units[1].unit.upper(),
+        "--event",
+        "heartbeat",
+        "--json",
+    )
+    assert code == 0, err
+    assert events and {(e["unit"], e["event"]) for e in events} == {(units[1].unit, "heartbeat")}
+
+
+def test_listen_filters_are_checked(
+    scene: tuple[Path, Path, list[KnownUnit]], tmp_path: Path
+) -> None:
+    capture, bundle, _ = scene
+    code, _, err = amr_listen(
+        bundle, tmp_path / "s", PASS, "--capture", str(capture), "--event", "boom"
+    )
+    assert code == 2 and "'alert'" in err and "'supervision_lost'" in err
+    code, _, err = amr_listen(
+        bundle, tmp_path / "s", PASS, "--capture", str(capture), "--unit", "x1"
+    )
+    assert code == 2 and "16 hex digits" in err
+    bad = tmp_path / "names.txt"
+    bad.write_text("0011223344556677\n")
+    code, _, err = amr_listen(
+        bundle,
+        tmp_path / "s",
+        PASS,
+        "--capture",
+        str(capture),
+        "--format",
+        "text",
+        "--names",
+        str(bad),
+    )
+    assert code == EXIT_INPUT and "names.txt:1: no label" in err

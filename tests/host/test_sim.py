@@ -25,6 +25,7 @@ from amrkit import build
 from amrkit.boards import load_board
 from amrkit.bundle import write_bundle
 from amrkit.cli import EXIT_UNIT, main
+from amrkit.cli.common import EXIT_UNFIT
 from amrkit.twin.factory import provision
 from amrkit.twin.serial.image import stand_in_image
 from amrkit.twin.sim import Sim
@@ -250,6 +251,18 @@ def test_blank_unit_is_flashed_with_esptool_and_deployed_with_mpremote(tmp_path:
         fs = sim_unit.unit.firmware
         assert (fs / "main.py").read_bytes() == (app / "main.py").read_bytes()
         assert (fs / "amr" / "app.mpy").read_bytes() == (app / "amr" / "app.mpy").read_bytes()
+        # Deployed, nothing provisioned: it answers as a unit that is not fit.
+        info = subprocess.run(
+            [str(Path(sys.executable).parent / "amr"), "info", "--port", url],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert info.returncode == EXIT_UNFIT, info.stdout + info.stderr
+        assert "Traceback" not in info.stdout + info.stderr
+        assert "keys  missing" in info.stdout and "config  missing" in info.stdout
+        assert "  not provisioned: run amr provision" in info.stdout
         # Keys and config come from the host (the twin's factory image here).
         provision(sim_unit.unit)
         reply = control(sim, {"cmd": "power_on", "unit": "unit-1"})

@@ -12,6 +12,7 @@ from amrkit.cli.common import (
     EXIT_INPUT,
     EXIT_KEYS,
     EXIT_RADIO,
+    EXIT_UNFIT,
     EXIT_UNIT,
     exit_code_help,
 )
@@ -25,7 +26,15 @@ from amrkit.cli.provision import provision, wipe
 from amrkit.cli.sim import sim
 from amrkit.cli.units import units
 
-__all__ = ["EXIT_BUILD", "EXIT_INPUT", "EXIT_KEYS", "EXIT_RADIO", "EXIT_UNIT", "main"]
+__all__ = [
+    "EXIT_BUILD",
+    "EXIT_INPUT",
+    "EXIT_KEYS",
+    "EXIT_RADIO",
+    "EXIT_UNFIT",
+    "EXIT_UNIT",
+    "main",
+]
 
 
 @click.group(

@@ -79,19 +79,60 @@ def bundle_units(bundle: Path, passphrase_env: str) -> list[KnownUnit]:
 
 
 def text(value: Any) -> str:
-    """A value as a person reads it: nested fields as name=value."""
+    """A value as a person reads it: nested fields as name=value, yes/no, "-" for none."""
     if isinstance(value, dict):
         return ", ".join(f"{k}={text(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(text(v) for v in value)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if value is None:
         return "-"
     return str(value)
 
 
-def echo_fields(report: dict[str, Any]) -> None:
-    """One field a line, names aligned on the right."""
+def echo_fields(report: dict[str, Any], *, nest: bool = False, indent: int = 0) -> None:
+    """One field a line, names aligned on the right. With nest, a field whose
+    value is a table of more than two fields gets its own lines below its name,
+    sorted and indented; else it is one line of name=value."""
     width = max((len(k) for k in report), default=0)
     for key, value in report.items():
-        click.echo(f"{key:>{width}}  {text(value)}")
+        if nest and isinstance(value, dict) and len(value) > 2:
+            click.echo(f"{' ' * indent}{key:>{width}}")
+            echo_fields(dict(sorted(value.items())), nest=True, indent=indent + 2)
+        else:
+            click.echo(f"{' ' * indent}{key:>{width}}  {text(value)}")
+
+
+def writable_dir(path: Path, option: str) -> Path:
+    """`path`, created if needed, or a usage error naming `option`."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise click.BadParameter(
+            f"cannot create the folder {path}: {err.strerror}; give a writable folder",
+            param_hint=option,
+        ) from err
+    return path
+
+
+UNIT_ID_DIGITS = 16  # a unit id: 8 bytes, in hex
+
+
+def unit_id_option(value: str | None) -> str | None:
+    """A unit id as an option gives it (any case), or a usage error saying its form."""
+    if value is None:
+        return None
+    try:
+        ok = len(value) == UNIT_ID_DIGITS and bytes.fromhex(value) is not None
+    except ValueError:
+        ok = False
+    if not ok:
+        raise click.BadParameter(
+            f"{value!r} is not a unit id: give its {UNIT_ID_DIGITS} hex digits, "
+            "as `amr info` or the bundle shows them"
+        )
+    return value.lower()
 
 
 # --- the unit registry (amr units, amr audit) ---------------------------------

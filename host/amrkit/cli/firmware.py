@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from amrkit.boards import profile_path
-from amrkit.cli.common import EXIT_BUILD, fail, load_board
+from amrkit.cli.common import EXIT_BUILD, fail, load_board, writable_dir
 from amrkit.paths import REPO_DIR
 
 
@@ -38,7 +38,7 @@ def build_app(board: str | None, profile: Path | None, out: Path, write_source: 
         raise click.UsageError("give either --board or --profile")
     spec = load_board(profile or profile_path(str(board)))
     try:
-        app = build.build(spec, out)
+        app = build.build(spec, writable_dir(out, "--out"))
     except build.BuildError as err:
         fail(str(err), EXIT_BUILD)
     if write_source:

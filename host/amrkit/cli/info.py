@@ -9,7 +9,16 @@ from typing import Any
 
 import click
 
-from amrkit.cli.common import EXIT_KEYS, EXIT_RADIO, EXIT_UNIT, bundle_units, echo_fields, fail
+from amrkit.cli.common import (
+    EXIT_KEYS,
+    EXIT_RADIO,
+    EXIT_UNFIT,
+    EXIT_UNIT,
+    bundle_units,
+    echo_fields,
+    fail,
+    unit_id_option,
+)
 
 
 @click.command()
@@ -30,8 +39,19 @@ from amrkit.cli.common import EXIT_KEYS, EXIT_RADIO, EXIT_UNIT, bundle_units, ec
     show_default=True,
     help="Environment variable holding the bundle passphrase (else it is asked for).",
 )
-@click.option("--unit", "unit_id", help="BLE: only this unit id (hex) [any unit of the bundle].")
-@click.option("--timeout", default=30.0, show_default=True, help="BLE: seconds to find the unit.")
+@click.option(
+    "--unit",
+    "unit_id",
+    callback=lambda _ctx, _param, value: unit_id_option(value),
+    help="BLE: only this unit id (16 hex digits) [any unit of the bundle].",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="BLE: seconds to find the unit.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the readout as JSON.")
 def info(
     port: str | None,
@@ -44,8 +64,10 @@ def info(
 ) -> None:
     """Read a unit's battery (also under radio load), health and diagnostics,
     the same over its wired link (--port) and over BLE in service mode
-    (--transport, --bundle)."""
-    from amrkit.unit import Link, Unit, UnitError, readout
+    (--transport, --bundle), and judge it: a verdict, ok or each reason it is
+    not fit for use with the next step (exit 7 when not ok)."""
+    from amrkit.unit import Link, RadioUnavailable, Unit, UnitError, readout
+    from amrkit.unit.verdict import judge, verdict_fields
 
     if (port is None) == (transport is None):
         raise click.UsageError("give either --port (wired) or --transport (BLE)")
@@ -72,13 +94,25 @@ def info(
 
     try:
         report = asyncio.run(read())
+    except RadioUnavailable as err:
+        fail(str(err), EXIT_RADIO)
     except UnitError as err:
         fail(str(err), EXIT_UNIT)
     except (OSError, ValueError) as err:
         if transport is None:
             fail(f"{port}: {err}; check the cable and the port name", EXIT_UNIT)
         fail(f"cannot open the BLE transport {transport}: {err}", EXIT_RADIO)
+    reasons = judge(report)
     if as_json:
-        click.echo(json.dumps(report))
-        return
-    echo_fields(report)
+        click.echo(json.dumps({**report, "verdict": verdict_fields(reasons)}))
+    else:
+        echo_fields(dict(sorted(report.items())), nest=True)
+        click.echo()
+        if not reasons:
+            click.echo("verdict: ok")
+        else:
+            click.echo("verdict: not fit for use")
+            for reason in reasons:
+                click.echo(f"  {reason}")
+    if reasons:
+        raise SystemExit(EXIT_UNFIT)

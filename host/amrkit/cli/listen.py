@@ -4,12 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
+import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
-from amrkit.cli.common import EXIT_INPUT, EXIT_RADIO, bundle_units, fail
+from amrkit.cli.common import EXIT_INPUT, EXIT_RADIO, bundle_units, fail, unit_id_option
+from amrkit.receiver import EVENT_KINDS
+
+T = TypeVar("T")
+
+
+def open_store(opener: Callable[[], T], path: Path, option: str) -> T:
+    """A receiver's SQLite file opened, or exit 5 naming the file and the option."""
+    try:
+        return opener()
+    except sqlite3.Error as err:
+        what = "a directory" if path.is_dir() else str(err)
+        fail(
+            f"cannot use {path} as the {option} file ({what}); "
+            f"give {option} a writable file path (it is created if missing)",
+            EXIT_INPUT,
+        )
 
 
 @click.command()
@@ -38,9 +57,40 @@ from amrkit.cli.common import EXIT_INPUT, EXIT_RADIO, bundle_units, fail
     default=False,
     help="Acknowledge verified alerts over the air (needs --transport: bleak cannot advertise).",
 )
-@click.option("--duration", type=float, help="Stop after this many seconds.")
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Stop after this many seconds.",
+)
 @click.option("--webhook", help="Forward every event to this URL (durable outbox).")
 @click.option("--outbox", type=click.Path(path_type=Path), help="Outbox file [STATE.outbox].")
+@click.option(
+    "--format",
+    "output",
+    type=click.Choice(["text", "json"]),
+    help="text: a sentence per event for a person; json: one JSON object a line "
+    "[text on a terminal, else json].",
+)
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+@click.option(
+    "--names",
+    type=click.Path(path_type=Path),
+    help='Text output: unit names, a JSON object {"UNIT_ID": "label"} or lines "UNIT_ID LABEL".',
+)
+@click.option(
+    "--unit",
+    "units_shown",
+    multiple=True,
+    callback=lambda _ctx, _param, values: tuple(unit_id_option(v) for v in values),
+    help="Show only this unit's events (repeatable); the webhook still gets every event.",
+)
+@click.option(
+    "--event",
+    "kinds_shown",
+    multiple=True,
+    type=click.Choice(EVENT_KINDS),
+    help="Show only events of this kind (repeatable); the webhook still gets every event.",
+)
 def listen(
     bundle: Path,
     passphrase_env: str,
@@ -52,25 +102,54 @@ def listen(
     duration: float | None,
     webhook: str | None,
     outbox: Path | None,
+    output: str | None,
+    as_json: bool,
+    names: Path | None,
+    units_shown: tuple[str, ...],
+    kinds_shown: tuple[str, ...],
 ) -> None:
-    """Receive, verify and report alerts: one JSON line per event on stdout."""
-    from amrkit.listen import ble_source, capture_source, session
-    from amrkit.outbox import Outbox
+    """Receive, verify and report alerts: one line per event on stdout, a
+    sentence for a person on a terminal, a JSON object for a program (--format)."""
+    from amrkit.ble import transport_trouble
+    from amrkit.listen import CaptureError, ble_source, capture_source, session
+    from amrkit.listen_text import Names, NamesError, describe, load_names
+    from amrkit.outbox import Outbox, check_url
     from amrkit.receiver import Receiver
 
-    receiver = Receiver(bundle_units(bundle, passphrase_env), state)
-    forward = None
-    if webhook:
-        try:
-            forward = Outbox(outbox or state.with_suffix(".outbox"), webhook)
-        except ValueError as err:
-            raise click.BadParameter(str(err), param_hint="--webhook") from err
     if ack and not transport:
         raise click.UsageError("--ack needs --transport: acknowledging means advertising")
+    if as_json and output == "text":
+        raise click.UsageError("--json and --format text contradict each other")
+    json_out = as_json or output == "json" or (output is None and not sys.stdout.isatty())
+    table: Names = {}
+    if names is not None:
+        try:
+            table = load_names(names)
+        except NamesError as err:
+            fail(str(err), EXIT_INPUT)
+    if webhook:
+        try:
+            check_url(webhook)
+        except ValueError as err:
+            raise click.BadParameter(str(err), param_hint="--webhook") from err
+    units = bundle_units(bundle, passphrase_env)
+    receiver = open_store(lambda: Receiver(units, state), state, "--state")
+    forward = None
+    if webhook:
+        path = outbox or state.with_suffix(".outbox")
+        try:
+            forward = open_store(lambda: Outbox(path, webhook), path, "--outbox")
+        except SystemExit:
+            receiver.close()
+            raise
     source = capture_source(capture) if capture else ble_source(adapter, transport)
 
     def emit(event: dict[str, Any]) -> None:
-        click.echo(json.dumps(event))
+        if units_shown and event.get("unit") not in units_shown:
+            return
+        if kinds_shown and event.get("event") not in kinds_shown:
+            return
+        click.echo(json.dumps(event) if json_out else describe(event, table))
 
     try:
         asyncio.run(
@@ -85,11 +164,13 @@ def listen(
         )
     except KeyboardInterrupt:
         pass
-    except ValueError as err:
+    except CaptureError as err:
         fail(str(err), EXIT_INPUT)
     except Exception as err:  # bleak: no adapter, no permission, no BlueZ
         if capture:
             raise
+        if transport:  # bumble: a dongle that is not there, or no `amr sim` at that address
+            fail(transport_trouble(transport, err), EXIT_RADIO)
         fail(f"cannot scan for Bluetooth LE ({err}); name an adapter or use --capture", EXIT_RADIO)
     finally:
         receiver.close()

@@ -127,7 +127,7 @@ class SimUnit:
         """A command about the world around the unit, carried out from the
         caller's thread: it reaches a unit that is awake now."""
         try:
-            return {"ok": True, **self._command(command)}
+            return {"ok": True, **self._checked(command)}
         except SimError as err:
             return {"ok": False, "error": str(err)}
 
@@ -138,9 +138,19 @@ class SimUnit:
             except queue.Empty:
                 return
             try:
-                reply.put({"ok": True, **self._command(command)})
+                reply.put({"ok": True, **self._checked(command)})
             except SimError as err:
                 reply.put({"ok": False, "error": str(err)})
+
+    def _checked(self, c: dict[str, Any]) -> dict[str, Any]:
+        """_command, with a missing or malformed value refused as a SimError
+        (never an exception that ends the unit's thread or the connection)."""
+        try:
+            return self._command(c)
+        except KeyError as err:
+            raise SimError(f"{c.get('cmd')} needs {err.args[0]!r}") from err
+        except (TypeError, ValueError) as err:
+            raise SimError(f"{c.get('cmd')}: a value is not a number: {err}") from err
 
     def _command(self, c: dict[str, Any]) -> dict[str, Any]:
         cmd = c.get("cmd")
@@ -293,7 +303,9 @@ class Sim:
                 # Units start as issued: MicroPython in flash, the app deployed.
                 FlashMemory(unit.directory / FLASH_FILE).program(0, stand_in_image())
             sim_unit.serial = Rfc2217Server(
-                VirtualBoard.for_unit(unit.directory, self.board, repl_on_boot(unit.directory))
+                # Its REPL imports the app from the unit's own filesystem only, as
+                # on the chip: a board without the app deployed has none.
+                VirtualBoard.for_unit(unit.directory, self.board, repl_on_boot(unit.directory, fs))
             )
             sim_unit.serial.start()
             self.units[name] = sim_unit

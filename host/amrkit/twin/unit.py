@@ -120,6 +120,12 @@ class VirtualUnit:
 
     def __post_init__(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
+        if not (self.directory / UNIT_FILE).exists():
+            # The chip's surroundings (its cell, its pins) exist before its
+            # first boot: a board powered over USB that never ran the app
+            # (a blank one, flashed and deployed over the cable) reads them.
+            unit = self._unit_file(PWRON_RESET, 0, None, False)
+            (self.directory / UNIT_FILE).write_text(json.dumps(unit))
 
     # -- the world around the unit -------------------------------------
 

@@ -62,6 +62,11 @@ def provisioning_record(
     return payload
 
 
+class RadioUnavailable(UnitError):
+    """The link's own radio (a BLE adapter or bumble transport) cannot be
+    opened, so no unit was even looked for; says what to check."""
+
+
 def decode_reply(where: str, name: str, data: bytes) -> dict[str, Any]:
     """A command's reply as the firmware sends it on either link: one JSON
     object. Anything else is a UnitError that quotes the start of it."""

@@ -23,14 +23,15 @@ from typing import Any
 from bleak import BleakClient, BleakScanner
 from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
-from bleak.exc import BleakError
+from bleak.exc import BleakBluetoothNotAvailableError, BleakError
 from bleak.uuids import normalize_uuid_16
 from bumble.keys import KeyStore
 
+from amrkit.ble import transport_trouble
 from amrkit.ble.bumble import bumble_client, bumble_scanner
 from amrkit.contract import ARG_SEPARATOR, CHUNK_LAST, CONTROL_POINT_UUID, WIRED_ONLY
 from amrkit.protocol import RID_LENGTH, KnownUnit, service_passkey, service_token
-from amrkit.unit import UnitError, decode_reply
+from amrkit.unit import RadioUnavailable, UnitError, decode_reply
 
 BATTERY_SERVICE = normalize_uuid_16(0x180F)
 DEVICE_INFORMATION = normalize_uuid_16(0x180A)
@@ -88,14 +89,20 @@ async def find(units: list[KnownUnit], transport: str, timeout_s: float = 30.0) 
         if hit is not None and not found.done():
             found.set_result(Found(device, hit[0], hit[1], adv.rssi))
 
-    async with BleakScanner(heard, backend=bumble_scanner(transport)):
-        try:
-            return await asyncio.wait_for(found, timeout_s)
-        except TimeoutError:
-            raise UnitError(
-                f"no unit of the bundle in service mode within {timeout_s:.0f} s: "
-                "open service mode on the unit (the maintenance gesture) and try again"
-            ) from None
+    scanner = BleakScanner(heard, backend=bumble_scanner(transport))
+    try:
+        await scanner.start()
+    except BleakBluetoothNotAvailableError as err:
+        raise RadioUnavailable(transport_trouble(transport, err)) from err
+    try:
+        return await asyncio.wait_for(found, timeout_s)
+    except TimeoutError:
+        raise UnitError(
+            f"no unit of the bundle in service mode within {timeout_s:.0f} s: "
+            "open service mode on the unit (the maintenance gesture) and try again"
+        ) from None
+    finally:
+        await scanner.stop()
 
 
 class BleLink:

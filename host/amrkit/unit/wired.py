@@ -7,12 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import io
+import socket
 from types import TracebackType
 from typing import Any
 
-from mpremote.transport import TransportError  # type: ignore[import-untyped]
+import serial  # type: ignore[import-untyped]
+from mpremote.transport import (  # type: ignore[import-untyped]
+    TransportError,
+    TransportExecError,
+)
 from mpremote.transport_serial import SerialTransport  # type: ignore[import-untyped]
+from serial.tools import list_ports  # type: ignore[import-untyped]
 
 from amrkit.unit import UnitError, decode_reply
 
@@ -27,10 +34,72 @@ def command_source(name: str, arg: bytes | None = None) -> str:
 def _reason(err: TransportError) -> str:
     """What went wrong on the unit, in one line: the last line of the error
     a program raised there (not its traceback), or the transport's words."""
-    if len(err.args) == 3 and err.args[0] == "exception":
-        lines = bytes(err.args[2]).decode(errors="replace").strip().splitlines()
-        return "it raised " + (lines[-1] if lines else "an error")
-    return str(err)
+    if isinstance(err, TransportExecError):  # mpremote 1.2x: (status, the error's text)
+        output = err.error_output
+    elif len(err.args) == 3 and err.args[0] == "exception":  # older: (_, output, error)
+        output = err.args[2]
+    else:
+        return str(err)
+    if isinstance(output, bytes | bytearray):
+        output = bytes(output).decode(errors="replace")
+    lines = str(output).strip().splitlines()
+    return "it raised " + (lines[-1] if lines else "an error")
+
+
+BUSY = (
+    "busy: another program has it open (another amr, mpremote, esptool or a serial "
+    "terminal); close that program or wait for it to finish, then try again"
+)
+
+
+def _unopenable(port: str) -> str:
+    """Why `port` cannot be opened, and what to do. mpremote says only
+    "failed to access", so ask again: a tty through pyserial (a port another
+    program holds is locked, as mpremote and esptool lock it); a network port
+    by connecting (a busy RFC 2217 server, the twin's or ser2net, says so and
+    hangs up)."""
+    scheme, sep, rest = port.partition("://")
+    if sep and scheme in ("rfc2217", "socket"):
+        return _network_port(port, rest.split("?")[0].split("/")[0])
+    if sep:
+        return f"cannot open {port}; check the URL (rfc2217://HOST:PORT, socket://HOST:PORT)"
+    try:
+        serial.Serial(port, exclusive=True).close()
+    except serial.SerialException as err:
+        if "exclusively lock" in str(err) or err.errno == errno.EBUSY:
+            return f"{port} is {BUSY}"
+        if err.errno == errno.ENOENT:
+            ports = ", ".join(p.device for p in list_ports.comports()) or "none"
+            return f"{port}: no such port (ports here: {ports}); check the cable and the port name"
+        if err.errno == errno.EACCES:
+            return (
+                f"{port}: permission denied; add this user to the port's group "
+                "(dialout or uucp) and log in again"
+            )
+        return f"cannot open {port}: {err}; check the cable and the port name"
+    except (OSError, ValueError) as err:
+        return f"cannot open {port}: {err}; check the cable and the port name"
+    return f"cannot open {port} (it opens now: it was busy a moment ago?); try again"
+
+
+def _network_port(port: str, address: str) -> str:
+    host, _, number = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(number)), timeout=3) as sock:
+            sock.settimeout(1.0)
+            try:
+                greeting = sock.recv(256)
+            except TimeoutError:
+                greeting = None  # it waits for us: free (now)
+    except (OSError, ValueError) as err:
+        reason = getattr(err, "strerror", None) or err
+        return (
+            f"cannot open {port}: nothing answers at {address} ({reason}); "
+            "is `amr sim` (or the serial server) running, and is that its port?"
+        )
+    if greeting is not None and (not greeting or b"in use" in greeting):
+        return f"{port} is {BUSY}"
+    return f"cannot open {port} (it answers now: it was busy a moment ago?); try again"
 
 
 class WiredLink:
@@ -61,9 +130,7 @@ class WiredLink:
         try:
             self._transport = SerialTransport(self.port, baudrate=115200, timeout=self._timeout_s)
         except Exception as err:  # mpremote raises TransportError or serial's errors
-            raise UnitError(
-                f"cannot open {self.port}: {err}; check the cable and the port name"
-            ) from err
+            raise UnitError(_unopenable(self.port)) from err
         try:
             # mpremote prints what it got instead of a prompt; the error says enough.
             with contextlib.redirect_stdout(io.StringIO()):

@@ -266,7 +266,10 @@ async def open_for_bleak(transport: str | VirtualRadio, name: str) -> BumbleHost
         return await transport.open_host(name)
     try:
         return await open_host(transport, name)
-    except (OSError, LookupError, ValueError, RuntimeError, hci.HCI_Error) as err:
+    except Exception as err:  # each transport raises its own library's errors
+        # (OSError, usb1.USBError for a dongle that is not there, serial's,
+        # bumble's HCI_Error, ValueError for an unknown scheme): all mean the
+        # same to the caller, no radio there.
         raise BleakBluetoothNotAvailableError(
             f"cannot open bumble transport {transport!r}: {err} "
             f"(set {ENV_TRANSPORT} or pass bumble={{'transport': ...}})",

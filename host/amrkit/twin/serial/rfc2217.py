@@ -8,8 +8,9 @@ attributes PortManager reads and writes, and passes DTR/RTS changes on to the
 board's auto-reset circuit.
 
 One client at a time, like a serial port: a second connection while one is
-open is closed at once. When the client goes away the lines drop (as a tty
-close with HUPCL does), so a client that left RTS asserted releases the chip.
+open is told BUSY_BANNER and closed at once (as ser2net does). When the
+client goes away the lines drop (as a tty close with HUPCL does), so a
+client that left RTS asserted releases the chip.
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ import serial.rfc2217  # type: ignore[import-untyped]
 from amrkit.twin.serial.board import VirtualBoard
 
 log = logging.getLogger("amrkit.twin.serial")
+
+# What a second client is told before the connection closes: ser2net's words,
+# which a host can look for to say the port is busy rather than broken.
+BUSY_BANNER = b"Port already in use\r\n"
 
 
 class VirtualPort:
@@ -188,6 +193,8 @@ class Rfc2217Server:
                     self._client_thread.start()
             if busy:
                 log.warning("%s: port busy, refusing %s:%s", self.url, *peer)
+                with contextlib.suppress(OSError):
+                    sock.sendall(BUSY_BANNER)
                 sock.close()
 
     def _serve(self, sock: socket.socket) -> None:
