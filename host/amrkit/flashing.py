@@ -45,6 +45,7 @@ from esptool.cmds import (  # type: ignore[import-untyped]
     write_flash,
 )
 from esptool.loader import DEFAULT_TIMEOUT  # type: ignore[import-untyped]
+from esptool.reset import HardReset  # type: ignore[import-untyped]
 from esptool.util import FatalError  # type: ignore[import-untyped]
 from mpremote.transport import TransportError  # type: ignore[import-untyped]
 from mpremote.transport_serial import SerialTransport  # type: ignore[import-untyped]
@@ -344,10 +345,29 @@ def flash_unit(
         raise FlashError(port, "unit", f"{port}: the unit stopped answering: {err}") from err
     finally:
         _close(transport)
+    # 4. A reset (EN, as esptool pulses it): the unit leaves the REPL and runs
+    # the new app; left at the prompt it would never sleep and drain its cell.
+    step("resetting into the app", 0.97)
+    _reset(port)
     step("done", 1.0)
     return FlashResult(
         port, chip, mac, image_sha, unit_hash, manifest["version"], time.monotonic() - started
     )
+
+
+def _reset(port: str) -> None:
+    try:
+        raw = serial.serial_for_url(port, timeout=DEFAULT_TIMEOUT, exclusive=True, do_not_open=True)
+        # Both lines released before opening: with DTR asserted, the usual
+        # two-transistor auto-reset circuit would not pull EN low for RTS.
+        raw.dtr = raw.rts = False
+        raw.open()
+    except (serial.SerialException, OSError, ValueError) as err:
+        raise FlashError(port, "unit", _port_problem(port, err)) from err
+    try:
+        HardReset(raw)()
+    finally:
+        raw.close()
 
 
 def _verify(port: str, on_unit: dict[str, str], manifest: dict[str, Any]) -> None:

@@ -7,6 +7,7 @@ import click
 
 from amrkit.cli.audit import audit_log
 from amrkit.cli.bundle import bundle
+from amrkit.cli.check import check
 from amrkit.cli.common import (
     EXIT_BUILD,
     EXIT_INPUT,
@@ -55,6 +56,7 @@ for command in (
     flash,
     images,
     provision,
+    check,
     wipe,
     bundle,
     units,

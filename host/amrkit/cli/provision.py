@@ -25,7 +25,8 @@ from amrkit.cli.common import (
 T = TypeVar("T")
 
 
-def _port(port: str | None) -> str:
+def resolve_wired_port(port: str | None) -> str:
+    """The port named, or the one USB board attached; else exit with why."""
     from amrkit.ports import PortError, resolve_port
 
     try:
@@ -81,7 +82,7 @@ def provision(
     from amrkit.workflows.provision import provision as run_provision
 
     who = actor_name(actor)
-    where = _port(port)
+    where = resolve_wired_port(port)
     with open_registry(registry_url, master_key_file) as registry:
         done = on_wired_unit(
             where,
@@ -118,7 +119,7 @@ def wipe(
     from amrkit.workflows.wipe import wipe as run_wipe
 
     who = actor_name(actor)
-    where = _port(port)
+    where = resolve_wired_port(port)
     with open_registry(registry_url, master_key_file) as registry:
         done = on_wired_unit(where, lambda unit: run_wipe(unit, registry, who))
     result = {

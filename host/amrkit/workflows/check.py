@@ -43,7 +43,7 @@ from amrkit.listen import ble_source, session
 from amrkit.protocol import MAX_COUNTER, KnownUnit
 from amrkit.receiver import Receiver
 from amrkit.registry import Registry, State
-from amrkit.unit import KeyProofError, Unit, UnitError, readout
+from amrkit.unit import KeyProofError, Unit, readout
 from amrkit.unit.verdict import judge
 from amrkit.unit.wired import WiredLink
 from amrkit.workflows.registration import unit_on_cable
@@ -233,6 +233,11 @@ async def acceptance_check(
     rows += judge_readout(report, board)
 
     press: dict[str, Any] | str
+    if not all(r.passed for r in rows):
+        # An untrusted app, wrong keys or a faulty unit: no press is asked for.
+        rows.append(_row("press", False, "not run: the checks above failed", "a test press"))
+        return _record(registry, actor, record.unit_id, record.generation, report, on_unit,
+                       release, rows, None)  # fmt: skip
     seconds = int(min(600, press_limit_s + ACK_SETTLE_S + 30))
     await _wired(port, lambda unit: unit.test_mode(seconds))
     try:
@@ -256,14 +261,31 @@ async def acceptance_check(
                 f"heard, verified and acknowledged within {press_limit_s:.0f} s",
             )
         )
+    heard = press if not isinstance(press, str) and press["event"] == "test_press" else None
+    return _record(registry, actor, record.unit_id, record.generation, report, on_unit,
+                   release, rows, heard)  # fmt: skip
+
+
+def _record(
+    registry: Registry,
+    actor: str,
+    unit_id: str,
+    generation: int,
+    report: dict[str, Any],
+    on_unit: str,
+    release: dict[str, Any],
+    rows: list[Row],
+    press: dict[str, Any] | None,
+) -> Checked:
+    """The signed report in the registry; a passing one moves the unit to checked."""
     passed = all(r.passed for r in rows)
     document = {
-        "unit_id": record.unit_id,
+        "unit_id": unit_id,
         "board": report.get("board"),
         "chip": report.get("chip"),
         "mac": report.get("mac"),
         "firmware": report.get("firmware"),
-        "key_generation": record.generation,
+        "key_generation": generation,
         "app_hash": on_unit,
         "release": {"version": release["version"], "app_hash": release["app_hash"]},
         "checked_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -271,9 +293,9 @@ async def acceptance_check(
         "passed": passed,
         "checks": [asdict(r) for r in rows],
     }
-    if not isinstance(press, str) and press["event"] == "test_press":
+    if press is not None:
         document["press"] = {"latency_s": press["latency_s"], "rssi": press.get("rssi")}
-    with registry.step(actor, "check", record.unit_id) as step:
+    with registry.step(actor, "check", unit_id) as step:
         report_id = step.add_report(document)
         if passed:
             step.transition(State.CHECKED, {"report": report_id})

@@ -7,7 +7,9 @@ challenge and response; they are never read back. Each provisioning is a
 new key generation, so a unit provisioned again has keys that no earlier
 receiver holds.
 
-All of it is one registry step: if the unit refuses, fails or cannot prove
+The unit's diagnostics start afresh (a unit boots into a fault state until
+it has keys; what they said is kept in the audit log). All of it is one
+registry step: if the unit refuses, fails or cannot prove
 the keys, the registry is as it was. A generation the unit has already
 taken is never given again (the next attempt starts above it).
 """
@@ -61,7 +63,11 @@ async def provision(
         step.transition(State.PROVISIONED, {"key_generation": generation})
         await unit.provision(bytes.fromhex(record.unit_id), generation, keys, settings, force=force)
         await unit.prove_keys(KnownUnit(record.unit_id, keys, settings["heartbeat_s"]), generation)
-        step.note(proved=True)
+        # Its life starts here: the faults of a unit without keys (it boots
+        # into a fault state until provisioned) are history, kept in the audit.
+        before = await unit.diagnostics()
+        await unit.clear_diagnostics()
+        step.note(proved=True, last_fault_before=info.get("last_fault"), boots=before.get("boots"))
     label = None
     if label_dir is not None:
         label_dir.mkdir(parents=True, exist_ok=True)
