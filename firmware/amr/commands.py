@@ -113,6 +113,7 @@ def _info(ctx, _arg):
         "board": board.NAME,
         "chip": board.CHIP,
         "firmware": VERSION,
+        "mac": ctx.chip.mac(),
         "provisioned": prov is not None,
         "unit_id": bytes(prov.unit_id).hex() if prov is not None else None,
         "key_generation": prov.generation if prov is not None else None,

@@ -43,6 +43,12 @@ class Chip:
     def reset_cause(self):
         return machine.reset_cause()
 
+    def mac(self):
+        """The chip's factory (eFuse) MAC, aa:bb:cc:dd:ee:ff: what esptool reads
+        in the store, so the registry can tell which unit is on the cable. Never
+        on the air: the radio uses rotating private addresses."""
+        return ":".join("%02x" % b for b in machine.unique_id())
+
     def wake(self):
         """Why the app runs: BUTTON_WAKE, TIMER_WAKE or COLD_BOOT."""
         if machine.reset_cause() != machine.DEEPSLEEP_RESET:

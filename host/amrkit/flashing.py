@@ -45,6 +45,7 @@ from esptool.cmds import (  # type: ignore[import-untyped]
     write_flash,
 )
 from esptool.loader import DEFAULT_TIMEOUT  # type: ignore[import-untyped]
+from esptool.reset import HardReset  # type: ignore[import-untyped]
 from esptool.util import FatalError  # type: ignore[import-untyped]
 from mpremote.transport import TransportError  # type: ignore[import-untyped]
 from mpremote.transport_serial import SerialTransport  # type: ignore[import-untyped]
@@ -78,8 +79,13 @@ WRITE_CHUNK = 2048  # bytes per raw-REPL write when deploying
 Progress = Callable[[str, str, float], None]
 
 
+# Asked with a unit's MAC before anything is written: None, or why not.
+Admit = Callable[[str], str | None]
+
+
 class FlashError(Exception):
-    """A port's flash failed; ``kind`` is "input", "unit", "older" or "verify"."""
+    """A port's flash failed; ``kind`` is "input", "unit", "older", "verify" or
+    "refused" (the registry would not have the unit overwritten)."""
 
     def __init__(self, port: str, kind: str, message: str) -> None:
         super().__init__(message)
@@ -96,10 +102,12 @@ class FlashResult:
     app_hash: str
     version: str
     seconds: float
+    unit_id: str | None = None  # the registry's id for the unit, once recorded
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "port": self.port,
+            "unit_id": self.unit_id,
             "chip": self.chip,
             "mac": self.mac,
             "image_sha256": self.image_sha256,
@@ -261,8 +269,11 @@ def flash_unit(
     chip: str,
     force: bool = False,
     progress: Progress | None = None,
+    admit: Admit | None = None,
 ) -> FlashResult:
-    """Flash one unit (see the module doc); FlashError on any failure."""
+    """Flash one unit (see the module doc); FlashError on any failure.
+    `admit(mac)`, asked before anything is written, may refuse the unit
+    (the registry: an issued unit is not overwritten)."""
     started = time.monotonic()
 
     def step(stage: str, fraction: float) -> None:
@@ -302,6 +313,9 @@ def flash_unit(
                 "nothing was written",
             )
         mac = ":".join(f"{b:02x}" for b in esp.read_mac())
+        refusal = admit(mac) if admit is not None else None
+        if refusal is not None:
+            raise FlashError(port, "refused", f"{port}: {refusal}; nothing was written")
         step("running esptool's flasher stub", 0.1)
         stub = run_stub(esp)
         attach_flash(stub)
@@ -331,10 +345,29 @@ def flash_unit(
         raise FlashError(port, "unit", f"{port}: the unit stopped answering: {err}") from err
     finally:
         _close(transport)
+    # 4. A reset (EN, as esptool pulses it): the unit leaves the REPL and runs
+    # the new app; left at the prompt it would never sleep and drain its cell.
+    step("resetting into the app", 0.97)
+    _reset(port)
     step("done", 1.0)
     return FlashResult(
         port, chip, mac, image_sha, unit_hash, manifest["version"], time.monotonic() - started
     )
+
+
+def _reset(port: str) -> None:
+    try:
+        raw = serial.serial_for_url(port, timeout=DEFAULT_TIMEOUT, exclusive=True, do_not_open=True)
+        # Both lines released before opening: with DTR asserted, the usual
+        # two-transistor auto-reset circuit would not pull EN low for RTS.
+        raw.dtr = raw.rts = False
+        raw.open()
+    except (serial.SerialException, OSError, ValueError) as err:
+        raise FlashError(port, "unit", _port_problem(port, err)) from err
+    try:
+        HardReset(raw)()
+    finally:
+        raw.close()
 
 
 def _verify(port: str, on_unit: dict[str, str], manifest: dict[str, Any]) -> None:
@@ -414,6 +447,7 @@ def flash_units(
     chip: str,
     force: bool = False,
     progress: Progress | None = None,
+    admit: Admit | None = None,
 ) -> dict[str, FlashResult | FlashError]:
     """Flash every port in parallel (a thread each); the outcome per port."""
     check_image(image, chip)  # refused before any port is touched
@@ -427,7 +461,7 @@ def flash_units(
 
     def one(port: str) -> FlashResult | FlashError:
         try:
-            return flash_unit(port, image, app_dir, chip, force, report)
+            return flash_unit(port, image, app_dir, chip, force, report, admit)
         except FlashError as err:
             return err
         except Exception as err:  # an unexpected failure stays with its port

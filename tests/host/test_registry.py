@@ -321,11 +321,22 @@ def test_sealed_keys_are_bound_to_their_unit(url: str, registry: Registry) -> No
 def test_key_generations_only_go_up(registry: Registry) -> None:
     add(registry)
     flash(registry)
+    for stale in (0, -1):
+        with (
+            pytest.raises(RegistryError, match="never reused, the next one is 1"),
+            registry.step("tech", "provision", UNIT) as tx,
+        ):
+            tx.store_keys(stale, KEYS)
+    # A generation the unit took in a step that failed afterwards is skipped.
+    with registry.step("tech", "provision", UNIT) as tx:
+        tx.store_keys(3, KEYS)
+        tx.transition(State.PROVISIONED)
+    assert registry.next_generation(UNIT) == 4
     with (
-        pytest.raises(RegistryError, match="the next one is 1"),
+        pytest.raises(RegistryError, match="never reused, the next one is 4"),
         registry.step("tech", "provision", UNIT) as tx,
     ):
-        tx.store_keys(5, KEYS)
+        tx.store_keys(3, KEYS)
 
 
 def test_a_wrong_master_key_is_refused(url: str, registry: Registry) -> None:
@@ -437,3 +448,71 @@ def test_case_references_that_pass(good: str) -> None:
 def test_case_references_that_are_refused(bad: str) -> None:
     with pytest.raises(ValueError, match=r"case reference|phone|e-mail"):
         validate_case_ref(bad)
+
+
+# --- receivers, several units in one step, and schema upgrades ------------------
+
+
+def test_keys_go_to_one_receiver_until_they_are_rotated(registry: Registry) -> None:
+    add(registry)
+    flash(registry)
+    provision(registry)
+    with registry.step("store", "bundle export", UNIT) as tx:
+        tx.record_export("RX-A1")
+    with registry.step("store", "bundle export", UNIT) as tx:
+        tx.record_export("RX-A1")  # the same receiver again (a lost file)
+    with (
+        pytest.raises(TransitionRefused, match="rotate its keys first"),
+        registry.step("store", "bundle export", UNIT) as tx,
+    ):
+        tx.record_export("RX-B2")
+    assert registry.get(UNIT).receiver == "RX-A1"
+    with pytest.raises(RegistryError, match="receiver"), registry.step("s", "x", UNIT) as tx:
+        tx.record_export("Jane Doe")  # a person's name is not a receiver code
+    provision(registry, keys=KEYS2)  # new keys: no receiver holds them yet
+    assert registry.get(UNIT).receiver is None
+    with registry.step("store", "bundle export", UNIT) as tx:
+        tx.record_export("RX-B2")
+    assert registry.get(UNIT).receiver == "RX-B2"
+
+
+def test_a_step_on_several_units_commits_all_or_none(registry: Registry) -> None:
+    for unit in (UNIT, OTHER):
+        add(registry, unit)
+        flash(registry, unit)
+        provision(registry, unit)
+    with registry.step("store", "bundle export", OTHER) as tx:
+        tx.record_export("RX-A1")
+    before = len(registry.audit())
+    with (
+        pytest.raises(TransitionRefused),
+        registry.steps("store", "bundle export", [UNIT, OTHER]) as txs,
+    ):
+        for tx in txs:
+            tx.record_export("RX-C3")  # OTHER's keys went to RX-A1: refused
+    assert registry.get(UNIT).receiver is None  # UNIT's export rolled back with it
+    assert [e.action for e in registry.audit()[before:]] == ["bundle export refused"]
+    with registry.steps("store", "bundle export", [UNIT]) as txs:
+        txs[0].record_export("RX-C3")
+    assert registry.get(UNIT).receiver == "RX-C3"
+    assert registry.verify_audit() == []
+
+
+def test_a_registry_of_the_first_schema_is_upgraded_with_its_units(
+    url: str, master: MasterKey
+) -> None:
+    from alembic import command
+
+    from amrkit.registry.database import _alembic_config
+
+    engine = make_engine(url, create=True)
+    config = _alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+    assert current_revision(engine) == "0001"
+    engine.dispose()
+    with Registry.open(url, master, create=True) as registry:
+        assert current_revision(make_engine(url)) == head_revision() != "0001"
+        add(registry)
+        assert registry.get(UNIT).receiver is None

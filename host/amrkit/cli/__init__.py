@@ -6,6 +6,8 @@ from __future__ import annotations
 import click
 
 from amrkit.cli.audit import audit_log
+from amrkit.cli.bundle import bundle
+from amrkit.cli.check import check
 from amrkit.cli.common import (
     EXIT_BUILD,
     EXIT_INPUT,
@@ -21,6 +23,7 @@ from amrkit.cli.flash import flash
 from amrkit.cli.images import images
 from amrkit.cli.info import info
 from amrkit.cli.listen import listen
+from amrkit.cli.provision import provision, wipe
 from amrkit.cli.sim import sim
 from amrkit.cli.units import units
 
@@ -44,5 +47,19 @@ def main() -> None:
     """Tooling for the AMR discreet panic button: firmware, twin, receiver."""
 
 
-for command in (demo, listen, build_app, sim, info, flash, images, units, audit_log):
+for command in (
+    demo,
+    listen,
+    build_app,
+    sim,
+    info,
+    flash,
+    images,
+    provision,
+    check,
+    wipe,
+    bundle,
+    units,
+    audit_log,
+):
     main.add_command(command)

@@ -9,12 +9,23 @@ from typing import TYPE_CHECKING
 import click
 
 from amrkit.boards import DEFAULT_BOARD, profile_path
-from amrkit.cli.common import EXIT_INPUT, EXIT_UNIT, fail, load_board
+from amrkit.cli.common import (
+    EXIT_INPUT,
+    EXIT_REGISTRY,
+    EXIT_UNIT,
+    actor_name,
+    fail,
+    load_board,
+    open_registry,
+    registry_errors,
+    registry_options,
+)
 from amrkit.images import STOCK_IMAGE_HELP
 from amrkit.paths import REPO_DIR
 
 if TYPE_CHECKING:
-    from amrkit.flashing import FlashError, FlashResult
+    from amrkit.boards import Board
+    from amrkit.flashing import Admit, FlashError, FlashResult
 
 EXIT_OLDER = EXIT_INPUT  # an older app than the unit's: the input does not fit the unit
 
@@ -47,6 +58,13 @@ EXIT_OLDER = EXIT_INPUT  # an older app than the unit's: the input does not fit 
 )
 @click.option("--force", is_flag=True, help="Deploy even if the unit runs a newer app.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per port on stdout.")
+@click.option(
+    "--no-registry",
+    is_flag=True,
+    help="Do not record the units (a prototype on the bench); by default each unit is "
+    "recorded as flashed, and an issued unit is refused.",
+)
+@registry_options
 def flash(
     ports: tuple[str, ...],
     image: Path | None,
@@ -55,6 +73,10 @@ def flash(
     images_dir: Path | None,
     force: bool,
     as_json: bool,
+    no_registry: bool,
+    registry_url: str | None,
+    master_key_file: Path | None,
+    actor: str | None,
 ) -> None:
     """Write the MicroPython image with esptool (stub, compressed, verified), reset
     into MicroPython, deploy the app over the raw REPL and verify each file by its
@@ -102,11 +124,16 @@ def flash(
     if not app.is_dir():
         fail(f"no app bundle at {app}: run `amr build --board {spec.name}`", EXIT_INPUT)
 
-    outcomes = _run(ports, data, app, spec.chip, force, quiet=as_json)
+    if no_registry:
+        outcomes = _run(ports, data, app, spec.chip, force, quiet=as_json)
+    else:
+        outcomes = _run_recorded(
+            ports, data, app, spec, force, as_json, registry_url, master_key_file, actor
+        )
     code = 0
     for port, outcome in outcomes.items():
         if isinstance(outcome, flashing.FlashError):
-            code = code or (EXIT_INPUT if outcome.kind in ("input", "older") else EXIT_UNIT)
+            code = code or _EXIT_OF_KIND.get(outcome.kind, EXIT_UNIT)
             if as_json:
                 click.echo(json.dumps({"port": port, "ok": False, "error": str(outcome)}))
             else:
@@ -116,14 +143,71 @@ def flash(
         else:
             r = outcome
             click.echo(
-                f"{port}: {r.chip} {r.mac}, image {r.image_sha256[:12]}, "
+                f"{port}: {r.chip} {r.mac}"
+                + (f", unit {r.unit_id} recorded as flashed" if r.unit_id else "")
+                + f", image {r.image_sha256[:12]}, "
                 f"app {r.version} ({r.app_hash[:12]}) verified on the unit, {r.seconds:.1f} s"
             )
     raise SystemExit(code)
 
 
+_EXIT_OF_KIND = {"input": EXIT_INPUT, "older": EXIT_INPUT, "refused": EXIT_REGISTRY}
+
+
+def _run_recorded(
+    ports: tuple[str, ...],
+    data: bytes,
+    app: Path,
+    spec: Board,
+    force: bool,
+    quiet: bool,
+    registry_url: str | None,
+    master_key_file: Path | None,
+    actor: str | None,
+) -> dict[str, FlashResult | FlashError]:
+    """Flash with the registry: an issued unit is refused before anything is
+    written; each unit flashed is recorded (added with a new unit id if new)."""
+    from dataclasses import replace
+
+    from amrkit import flashing
+    from amrkit.workflows.registration import may_flash, record_flash
+
+    who = actor_name(actor)
+    with open_registry(registry_url, master_key_file) as registry:
+        with registry_errors():
+            registry.list_units()  # unreadable: stop before any port is touched
+
+        def admit(mac: str) -> str | None:
+            with registry_errors():
+                return may_flash(registry, mac)
+            raise AssertionError("unreachable")
+
+        outcomes = _run(ports, data, app, spec.chip, force, quiet, admit)
+        with registry_errors():
+            for port, outcome in outcomes.items():
+                if isinstance(outcome, flashing.FlashError):
+                    continue
+                unit = record_flash(
+                    registry,
+                    who,
+                    mac=outcome.mac,
+                    board=spec.name,
+                    chip=outcome.chip,
+                    app_version=outcome.version,
+                    app_hash=outcome.app_hash,
+                )
+                outcomes[port] = replace(outcome, unit_id=unit.unit_id)
+    return outcomes
+
+
 def _run(
-    ports: tuple[str, ...], data: bytes, app: Path, chip: str, force: bool, quiet: bool
+    ports: tuple[str, ...],
+    data: bytes,
+    app: Path,
+    chip: str,
+    force: bool,
+    quiet: bool,
+    admit: Admit | None = None,
 ) -> dict[str, FlashResult | FlashError]:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -142,7 +226,7 @@ def _run(
         def progress(port: str, stage: str, fraction: float) -> None:
             bars.update(tasks[port], completed=fraction, description=stage)
 
-        return dict(flashing.flash_units(list(ports), data, app, chip, force, progress))
+        return dict(flashing.flash_units(list(ports), data, app, chip, force, progress, admit))
 
 
 flash.help = (flash.help or "") + "\n\n" + STOCK_IMAGE_HELP

@@ -37,6 +37,9 @@ class UnitRow(Base):
     provisionings: Mapped[int] = mapped_column(Integer, default=0)  # times provisioned
     heartbeat_s: Mapped[int] = mapped_column(Integer, default=3600)
     case_ref: Mapped[str | None] = mapped_column(String(32))
+    # The receiver the current key generation was exported to (a bundle);
+    # another receiver needs new keys, so the first one cannot follow it.
+    receiver: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[str] = mapped_column(String(32))
     updated_at: Mapped[str] = mapped_column(String(32))
 

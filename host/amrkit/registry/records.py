@@ -44,6 +44,7 @@ class UnitRecord:
     has_keys: bool
     heartbeat_s: int
     case_ref: str | None
+    receiver: str | None
     created_at: str
     updated_at: str
 

@@ -172,6 +172,34 @@ class Registry:
         finally:
             session.close()
 
+    @contextmanager
+    def steps(self, actor: str, action: str, unit_ids: list[str]) -> Iterator[list[Step]]:
+        """One step on each of several units, all in one transaction: all of
+        them commit (an audit row each), or none does."""
+        actor = check_actor(actor)
+        ids = [_unit_id(u) for u in unit_ids]
+        if len(set(ids)) != len(ids):
+            raise RegistryError("a unit is named twice")
+        session = Session(self._engine, expire_on_commit=False)
+        current = ids[0] if ids else ""
+        try:
+            with session.begin():
+                txs = []
+                for unit_id in ids:
+                    current = unit_id
+                    txs.append(Step(self, session, actor, action, unit_id))
+                yield txs
+                for tx in txs:
+                    tx._finish()
+        except TransitionRefused as err:
+            session.close()
+            self._audit_refusal(actor, action, current, str(err))
+            raise
+        except SQLAlchemyError as err:
+            raise unavailable(self._engine, err) from None
+        finally:
+            session.close()
+
     def _audit_refusal(self, actor: str, action: str, unit_id: str, reason: str) -> None:
         try:
             with Session(self._engine) as session, session.begin():
@@ -371,12 +399,14 @@ class Step:
         return self._unit().generation + 1
 
     def store_keys(self, generation: int, keys: UnitKeys, heartbeat_s: int | None = None) -> None:
-        """Seal and store the unit's keys of a new generation (next_generation())."""
+        """Seal and store the unit's keys of a new generation: next_generation(),
+        or later if the unit already holds a higher one (taken in a step that
+        failed after the unit had written it: a generation is never reused)."""
         row = self._touch()
-        if generation != row.generation + 1:
+        if generation <= row.generation:
             raise RegistryError(
-                f"key generation {generation} for unit {self.unit_id}: the next one is "
-                f"{row.generation + 1} (ask next_generation())"
+                f"key generation {generation} for unit {self.unit_id}: generations are never "
+                f"reused, the next one is {row.generation + 1} (ask next_generation())"
             )
         parts = (keys.enc, keys.id, keys.ack)
         if any(len(part) != KEY_LENGTH for part in parts):
@@ -394,10 +424,37 @@ class Step:
             )
         )
         row.generation = generation
+        row.receiver = None
         if heartbeat_s is not None:
             row.heartbeat_s = heartbeat_s
         self._keys_stored = True
         self._detail.update(key_generation=generation, heartbeat_s=row.heartbeat_s)
+
+    def record_export(self, receiver: str) -> None:
+        """The unit's current keys go to `receiver` (a bundle). Keys given to
+        one receiver are never given to another: that needs new keys (amr
+        provision), so the first receiver can no longer verify the unit."""
+        row = self._unit()
+        try:  # a receiver is named by a code like a case, never by its owner's name
+            name = validate_case_ref(receiver.strip())
+        except ValueError as err:
+            raise RegistryError(f"receiver {receiver!r}: {err}") from None
+        if self._registry_keys_missing(row):
+            raise RegistryError(
+                f"unit {self.unit_id} has no keys ({row.state}): provision it first"
+            )
+        if row.receiver not in (None, name):
+            raise TransitionRefused(
+                f"unit {self.unit_id}: its keys of generation {row.generation} went to receiver "
+                f"{row.receiver!r}; to give it to {name!r}, rotate its keys first "
+                "(amr provision on the wired link, then amr check)"
+            )
+        row.receiver = name
+        self._touch()
+        self._detail.update(receiver=name, key_generation=row.generation)
+
+    def _registry_keys_missing(self, row: UnitRow) -> bool:
+        return self._session.get(UnitKeyRow, (row.unit_id, row.generation)) is None
 
     def add_report(self, report: dict[str, Any]) -> int:
         """Record a check report, signed; "passed": true makes it a passing one."""
@@ -533,6 +590,7 @@ def _record(session: Session, row: UnitRow) -> UnitRecord:
         has_keys=has_keys,
         heartbeat_s=row.heartbeat_s,
         case_ref=row.case_ref,
+        receiver=row.receiver,
         created_at=row.created_at,
         updated_at=row.updated_at,
     )

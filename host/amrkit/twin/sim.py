@@ -35,8 +35,11 @@ from amrkit.twin.platform._contract import NVS_FILE
 from amrkit.twin.radio_peer.device import UnitRadio
 from amrkit.twin.serial import (
     FLASH_FILE,
+    BootContext,
     FlashMemory,
+    OnBoot,
     Rfc2217Server,
+    UartHandler,
     VirtualBoard,
     repl_on_boot,
 )
@@ -90,6 +93,22 @@ class SimUnit:
 
     def start(self) -> None:
         self._thread.start()
+
+    def on_boot(self, fs: Path) -> OnBoot:
+        """What the chip runs when its board resets into flash: MicroPython's
+        REPL on the UART, importing the app from the unit's own filesystem
+        only (a board without the app deployed has none); and, after a reset
+        through the serial lines (EN, as after `amr flash`), the app itself
+        from the start, as main.py would, if one is deployed. The board's
+        first boot is the sim's own start, where the unit is already running."""
+        repl = repl_on_boot(self.unit.directory, fs)
+
+        def boot(context: BootContext) -> UartHandler:
+            if context.number > 1 and (fs / "main.py").exists():
+                self.commands.put(({"cmd": "power_on"}, queue.Queue()))
+            return repl(context)
+
+        return boot
 
     def join(self) -> None:
         self.unit.halt()  # a unit awake in service mode would hold the thread
@@ -303,9 +322,7 @@ class Sim:
                 # Units start as issued: MicroPython in flash, the app deployed.
                 FlashMemory(unit.directory / FLASH_FILE).program(0, stand_in_image())
             sim_unit.serial = Rfc2217Server(
-                # Its REPL imports the app from the unit's own filesystem only, as
-                # on the chip: a board without the app deployed has none.
-                VirtualBoard.for_unit(unit.directory, self.board, repl_on_boot(unit.directory, fs))
+                VirtualBoard.for_unit(unit.directory, self.board, sim_unit.on_boot(fs))
             )
             sim_unit.serial.start()
             self.units[name] = sim_unit
