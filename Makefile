@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 demo: $(STAMP)
 	$(BIN)/amr demo --board $(BOARD)
-	$(BIN)/amr demo --fleet --board $(BOARD)
+	$(BIN)/amr demo --store --board $(BOARD)
 
 test: $(STAMP) lint typecheck
 	# Test files run on two workers, each file whole on one (its fixtures,

@@ -1,17 +1,21 @@
 """`amr listen` for a person: one sentence per event, with the local time
 and the unit's name.
 
-Names come from a file for now (`--names`): a JSON object {unit id: label},
-or lines "UNIT_ID LABEL" (# starts a comment). A registry-backed lookup will
-replace `load_names`; `label` is all the output needs from it.
+Names come from the store's registry (`--registry`: the case an issued unit
+is under) and from a file (`--names`, which wins): a JSON object {unit id:
+label}, or lines "UNIT_ID LABEL" (# starts a comment).
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from amrkit.registry import UnitRecord
 
 Names = dict[str, str]
 
@@ -47,6 +51,15 @@ def load_names(path: Path) -> Names:
             raise NamesError(f"{path}:{n}: no label after the unit id; give {NAMES_FORMS}")
         names[unit.lower()] = label.strip()
     return names
+
+
+def registry_names(units: Iterable[UnitRecord]) -> Names:
+    """Names from the store's registry: the case an issued unit is under (what
+    dispatch looks up), else the unit's state. Never a person's name: the
+    registry holds none."""
+    return {
+        u.unit_id: f"case {u.case_ref}" if u.case_ref else f"unit ({u.state.value})" for u in units
+    }
 
 
 def label(names: Names, unit: str) -> str:

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from amrkit.boards import load_board
 from amrkit.cli import main
-from amrkit.demo.fleet import run_fleet_demo
+from amrkit.demo.store import run_store_demo
 from amrkit.demo.story import run_demo
 
 
@@ -36,16 +36,22 @@ def test_unknown_board_is_a_usage_error() -> None:
     assert result.exit_code == 2 and "known boards: esp32c3-coin" in result.output
 
 
-def test_fleet_demo_flashes_deploys_alerts_and_reads_back() -> None:
+def test_store_demo_takes_three_units_through_the_store() -> None:
     lines: list[str] = []
-    report = run_fleet_demo(load_board(), out=lines.append)
+    story = run_store_demo(load_board(), out=lines.append)
     text = "\n".join(lines)
-    assert "esptool: ESP32-C3" in text and "mpremote: app deployed" in text
-    assert "receiver: verified ALERT" in text
-    assert "stopped retrying: acknowledged" in text
-    assert report["keys"] == "present" and report["diagnostics"]["alerts"] == 1
-    assert report["ble"]["battery_pct"] == report["battery_pct"]  # the same cell, both links
-    assert report["ble"]["hardware"] == "ESP32-C3" and "paired" in text
-    # The control point answers the same commands as the wired link.
-    assert set(report["ble"]) >= set(report) - {"ble"}
-    assert report["ble"]["unit_id"] == report["unit_id"] and "control point" in text
+    # All three units are used, and each ends where the story says.
+    assert story["states"] == {"unit-1": "wiped", "unit-2": "checked", "unit-3": "provisioned"}
+    assert story["checks"] == {"unit-1": True, "unit-2": True, "unit-3": False}
+    for verb in ("amr flash", "amr provision", "amr check", "amr units issue",
+                 "amr bundle export", "amr wipe", "amr audit verify"):  # fmt: skip
+        assert f"$ {verb}" in text, verb
+    assert "test press heard" in text and "battery  FAIL" in text
+    assert "unit-3 refused" in text and "check the unit first" in text
+    assert story["alerts_heard"] == 1 and "0 alerts pending (acknowledged)" in text
+    assert story["audit_problems"] == [] and "hash chain intact" in text
+    # Service mode over BLE answers what the wired link does, from the same cell.
+    assert story["ble"]["hardware"] == "ESP32-C3" and "paired" in text
+    assert {"battery_mv", "loaded_mv", "diagnostics", "unit_id"} <= set(story["ble"])
+    # Summaries read as sentences and tables, never as Python reprs.
+    assert "{'" not in text and "': " not in text and "[{" not in text

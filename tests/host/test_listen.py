@@ -185,3 +185,38 @@ def test_listen_filters_are_checked(
         str(bad),
     )
     assert code == EXIT_INPUT and "names.txt:1: no label" in err
+
+
+def test_listen_names_units_from_the_registry(
+    scene: tuple[Path, Path, list[KnownUnit]], tmp_path: Path
+) -> None:
+    from amrkit.registry import MasterKey, Registry, State
+
+    capture, bundle, units = scene
+    key = MasterKey.generate()
+    key.write_file(tmp_path / "master.key")
+    url = f"sqlite:///{tmp_path / 'registry.sqlite'}"
+    with Registry.open(url, key, create=True) as registry:
+        for n, unit in enumerate(units):
+            with registry.step("tech", "add", unit.unit) as tx:
+                tx.add_unit("esp32c3-coin", "ESP32-C3", f"aa:bb:cc:dd:ee:0{n}")
+        with registry.step("tech", "flash", units[0].unit) as tx:
+            tx.transition(State.FLASHED)
+    # An issued unit shows its case; here the first is flashed, the second in stock.
+    result = CliRunner().invoke(
+        main,
+        ["listen", "--bundle", str(bundle), "--state", str(tmp_path / "s"), "--capture"]
+        + [str(capture), "--format", "text", "--registry", url]
+        + ["--master-key-file", str(tmp_path / "master.key")],
+        env={"AMR_BUNDLE_PASSPHRASE": PASS},
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert any(f"unit (flashed) [{units[0].unit[:8]}]: ALERT" in line for line in lines), lines
+    assert any(f"unit (stock) [{units[1].unit[:8]}]: heartbeat" in line for line in lines)
+    wrong = CliRunner().invoke(
+        main,
+        ["listen", "--bundle", str(bundle), "--capture", str(capture), "--registry", url],
+        env={"AMR_BUNDLE_PASSPHRASE": PASS, "AMR_MASTER_KEY": MasterKey.generate().secret.hex()},
+    )
+    assert wrong.exit_code == EXIT_KEYS and "master key" in wrong.output

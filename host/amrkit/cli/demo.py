@@ -14,17 +14,18 @@ from amrkit.cli.common import load_board
 @click.option("--board", default=DEFAULT_BOARD, show_default=True, help="Board profile name.")
 @click.option("--json", "as_json", is_flag=True, help="Print only the final diagnostics as JSON.")
 @click.option(
-    "--fleet",
+    "--store",
     is_flag=True,
-    help="Instead: esptool, mpremote, the receiver and the serial readout against 3 virtual units.",
+    help="Instead: the store's day on three new virtual units (flash, provision, check, "
+    "issue, bundle, an alert, service mode over BLE, return, wipe, audit).",
 )
-def demo(board: str, as_json: bool, fleet: bool) -> None:
+def demo(board: str, as_json: bool, store: bool) -> None:
     """Run the firmware on the MicroPython unix port through a scripted scenario."""
-    from amrkit.demo.fleet import run_fleet_demo
+    from amrkit.demo.store import run_store_demo
     from amrkit.demo.story import run_demo
 
     profile = load_board(profile_path(board))
-    run = run_fleet_demo if fleet else run_demo
+    run = run_store_demo if store else run_demo
     if as_json:
         click.echo(json.dumps(run(profile, out=lambda _line: None)))
     else:

@@ -12,7 +12,15 @@ from typing import Any, TypeVar
 
 import click
 
-from amrkit.cli.common import EXIT_INPUT, EXIT_RADIO, bundle_units, fail, unit_id_option
+from amrkit.cli.common import (
+    EXIT_INPUT,
+    EXIT_RADIO,
+    bundle_units,
+    fail,
+    open_registry,
+    registry_errors,
+    unit_id_option,
+)
 from amrkit.receiver import EVENT_KINDS
 
 T = TypeVar("T")
@@ -78,6 +86,18 @@ def open_store(opener: Callable[[], T], path: Path, option: str) -> T:
     help='Text output: unit names, a JSON object {"UNIT_ID": "label"} or lines "UNIT_ID LABEL".',
 )
 @click.option(
+    "--registry",
+    "registry_url",
+    metavar="URL",
+    help="Text output: name units from the store's registry (the case an issued unit is "
+    "under, else its state); needs the master key as the other registry commands do.",
+)
+@click.option(
+    "--master-key-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="With --registry: the registry master key [$AMR_MASTER_KEY_FILE, ...].",
+)
+@click.option(
     "--unit",
     "units_shown",
     multiple=True,
@@ -105,6 +125,8 @@ def listen(
     output: str | None,
     as_json: bool,
     names: Path | None,
+    registry_url: str | None,
+    master_key_file: Path | None,
     units_shown: tuple[str, ...],
     kinds_shown: tuple[str, ...],
 ) -> None:
@@ -127,6 +149,11 @@ def listen(
             table = load_names(names)
         except NamesError as err:
             fail(str(err), EXIT_INPUT)
+    if registry_url is not None or master_key_file is not None:
+        from amrkit.listen_text import registry_names
+
+        with open_registry(registry_url, master_key_file) as registry, registry_errors():
+            table = {**registry_names(registry.list_units()), **table}
     if webhook:
         try:
             check_url(webhook)

@@ -211,8 +211,14 @@ class SimUnit:
                     f"{self.name} has no app: copy one with mpremote (fs cp -r) to its fs first"
                 )
             unit.clock_ms = max(unit.clock_ms, now)
-            unit.power_on()
-            self._reanchor(unit.clock_ms)
+            try:
+                unit.power_on()
+            except FirmwareCrash as crash:
+                # As on the chip, an app that raises leaves the unit at the REPL
+                # prompt, not asleep; the unit's thread goes on serving.
+                raise SimError(f"{self.name}: its app stopped at boot: {crash}") from None
+            finally:
+                self._reanchor(unit.clock_ms)
             return self._status()
         elif cmd == "time_jump":
             unit.jump(int(c["ms"]))
