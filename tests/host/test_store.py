@@ -263,3 +263,17 @@ def test_a_failed_step_leaves_the_registry_as_it_was(store: SimpleNamespace) -> 
     gone = amr(store, "provision", "--port", "rfc2217://127.0.0.1:9")
     assert gone.returncode == EXIT_UNIT
     assert amr(store, "audit", "list", "--json").stdout == before
+
+
+def test_a_check_without_a_radio_stops_at_once_and_leaves_no_test_mode(
+    store: SimpleNamespace,
+) -> None:
+    settle(store.sim.units["unit-2"].unit)
+    before = amr(store, "audit", "list", "--json").stdout
+    release = str(store.app.parent / "release.json")
+    result = amr(store, "check", "--port", store.urls["unit-2"], "--transport",
+                 "tcp-client:127.0.0.1:1", "--release", release)  # fmt: skip
+    assert result.returncode == 4 and "cannot open the BLE transport" in result.stderr
+    assert amr(store, "audit", "list", "--json").stdout == before  # nothing recorded
+    info = json.loads(amr(store, "info", "--port", store.urls["unit-2"], "--json").stdout)
+    assert info["test_mode_s"] == 0  # a unit is never left turning alarms into tests

@@ -4,6 +4,7 @@ errors that say what to do, and values printed as a person reads them."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -102,6 +103,14 @@ def echo_fields(report: dict[str, Any], *, nest: bool = False, indent: int = 0) 
             echo_fields(dict(sorted(value.items())), nest=True, indent=indent + 2)
         else:
             click.echo(f"{' ' * indent}{key:>{width}}  {text(value)}")
+
+
+def echo_result(result: dict[str, Any], as_json: bool) -> None:
+    """A verb's result: one JSON object for a program, aligned fields for a person."""
+    if as_json:
+        click.echo(json.dumps(result))
+    else:
+        echo_fields(result)
 
 
 def writable_dir(path: Path, option: str) -> Path:

@@ -4,7 +4,6 @@ its wired link only, recorded in the registry."""
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,7 +14,7 @@ from amrkit.cli.common import (
     EXIT_UNFIT,
     EXIT_UNIT,
     actor_name,
-    echo_fields,
+    echo_result,
     fail,
     open_registry,
     registry_errors,
@@ -97,10 +96,7 @@ def provision(
         "label": str(done.label) if done.label else None,
         "next_step": "amr check",
     }
-    if as_json:
-        click.echo(json.dumps(result))
-    else:
-        echo_fields(result)
+    echo_result(result, as_json)
 
 
 @click.command()
@@ -128,7 +124,4 @@ def wipe(
         "key_generation_destroyed": done.generation,
         "next_step": "amr provision (to issue it again) or amr units retire",
     }
-    if as_json:
-        click.echo(json.dumps(result))
-    else:
-        echo_fields(result)
+    echo_result(result, as_json)

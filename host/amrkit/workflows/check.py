@@ -37,13 +37,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from amrkit.ble import transport_trouble
 from amrkit.boards import Board
 from amrkit.flashing import app_hash_on_unit
 from amrkit.listen import ble_source, session
 from amrkit.protocol import MAX_COUNTER, KnownUnit
 from amrkit.receiver import Receiver
 from amrkit.registry import Registry, State
-from amrkit.unit import KeyProofError, Unit, readout
+from amrkit.unit import KeyProofError, RadioUnavailable, Unit, readout
 from amrkit.unit.verdict import judge
 from amrkit.unit.wired import WiredLink
 from amrkit.workflows.registration import unit_on_cable
@@ -158,12 +159,15 @@ async def _hear_test_press(
         )
         try:
             await asyncio.sleep(0.5)  # scanning before the wearer presses
+            _radio_failed(listening, transport)
             started = time.monotonic()
             prompt("press the unit's button for the check: the alarm gesture (three quick taps)")
-            try:
-                event = await asyncio.wait_for(asyncio.shield(heard), limit_s)
-            except TimeoutError:
+            either: set[asyncio.Future[Any]] = {heard, listening}
+            await asyncio.wait(either, timeout=limit_s, return_when=asyncio.FIRST_COMPLETED)
+            _radio_failed(listening, transport)
+            if not heard.done():
                 return f"nothing heard within {limit_s:.0f} s"
+            event = heard.result()
             event = {**event, "latency_s": round(time.monotonic() - started, 2)}
             await asyncio.sleep(3.0)  # the acknowledgement stays on air for the unit
             return event
@@ -172,6 +176,15 @@ async def _hear_test_press(
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await listening
             receiver.close()
+
+
+def _radio_failed(listening: asyncio.Task[None], transport: str) -> None:
+    """Raise RadioUnavailable if the check's receiver stopped (its transport
+    would not open): the press test cannot run, and must not wait for nothing."""
+    if listening.done() and not listening.cancelled():
+        err = listening.exception()
+        if err is not None:
+            raise RadioUnavailable(transport_trouble(transport, err))
 
 
 async def _settled(port: str) -> dict[str, Any]:
