@@ -100,7 +100,7 @@ def test_hosts_are_peer_secrets_named_by_an_opaque_fingerprint():
     assert len(hosts) == 2 and hosts[0] != hosts[1]
     for name in hosts:
         assert len(name) == 8 and int(name, 16) >= 0
-        assert name not in ("host-a".encode().hex(), "01010101")  # neither key nor secret
+        assert name not in (b"host-a".hex(), "01010101")  # neither key nor secret
 
 
 def test_clear_forgets_every_bond_and_a_cut_leaves_all_or_none():

@@ -203,11 +203,8 @@ def _pair(
         units = registry_units(registry, unit_id)
         source = "the registry"
     if not units:
-        fail(
-            f"{'unit ' + unit_id if unit_id else 'no unit with keys'} is not in {source}: "
-            "check the id, or provision the unit (amr provision)",
-            EXIT_KEYS,
-        )
+        what = f"unit {unit_id} has no keys in {source}" if unit_id else f"no keys in {source}"
+        fail(f"{what}: check the id, or provision the unit (amr provision)", EXIT_KEYS)
     result = _paired(units, transport, timeout, list_bonds, clear and wired is None)
     result["paired"] = "bonded (LE Secure Connections, passkey from its keys)"
     if wired is not None and clear:
