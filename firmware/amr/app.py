@@ -5,6 +5,8 @@
 #   button -> recognise the gesture (staying awake for its whole window) -> alert
 #   timer  -> heartbeat and alert retries
 #   cold boot (power-on, reset) -> resume pending alerts, schedule the heartbeat
+#   any wake after the wired `service` command (a flag in RTC memory) ->
+#       service mode, once the radio is quiet
 # The roles, each with poll(now) and deadline() (as the recogniser has): the
 # button (button.py), the air queue (air.py), service mode (service_mode.py)
 # and the battery gauge (gauge.py); faults and the log (log.py). The
@@ -59,6 +61,7 @@ class App:
         self.brownout = cause == PWRON_RESET and diag.restored
         diag.count_reset(cause, brownout=self.brownout)
         self.rtc = rtcmem.decode_app(saved[1] if saved else b"")
+        self.service_asked = False  # set by _load from the RTC record
 
     # -- boot --------------------------------------------------------------
 
@@ -71,9 +74,11 @@ class App:
         self.log.diag.store_repairs += store.damaged
         rtc = self.rtc
         resume_at = rtc.next_counter if rtc.flags & rtcmem.SCHEDULED else None
+        # The wired `service` command asks this run for service mode, once.
+        self.service_asked = bool(rtc.flags & rtcmem.SERVICE)
         # The RTC copy of the next counter is valid for this boot only: were
         # this run reset before it sleeps, the stale value would reuse counters.
-        rtc.flags &= ~rtcmem.SCHEDULED
+        rtc.flags &= ~(rtcmem.SCHEDULED | rtcmem.SERVICE)
         self._keep()
         sealer = Sealer(keys)
         self.alerts = Sequencer(cfg, Counters(store, state, resume_at))
@@ -145,6 +150,10 @@ class App:
             now = chip.clock_ms()
             air.paused = service.is_open
             air.poll(now)
+            if self.service_asked and air.idle(now):
+                # Asked over the wire: opened once this wake's frames are out.
+                self.service_asked = False
+                self._open_service("asked over the wired link")
             service.poll(now)
             if button.quiet(ticks) and air.idle(now) and not service.is_open:
                 break
@@ -181,14 +190,17 @@ class App:
         elif event == press.REJECTED:
             log.diag.gestures_rejected += 1
         elif event == press.SERVICE:
-            if self.service.is_open:
-                return
-            if self.air.waiting or self.alerts.busy:
-                # One radio: alerts come first, service mode waits for a quiet unit.
-                log.say("service mode refused: alerts are on the air")
-                return
-            self.air.stop()
-            self.service.open(self.chip.clock_ms())
+            self._open_service("service gesture")
+
+    def _open_service(self, why):
+        if self.service.is_open:
+            return
+        if self.air.waiting or self.alerts.busy:
+            # One radio: alerts come first, service mode waits for a quiet unit.
+            self.log.say("service mode refused (%s): alerts are on the air" % why)
+            return
+        self.air.stop()
+        self.service.open(self.chip.clock_ms())
 
     # -- sleep and faults --------------------------------------------------
 

@@ -8,11 +8,25 @@
 # survives. Bonds are disposable: a lost or damaged table only means the
 # host pairs again with the passkey, so it is never a fault.
 #
-# Pure logic: the store is any object with load() and save(payload).
+# A bonded host is a peer secret (SECRET_PEER) under its own key; hosts()
+# names each by a short fingerprint, a hash of that key under a domain
+# prefix: enough to tell hosts apart, nothing to pair or track with, and
+# never a secret.
+#
+# Pure logic: the store is any object with load(), save(payload) and erase().
+import hashlib
+
 from amr.compat import const
+from amr.contract import SECRET_PEER
 from amr.store import MAX_PAYLOAD, StoreFault
 
 _ENTRY_HEADER = const(3)
+_FINGERPRINT = const(4)  # bytes of the hash shown: 8 hex digits
+
+
+def fingerprint(key):
+    """A bonded host's opaque short name (hex) from its secret's key."""
+    return hashlib.sha256(b"AMR1BOND" + bytes(key)).digest()[:_FINGERPRINT].hex()
 
 
 def decode_bonds(payload):
@@ -99,3 +113,23 @@ class Bonds:
         self.entries = entries
         self._store.save(encode_bonds(entries))
         return True
+
+    def hosts(self):
+        """The fingerprints of the bonded hosts, oldest first."""
+        out = []
+        for kind, key, _value in self.entries:
+            if kind == SECRET_PEER:
+                name = fingerprint(key)
+                if name not in out:
+                    out.append(name)
+        return out
+
+    def clear(self):
+        """Forget every bond: both slots erased, the older first, so a power
+        cut leaves the table as it was or empty, never an older one. The
+        number of hosts that were bonded."""
+        n = len(self.hosts())
+        self._store.erase()
+        self.entries = []
+        self.damaged = False
+        return n

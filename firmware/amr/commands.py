@@ -8,8 +8,11 @@
 #   point and gets the same JSON object back by notification (amr/gatt.py).
 # A new command is one entry in COMMANDS and its handler. An entry's flags
 # say whether it takes an argument (bytes) and whether it is WIRED only:
-# provision, wipe and test_mode change what the unit is and must never run
-# over the air (amr/contract.py lists them for the host). Handlers take a
+# provision, wipe, test_mode and service change what the unit is or opens
+# it to the air, and must never run over the air (amr/contract.py lists
+# them for the host). clear_bonds runs on both links: over the air only an
+# authenticated host reaches it, one that holds the unit's keys and could
+# pair again at will, so erasing the bonds takes nothing from anyone. Handlers take a
 # Context and the argument (None for those that take none) and return a
 # dict; none ever returns a key.
 import json
@@ -40,12 +43,20 @@ class Context:
     to keep them, whether the radio is already drawing its current, and (on
     the wired link) the app's record in RTC memory."""
 
-    def __init__(self, chip, diag, keep, radio_on, rtc=None):
+    def __init__(self, chip, diag, keep, radio_on, rtc=None, bonds=None):
         self.chip = chip
         self.diag = diag
         self.keep = keep  # keep(diag): store these counters where they live (RTC memory)
         self.radio_on = radio_on
         self.rtc = rtc  # rtcmem.AppRecord that keep() stores beside the counters
+        # The bond table the BLE stack uses now (service mode), else None: the
+        # commands then read the one in flash. Clearing must go through the
+        # live one, or the stack's next secret would write the old bonds back.
+        self.bonds = bonds
+
+
+def _bond_table(ctx):
+    return ctx.bonds if ctx.bonds is not None else Bonds(record_store(records.BONDS))
 
 
 def _record(record, decode=None):
@@ -132,7 +143,7 @@ def _info(ctx, _arg):
             else state_reason
         ),
         "keys": "present" if keys_word == "ok" else keys_word,
-        "bonds": len(Bonds(record_store(records.BONDS)).entries),
+        "bonds": len(_bond_table(ctx).hosts()),
         "test_mode_s": test_s,
         # The cell voltages this unit warns and stops retrying at (its config's).
         "low_battery_mv": prov.config["low_battery_mv"] if prov is not None else None,
@@ -297,6 +308,45 @@ def _test_mode(ctx, arg):
     return {"test_mode_s": seconds}
 
 
+def _service(ctx, _arg):
+    """Open service mode at the app's next run (the store's jig: no gesture
+    needed). The wired link runs while the app is stopped, so this leaves
+    a flag in the app's RTC record (amr/rtcmem.py) that the next run reads
+    and clears at once: a timer wake, a press, or a reset. Refused without
+    keys (the passkey comes from them) or with alerts on the air (they keep
+    the radio; the app would refuse too)."""
+    if ctx.rtc is None:
+        return _error("service needs the wired link")
+    prov, reason = _provisioning()
+    if prov is None:
+        return _error("no keys, so no passkey to pair with: %s; run amr provision" % reason)
+    state, _reason = _record(records.STATE, decode_state)
+    if state is not None and state.pending:
+        return _error(
+            "%d alerts or test presses are pending: the radio is theirs until the "
+            "receiver acknowledges them; service mode waits" % len(state.pending)
+        )
+    ctx.rtc.flags |= rtcmem.SERVICE
+    ctx.keep(ctx.diag)
+    return {"service_mode": "opens at the next wake", "unit_id": bytes(prov.unit_id).hex()}
+
+
+def _bonds(ctx, _arg):
+    """The bonded hosts: how many, and a short opaque fingerprint each
+    (amr/bonds.py); never a key or a secret."""
+    table = _bond_table(ctx)
+    hosts = table.hosts()
+    return {"bonds": len(hosts), "hosts": hosts, "damaged": table.damaged}
+
+
+def _clear_bonds(ctx, _arg):
+    """Forget every bonded host (they pair again with the passkey). Both
+    slots are erased, the older first: a power cut leaves the table as it
+    was or empty."""
+    cleared = _bond_table(ctx).clear()
+    return {"bonds": 0, "cleared": cleared}
+
+
 COMMANDS = {
     "info": (_info, 0),
     "battery": (_battery, 0),
@@ -307,6 +357,9 @@ COMMANDS = {
     "provision": (_provision, WIRED | ARG),
     "wipe": (_wipe, WIRED),
     "test_mode": (_test_mode, WIRED | ARG),
+    "service": (_service, WIRED),
+    "bonds": (_bonds, 0),
+    "clear_bonds": (_clear_bonds, 0),
 }
 
 

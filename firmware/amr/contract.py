@@ -70,6 +70,6 @@ GPIO_WAKE = const(7)  # how the C3 reports a wake_on_gpio() wake
 # Service commands that run over the wired link only (the store's jig), never
 # over the air: amr/commands.py marks them in its table, the BLE control
 # point refuses them, and the host's BleLink never sends them.
-WIRED_ONLY = ("provision", "wipe", "test_mode")
+WIRED_ONLY = ("provision", "service", "test_mode", "wipe")
 # Separates a command's name from its argument (raw bytes) on the control point.
 ARG_SEPARATOR = const(0)

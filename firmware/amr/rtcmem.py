@@ -22,6 +22,7 @@ from amr.compat import const
 
 SCHEDULED = const(1)  # next counter, schedules and snapshot are valid
 STUCK = const(2)  # the contact was closed at sleep: the button wakes on release
+SERVICE = const(4)  # open service mode at the next run of the app (wired `service`)
 
 _APP = "<BBIQQQH"
 _APP_SIZE = const(32)

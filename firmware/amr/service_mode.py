@@ -26,6 +26,7 @@ class ServiceMode:
         self._log = log
         self._keep_diag = keep_diag  # keep_diag(diag): a command replaced the counters
         self._link = None  # the ServiceLink while service mode is open
+        self._bonds = None  # its bond table, which the stack and the commands share
         self._until = 0  # RTC ms when it closes unless a host is there
         self._cap = 0
 
@@ -54,6 +55,7 @@ class ServiceMode:
         gauge.refreshing = True
         link.start(service_ad(nonce, self._sealer.service_token(nonce)), gauge.percent())
         self._link = link
+        self._bonds = bonds
         self._until = now + _WAIT_MS
         self._cap = now + _MAX_MS
         self._log.say("service mode: connectable for %d s" % (_WAIT_MS // 1000))
@@ -90,6 +92,7 @@ class ServiceMode:
             return
         self._link.stop()
         self._link = None
+        self._bonds = None
         self._gauge.refreshing = False
         self._log.say("service mode closed (%s)" % why)
 
@@ -111,5 +114,5 @@ class ServiceMode:
         except UnicodeError:
             return b'{"error": "a command is a name in ASCII"}'
         self._log.say("service command: %s" % name)
-        ctx = commands.Context(self._chip, self._log.diag, self._keep_diag, True)
+        ctx = commands.Context(self._chip, self._log.diag, self._keep_diag, True, bonds=self._bonds)
         return json.dumps(commands.run(name, ctx, arg, False)).encode()

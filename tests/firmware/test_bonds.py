@@ -88,3 +88,34 @@ def test_power_cut_during_a_bond_write_keeps_the_previous_table():
 def test_encoding_round_trips():
     entries = [(1, b"k1", b"v1"), (2, b"", b"\xff" * 20)]
     assert decode_bonds(encode_bonds(entries)) == entries
+
+
+def test_hosts_are_peer_secrets_named_by_an_opaque_fingerprint():
+    backend = MemBackend()
+    bonds = Bonds(store(backend))
+    bonds.set(PEER, b"host-a", b"\x01" * 33)
+    bonds.set(1, b"host-a", b"\x02" * 33)  # another type: not a host of its own
+    bonds.set(PEER, b"host-b", b"\x03" * 33)
+    hosts = Bonds(store(backend)).hosts()
+    assert len(hosts) == 2 and hosts[0] != hosts[1]
+    for name in hosts:
+        assert len(name) == 8 and int(name, 16) >= 0
+        assert name not in (b"host-a".hex(), "01010101")  # neither key nor secret
+
+
+def test_clear_forgets_every_bond_and_a_cut_leaves_all_or_none():
+    for at in range(2):  # the two slot erases
+        backend = MemBackend()
+        Bonds(store(backend)).set(PEER, b"a", b"first")
+        Bonds(store(backend)).set(PEER, b"b", b"second")
+        backend.arm(backend.writes + at, "before")
+        try:
+            Bonds(store(backend)).clear()
+            raise AssertionError("the power cut did not happen")
+        except PowerCut:
+            pass
+        left = Bonds(store(backend))
+        assert not left.damaged
+        assert len(left.hosts()) in (0, 2)  # as it was, or empty: never an older table
+        n = len(left.hosts())
+        assert left.clear() == n and Bonds(store(backend)).hosts() == []

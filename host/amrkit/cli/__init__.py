@@ -23,6 +23,7 @@ from amrkit.cli.flash import flash
 from amrkit.cli.images import images
 from amrkit.cli.info import info
 from amrkit.cli.listen import listen
+from amrkit.cli.pair import pair
 from amrkit.cli.provision import provision, wipe
 from amrkit.cli.sim import sim
 from amrkit.cli.units import units
@@ -58,6 +59,7 @@ for command in (
     provision,
     check,
     wipe,
+    pair,
     bundle,
     units,
     audit_log,

@@ -12,8 +12,8 @@ provision, check, wipe) depend on `Unit` alone, never on how it is reached:
     async with BleLink(units, "usb:0") as link:           # amrkit.unit.ble
         report = await readout(Unit(link))
 
-Some commands take an argument (bytes); provision, wipe and test_mode are
-wired-only (the firmware's table marks them, amrkit.contract.WIRED_ONLY
+Some commands take an argument (bytes); provision, wipe, test_mode and
+service are wired-only (the firmware's table marks them, amrkit.contract.WIRED_ONLY
 lists them): the unit refuses them over BLE, and BleLink never sends them.
 Keys go to a unit only inside provision's argument, and never come back:
 no reply, message or exception here carries one.
@@ -216,6 +216,30 @@ class Unit:
         if not 0 <= seconds <= TEST_MODE_MAX_S:
             raise ValueError(f"test mode lasts 0 to {TEST_MODE_MAX_S} s, not {seconds}")
         return await self.run("test_mode", struct.pack("<H", seconds))
+
+    async def open_service(self) -> dict[str, Any]:
+        """Open service mode without the wearer's gesture (wired only): the
+        unit opens it at its next wake, once its radio is quiet, for 60 s.
+        Refused without keys or with alerts pending."""
+        return await self.run("service")
+
+    async def bonds(self) -> dict[str, Any]:
+        """The bonded hosts: {"bonds": count, "hosts": [fingerprint, ...],
+        "damaged": bool}; a fingerprint is 8 hex digits, never a secret."""
+        return await self.run("bonds")
+
+    async def clear_bonds(self) -> dict[str, Any]:
+        """Forget every bonded host (power-fail-safe); {"bonds": 0,
+        "cleared": how many were}. Checked afterwards with bonds: UnitError
+        if any is left."""
+        reply = await self.run("clear_bonds")
+        after = await self.bonds()
+        if after.get("bonds"):
+            raise UnitError(
+                f"{self.link.name}: clearing the bonds did not take ({after.get('bonds')} "
+                "left); run it again"
+            )
+        return reply
 
 
 async def readout(unit: Unit) -> dict[str, Any]:

@@ -44,6 +44,11 @@ DEVICE_INFO_FIELDS = {
 }
 
 
+class PairingError(UnitError):
+    """The unit was found but pairing with the passkey from its keys failed:
+    the keys (or the passkey) are not the unit's."""
+
+
 @dataclass
 class Found:
     device: BLEDevice
@@ -98,8 +103,9 @@ async def find(units: list[KnownUnit], transport: str, timeout_s: float = 30.0) 
         return await asyncio.wait_for(found, timeout_s)
     except TimeoutError:
         raise UnitError(
-            f"no unit of the bundle in service mode within {timeout_s:.0f} s: "
-            "open service mode on the unit (the maintenance gesture) and try again"
+            f"no unit whose keys were given was heard in service mode within {timeout_s:.0f} s: "
+            "open service mode on the unit (the maintenance gesture) and try again; if it "
+            "is open, these are not the unit's current keys"
         ) from None
     finally:
         await scanner.stop()
@@ -147,14 +153,21 @@ class BleLink:
             keystore=self._keystore,
             own_address=self._own_address,
         )
-        with self._errors("pairing"):
+        with self._errors("connecting"):
             await self._client.connect()
+        try:
             try:
                 await self._client.pair()
+            except BleakError as err:
+                raise PairingError(
+                    f"{self.name} refused pairing (LE Secure Connections, passkey from its "
+                    f"keys): {err}; the keys are not the unit's current ones?"
+                ) from err
+            with self._errors("subscribing to the control point"):
                 await self._client.start_notify(CONTROL_POINT_UUID, self._on_chunk)
-            except BaseException:
-                await self._client.disconnect()
-                raise
+        except BaseException:
+            await self._client.disconnect()
+            raise
         return self
 
     async def __aexit__(
