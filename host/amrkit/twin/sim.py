@@ -256,6 +256,8 @@ class SimUnit:
             "unit": self.name,
             "unit_id": self.known.unit if self.known else None,
             "serial": self.serial.url,
+            # The same UART with BOOT held: esptool --before no-reset, no RFC 2217 cost.
+            "serial_download": self.serial.download_url,
             "ble": self.sim.ble,
             "control": self.sim.control,
         }

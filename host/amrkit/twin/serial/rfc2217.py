@@ -11,6 +11,15 @@ One client at a time, like a serial port: a second connection while one is
 open is told BUSY_BANNER and closed at once (as ser2net does). When the
 client goes away the lines drop (as a tty close with HUPCL does), so a
 client that left RTS asserted releases the chip.
+
+Beside it, the same UART as a plain socket in download mode
+(``download_url``, ``socket://``): connecting is the jig's BOOT button held
+while EN is pulsed, so the chip waits in its ROM loader, and the bytes flow
+with no Telnet layer. esptool reaches it with ``--before no-reset --after
+watchdog-reset``. It exists because pyserial's RFC 2217 client polls 50 ms
+each time a tool changes the read timeout, which esptool does twice a
+command: a cost in the client that no server can shorten, and that a plain
+socket does not have.
 """
 
 from __future__ import annotations
@@ -19,6 +28,8 @@ import contextlib
 import logging
 import socket
 import threading
+import time
+from collections.abc import Callable
 from types import TracebackType
 
 import serial.rfc2217  # type: ignore[import-untyped]
@@ -117,36 +128,61 @@ class Rfc2217Server:
         self._client_thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.connections = 0  # clients served so far
+        self._download: socket.socket | None = None
+        self._download_thread: threading.Thread | None = None
+        self.download_port = 0
 
     @property
     def url(self) -> str:
         return f"rfc2217://{self.host}:{self.port}"
 
-    def start(self) -> str:
+    @property
+    def download_url(self) -> str:
+        return f"socket://{self.host}:{self.download_port}"
+
+    def _listen(self, port: int) -> socket.socket:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((self.host, self._requested_port))
+        listener.bind((self.host, port))
         listener.listen(2)
         listener.settimeout(0.05)
+        return listener
+
+    def start(self) -> str:
+        listener = self._listen(self._requested_port)
         self._listener = listener
         self.port = listener.getsockname()[1]
         self._stopping.clear()
+        self._download = self._listen(0)
+        self.download_port = self._download.getsockname()[1]
         self.board.power_on()
         self._accept_thread = threading.Thread(
-            target=self._accept_loop, name=f"rfc2217 accept :{self.port}", daemon=True
+            target=self._accept_loop,
+            args=(listener, self._serve),
+            name=f"rfc2217 accept :{self.port}",
+            daemon=True,
         )
         self._accept_thread.start()
+        self._download_thread = threading.Thread(
+            target=self._accept_loop,
+            args=(self._download, self._serve_download),
+            name=f"download accept :{self.download_port}",
+            daemon=True,
+        )
+        self._download_thread.start()
         log.info("%s: serving %s", self.board.directory.name, self.url)
         return self.url
 
     def stop(self) -> None:
         self._stopping.set()
-        if self._accept_thread is not None:
-            self._accept_thread.join()
-            self._accept_thread = None
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
+        for thread in (self._accept_thread, self._download_thread):
+            if thread is not None:
+                thread.join()
+        self._accept_thread = self._download_thread = None
+        for listener in (self._listener, self._download):
+            if listener is not None:
+                listener.close()
+        self._listener = self._download = None
         with self._lock:
             client, thread = self._client, self._client_thread
         if client is not None:
@@ -170,11 +206,10 @@ class Rfc2217Server:
 
     # -- threads -------------------------------------------------------------
 
-    def _accept_loop(self) -> None:
-        assert self._listener is not None
+    def _accept_loop(self, listener: socket.socket, serve: Callable[[socket.socket], None]) -> None:
         while not self._stopping.is_set():
             try:
-                sock, peer = self._listener.accept()
+                sock, peer = listener.accept()
             except TimeoutError:
                 continue
             except OSError:
@@ -185,7 +220,7 @@ class Rfc2217Server:
                     self._client = sock
                     self.connections += 1
                     self._client_thread = threading.Thread(
-                        target=self._serve,
+                        target=serve,
                         args=(sock,),
                         name=f"rfc2217 client {peer[0]}:{peer[1]}",
                         daemon=True,
@@ -196,6 +231,36 @@ class Rfc2217Server:
                 with contextlib.suppress(OSError):
                     sock.sendall(BUSY_BANNER)
                 sock.close()
+
+    def _serve_download(self, sock: socket.socket) -> None:
+        """The plain socket: BOOT held and EN pulsed on connect (esptool's
+        classic reset, as the jig's buttons do it), then raw bytes."""
+        sock.setblocking(True)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        board = self.board
+        board.attach(sock.sendall)
+        try:
+            board.set_lines(dtr=False, rts=True)  # EN low
+            time.sleep(0.1)
+            board.set_lines(dtr=True, rts=False)  # EN released with BOOT low: the ROM loader
+            time.sleep(0.05)
+            board.set_lines(dtr=False, rts=False)  # BOOT released; the loader stays
+            while not self._stopping.is_set():
+                try:
+                    data = sock.recv(4096)
+                except OSError:
+                    break
+                if not data:
+                    break
+                board.receive(data)
+        except Exception:
+            log.exception("%s: download connection failed", self.download_url)
+        finally:
+            board.attach(None)
+            sock.close()
+            with self._lock:
+                self._client = None
+                self._client_thread = None
 
     def _serve(self, sock: socket.socket) -> None:
         sock.setblocking(True)
