@@ -280,14 +280,13 @@ class SimUnit:
     def _status(self) -> dict[str, Any]:
         unit = self.unit
         now = max(self.virtual_now(), unit.clock_ms)
-        awake = unit.awake_clock() is not None
         return {
             "unit": self.name,
             "clock_ms": now,
-            "on": unit.asleep or unit.stopped or awake,
+            "on": unit.asleep,
             # running (awake or asleep), stopped (at the REPL, by the jig's
             # session), or off (no cell)
-            "app": "stopped" if unit.stopped else "running" if unit.asleep or awake else "off",
+            "app": "stopped" if unit.stopped else "running" if unit.asleep else "off",
             "boots": len(unit.boots),
             "battery_mv": unit.battery_mv,
             "resistance_ohm": unit.resistance_ohm,

@@ -215,7 +215,6 @@ class VirtualUnit:
             clock = self.awake_clock()
             self._stopped_at = clock if clock is not None else max(self.clock_ms, at_ms or 0)
             running = proc is not None or self._asleep
-            self._asleep = False  # powered, at the REPL: no wake until it restarts
             if proc is not None:
                 proc.send_signal(signal.SIGINT)
         if proc is not None:
@@ -464,8 +463,10 @@ class VirtualUnit:
             self._hang_at = None  # a hang happens once; the reset clears it
         self._wake_on_pressed = boot.wake_on_pressed
         self._next_wake = None if boot.sleep_ms is None else self.clock_ms + boot.sleep_ms
-        if stopped_at is not None:  # stopped at the REPL, whether or not it got to sleep
-            self._asleep = False
+        if stopped_at is not None and not boot.power_cut:
+            # Stopped at the REPL, whether or not it got to sleep: powered
+            # (asleep, as far as the power domain goes), but nothing wakes it.
+            self._asleep = True
             self._restart_cause = None
             self._next_wake = None
         return boot
