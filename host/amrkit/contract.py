@@ -37,6 +37,7 @@ FLAG_WRITE_AUTHORIZED: int = _contract.FLAG_WRITE_AUTHORIZED
 PWRON_RESET: int = _contract.PWRON_RESET
 WDT_RESET: int = _contract.WDT_RESET
 DEEPSLEEP_RESET: int = _contract.DEEPSLEEP_RESET
+SOFT_RESET: int = _contract.SOFT_RESET  # a soft reboot: the jig hands the unit back to its app
 TIMER_WAKE: int = _contract.TIMER_WAKE
 GPIO_WAKE: int = _contract.GPIO_WAKE
 

@@ -27,6 +27,7 @@ import contextlib
 import hashlib
 import io
 import json
+import logging
 import sys
 import threading
 import time
@@ -58,6 +59,7 @@ from amrkit.release import (
     release_manifest,
     version_key,
 )
+from amrkit.unit.wired import hand_back, not_handed_back
 
 __all__ = [
     "FlashError",
@@ -115,6 +117,9 @@ class FlashResult:
             "version": self.version,
             "seconds": round(self.seconds, 2),
         }
+
+
+log = logging.getLogger("amrkit.flashing")
 
 
 def check_image(image: bytes, chip: str, where: str = "the board") -> str:
@@ -199,7 +204,7 @@ def app_hash_on_unit(transport_or_port: Any) -> str:
         _enter_raw(port, transport, 2.0)
         return app_hash(unit_files_on_unit(transport))
     finally:
-        _close(transport)
+        _hand_back(port, transport)
 
 
 def _read_unit_release(transport: Any) -> dict[str, Any] | None:
@@ -212,6 +217,18 @@ def _read_unit_release(transport: Any) -> dict[str, Any] | None:
     except ValueError:
         return None
     return release
+
+
+def _hand_back(port: str, transport: Any) -> None:
+    """End a session that interrupted the app (no reset follows): the unit
+    runs its app again (amrkit.unit.wired.hand_back), or a warning says not."""
+    try:
+        problem = hand_back(transport)
+        if problem is not None:
+            log.warning(not_handed_back(port, problem))
+    finally:
+        with contextlib.suppress(Exception):
+            transport.close()
 
 
 def _close(transport: Any) -> None:
@@ -398,7 +415,7 @@ def _check_not_older(port: str, version: str, force: bool) -> None:
             return  # no MicroPython answering (blank, or in the loader): nothing to keep
         release = _read_unit_release(transport)
     finally:
-        _close(transport)
+        _hand_back(port, transport)  # a refused downgrade leaves the app running
     if release is None or force:
         return
     on_unit = str(release.get("version", ""))

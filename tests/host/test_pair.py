@@ -31,8 +31,9 @@ PASS = "pair test passphrase"
 EXIT_KEYS, EXIT_RADIO, EXIT_UNIT = 3, 4, 6
 
 
-def settle(sim: Sim) -> None:
-    """The jig talks to a unit at rest (on the chip the app is stopped)."""
+def at_rest(sim: Sim) -> None:
+    """Before a gesture: the unit is done with its wake (asleep), so the
+    taps start a wake of their own, as a technician's would on the bench."""
     unit = sim.units["unit-1"].unit
     deadline = time.monotonic() + 60
     while unit.awake_clock() is not None:
@@ -40,9 +41,7 @@ def settle(sim: Sim) -> None:
         time.sleep(0.1)
 
 
-def amr(ns: SimpleNamespace, *args: str, wait: bool = True) -> subprocess.CompletedProcess[str]:
-    if wait:
-        settle(ns.sim)
+def amr(ns: SimpleNamespace, *args: str) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         [AMR, *args], capture_output=True, text=True, timeout=120, env=ns.env, check=False
     )
@@ -90,14 +89,15 @@ def test_pair_over_the_wire_lists_the_bond_and_is_audited(store: SimpleNamespace
     assert out["paired"].startswith("bonded")
     assert out["bonds"] == 1 and len(out["hosts"]) == 1
     assert all(len(h) == 8 and int(h, 16) >= 0 for h in out["hosts"])
-    audit = amr(store, "audit", "list", "--unit", store.unit_id, "--json", wait=False)
+    audit = amr(store, "audit", "list", "--unit", store.unit_id, "--json")
     rows = [row for row in json.loads(audit.stdout) if row["action"] == "pair"]
     assert len(rows) == 1 and rows[0]["actor"] == "tech-1"
     assert rows[0]["detail"] == {"opened": "wire", "bonds": 1}
-    state = json.loads(amr(store, "units", "show", store.unit_id, "--json", wait=False).stdout)
+    state = json.loads(amr(store, "units", "show", store.unit_id, "--json").stdout)
     assert state["state"] == "provisioned"  # an audit action, no transition
 
-    # The wire sees the same table once the unit sleeps again.
+    # The wire sees the same table (the session stops the app, in service
+    # mode or not, and hands the unit back to it).
     info = json.loads(amr(store, "info", "--port", store.url, "--json").stdout)
     assert info["bonds"] == 1
     log = sim_log(store.sim)  # a boot's lines come when it ends
@@ -106,10 +106,10 @@ def test_pair_over_the_wire_lists_the_bond_and_is_audited(store: SimpleNamespace
 
 
 def test_gesture_then_clear_over_ble_leaves_no_bond(store: SimpleNamespace) -> None:
-    settle(store.sim)
+    at_rest(store.sim)
     assert control(store.sim, {"cmd": "service", "unit": "unit-1"})["ok"]
     result = amr(store, "pair", "--transport", store.sim.ble, "--unit", store.unit_id,
-                 "--clear", "--json", wait=False)  # fmt: skip
+                 "--clear", "--json")  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "maintenance gesture" in result.stderr
     out = json.loads(result.stdout)
@@ -125,25 +125,25 @@ def test_wrong_keys_find_no_unit_to_pair_with(store: SimpleNamespace) -> None:
     assert stale is not None
     bundle = store.root / "stale.bundle"
     write_bundle(bundle, [stale], PASS)
-    settle(store.sim)
+    at_rest(store.sim)
     assert control(store.sim, {"cmd": "service", "unit": "unit-1"})["ok"]
     result = amr(store, "pair", "--transport", store.sim.ble, "--bundle", str(bundle),
-                 "--timeout", "6", wait=False)  # fmt: skip
+                 "--timeout", "6")  # fmt: skip
     assert result.returncode == EXIT_UNIT, result.stderr
     assert "not the unit's current keys" in result.stderr
 
 
 def test_failures_a_person_causes_end_in_a_message(store: SimpleNamespace) -> None:
     nothing = amr(store, "pair", "--transport", "tcp-client:127.0.0.1:9", "--unit",
-                  store.unit_id, "--timeout", "3", wait=False)  # fmt: skip
+                  store.unit_id, "--timeout", "3")  # fmt: skip
     assert nothing.returncode == EXIT_RADIO, nothing.stderr
-    unknown = amr(store, "pair", "--transport", store.sim.ble, "--unit", "00" * 8, wait=False)
+    unknown = amr(store, "pair", "--transport", store.sim.ble, "--unit", "00" * 8)
     assert unknown.returncode == 8, unknown.stderr  # not in the registry
     host, _, port = store.url.removeprefix("rfc2217://").partition(":")
-    # Refused before the unit is touched: no need to wait for it to sleep.
+    # Refused before the unit is touched.
     with socket.create_connection((host, int(port))):  # another program holds the port
         time.sleep(0.3)
-        busy = amr(store, "pair", "--port", store.url, "--transport", store.sim.ble, wait=False)
+        busy = amr(store, "pair", "--port", store.url, "--transport", store.sim.ble)
     assert busy.returncode == EXIT_UNIT and "busy" in busy.stderr, busy.stderr
 
 

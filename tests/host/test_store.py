@@ -54,21 +54,11 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]
 
 
 def amr(store: SimpleNamespace, *args: str) -> subprocess.CompletedProcess[str]:
-    for name, unit in store.sim.units.items():  # the jig talks to a unit at rest
-        if store.urls[name] in args:
-            settle(unit.unit)
     result = subprocess.run(
         [AMR, *args], capture_output=True, text=True, timeout=300, env=store.env, check=False
     )
     assert "Traceback" not in result.stderr, result.stderr
     return result
-
-
-def settle(unit: object) -> None:
-    deadline = time.monotonic() + 60
-    while unit.awake_clock() is not None:  # type: ignore[attr-defined]
-        assert time.monotonic() < deadline, "the unit never went back to sleep"
-        time.sleep(0.1)
 
 
 def flash(store: SimpleNamespace, name: str) -> dict[str, object]:
@@ -89,7 +79,6 @@ def provision(store: SimpleNamespace, name: str) -> dict[str, object]:
 
 def check(store: SimpleNamespace, name: str, *, press: bool = True) -> tuple[int, dict, str]:
     """`amr check` with a person pressing the button when it asks."""
-    settle(store.sim.units[name].unit)
     cert = store.root / f"{name}-check.html"
     proc = subprocess.Popen(
         [AMR, "check", "--port", store.urls[name], "--transport", store.sim.ble,
@@ -109,6 +98,15 @@ def check(store: SimpleNamespace, name: str, *, press: bool = True) -> tuple[int
     assert "Traceback" not in err, err
     report = json.loads(out) if out.strip() else {}
     return proc.returncode, report, err
+
+
+def asleep(unit: object) -> None:
+    """Before the test writes the unit's flash file itself: its app is not
+    awake (and writing) meanwhile."""
+    deadline = time.monotonic() + 60
+    while unit.awake_clock() is not None:  # type: ignore[attr-defined]
+        assert time.monotonic() < deadline, "the unit never went back to sleep"
+        time.sleep(0.1)
 
 
 def state(store: SimpleNamespace, unit_id: str) -> str:
@@ -206,7 +204,7 @@ def test_a_tampered_app_fails_the_check(store: SimpleNamespace) -> None:
 
 def test_a_corrupted_key_store_fails_the_check_with_its_reason(store: SimpleNamespace) -> None:
     unit = store.sim.units["unit-2"].unit
-    settle(unit)
+    asleep(unit)
     nvs = unit.nvs()
     saved = json.dumps(nvs)
     for key in ("p0", "p1"):
@@ -268,7 +266,6 @@ def test_a_failed_step_leaves_the_registry_as_it_was(store: SimpleNamespace) -> 
 def test_a_check_without_a_radio_stops_at_once_and_leaves_no_test_mode(
     store: SimpleNamespace,
 ) -> None:
-    settle(store.sim.units["unit-2"].unit)
     before = amr(store, "audit", "list", "--json").stdout
     release = str(store.app.parent / "release.json")
     result = amr(store, "check", "--port", store.urls["unit-2"], "--transport",

@@ -27,7 +27,7 @@ from amrkit.receiver import Receiver
 from amrkit.registry import MasterKey, Registry, State
 from amrkit.release import read_release_manifest
 from amrkit.twin.serial.image import stand_in_image
-from amrkit.twin.sim import Sim, SimUnit
+from amrkit.twin.sim import Sim
 from amrkit.unit import Unit, readout
 from amrkit.unit.ble import BleLink
 from amrkit.unit.wired import WiredLink
@@ -55,14 +55,6 @@ def _table(rows: list[list[Any]], head: list[str]) -> list[str]:
     ]
 
 
-def _at_rest(sim_unit: SimUnit) -> None:
-    """Twin only: the jig talks to a unit whose app is asleep (on the chip
-    the jig's REPL interrupts the app; the twin runs them side by side)."""
-    deadline = time.monotonic() + 60
-    while sim_unit.unit.awake_clock() is not None and time.monotonic() < deadline:
-        time.sleep(0.1)
-
-
 def run_store_demo(board: Board, out: Callable[[str], None] = print) -> dict[str, Any]:
     """Tell the story; returns what each unit ended as and the registry's audit."""
     started = time.monotonic()
@@ -87,8 +79,6 @@ def run_store_demo(board: Board, out: Callable[[str], None] = print) -> dict[str
             say("three new boards on the jig, blank (no MicroPython, no app); a new registry")
 
             def wired(name: str, work: Callable[[Unit], Any]) -> Any:
-                _at_rest(sim.units[name])
-
                 async def run() -> Any:
                     async with WiredLink(ports[name]) as link:
                         return await work(Unit(link))
@@ -141,7 +131,6 @@ def run_store_demo(board: Board, out: Callable[[str], None] = print) -> dict[str
                     ).start()
 
                 cmd(f"amr check --port {ports[name]} --transport {sim.ble}")
-                _at_rest(sim.units[name])
                 checked = asyncio.run(
                     acceptance_check(
                         ports[name], registry, ACTOR, board=board, release=release,

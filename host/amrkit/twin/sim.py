@@ -49,6 +49,7 @@ from amrkit.twin.unit import FirmwareCrash, VirtualUnit
 SPEED = 1000.0  # virtual seconds per wall second while a unit sleeps
 TICK_S = 0.02
 BOOT_WAIT_S = 60.0
+SOFT_REBOOT_WAIT_S = 5.0  # for the unit's thread to start the app after a soft reboot
 # Commands that only change the unit's surroundings (its button, cell, radio)
 # or read its status; they need not wait for it to sleep.
 AT_ONCE = frozenset({"press", "taps", "service", "battery", "hang", "radio_loss", "status"})
@@ -73,6 +74,7 @@ class SimUnit:
         self.device: UnitRadio | None = None  # where its firmware reaches the radio
         self.ready = threading.Event()  # its first boot is over
         self._anchor = (time.monotonic(), unit.clock_ms)  # wall s, virtual ms
+        self._rate = sim.speed  # virtual ms per wall ms from the anchor
         self._cut_next_write = False
         self._thread = threading.Thread(target=self._run, name=f"sim-{name}", daemon=True)
 
@@ -83,11 +85,14 @@ class SimUnit:
         if awake is not None:  # awake, in real time
             return awake
         wall, virtual = self._anchor
-        return virtual + int((time.monotonic() - wall) * 1000 * self.sim.speed)
+        return virtual + int((time.monotonic() - wall) * 1000 * self._rate)
 
     def _reanchor(self, virtual_ms: int) -> None:
+        """From now the clock runs from virtual_ms: fast-forwarded while the
+        unit sleeps, in real time while its app is stopped at the REPL."""
+        self._rate = 1.0 if self.unit.stopped else self.sim.speed
         self._anchor = (time.monotonic(), virtual_ms)
-        self.unit.anchor_rtc(virtual_ms, self.sim.speed)
+        self.unit.anchor_rtc(virtual_ms, self._rate)
 
     # -- the unit's thread ---------------------------------------------------
 
@@ -100,8 +105,9 @@ class SimUnit:
         only (a board without the app deployed has none); and, after a reset
         through the serial lines (EN, as after `amr flash`), the app itself
         from the start, as main.py would, if one is deployed. The board's
-        first boot is the sim's own start, where the unit is already running."""
-        repl = repl_on_boot(self.unit.directory, fs)
+        first boot is the sim's own start, where the unit is already running.
+        The REPL reaches the app as on the chip (interrupt, soft_reboot)."""
+        repl = repl_on_boot(self.unit.directory, fs, app=self)
 
         def boot(context: BootContext) -> UartHandler:
             if context.number > 1 and (fs / "main.py").exists():
@@ -109,6 +115,31 @@ class SimUnit:
             return repl(context)
 
         return boot
+
+    # -- the app, as the REPL on its serial port reaches it (repl.UnitApp) ------
+
+    def interrupt(self) -> bool:
+        """The host's Ctrl-C: the app stops where it is (VirtualUnit.interrupt)
+        and stays stopped while the session lasts; its clock runs in real
+        time meanwhile (the chip is awake at its REPL)."""
+        running = self.unit.interrupt(self.virtual_now())
+        self._reanchor(max(self.virtual_now(), self.unit.clock_ms))
+        return running
+
+    def soft_reboot(self) -> None:
+        """Ctrl-D at the friendly REPL (or machine.soft_reset() there): main.py
+        runs again, in the unit's thread, with RTC memory kept and reset cause
+        SOFT_RESET; returns once it has started (or could not)."""
+        self.interrupt()  # a soft reset stops whatever ran, if a Ctrl-C did not
+        reply: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.commands.put(({"cmd": "soft_reset"}, reply))
+        deadline = time.monotonic() + SOFT_REBOOT_WAIT_S
+        while (
+            (self.unit.stopped or self.unit.awake_clock() is None)
+            and reply.empty()
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.005)
 
     def join(self) -> None:
         self.unit.halt()  # a unit awake in service mode would hold the thread
@@ -220,6 +251,17 @@ class SimUnit:
             finally:
                 self._reanchor(unit.clock_ms)
             return self._status()
+        elif cmd == "soft_reset":  # from the serial port's REPL (soft_reboot)
+            if not (unit.firmware / "main.py").exists():
+                raise SimError(f"{self.name} has no app: its REPL soft-rebooted without one")
+            unit.clock_ms = max(unit.clock_ms, now)
+            try:
+                unit.soft_reset()
+            except FirmwareCrash as crash:
+                raise SimError(f"{self.name}: its app stopped at boot: {crash}") from None
+            finally:
+                self._reanchor(unit.clock_ms)
+            return self._status()
         elif cmd == "time_jump":
             unit.jump(int(c["ms"]))
             self._reanchor(self._anchor[1] + int(c["ms"]))
@@ -242,6 +284,9 @@ class SimUnit:
             "unit": self.name,
             "clock_ms": now,
             "on": unit.asleep,
+            # running (awake or asleep), stopped (at the REPL, by the jig's
+            # session), or off (no cell)
+            "app": "stopped" if unit.stopped else "running" if unit.asleep else "off",
             "boots": len(unit.boots),
             "battery_mv": unit.battery_mv,
             "resistance_ohm": unit.resistance_ohm,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -22,7 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from amrkit.boards import Board
-from amrkit.contract import DEEPSLEEP_RESET, GPIO_WAKE, PWRON_RESET, TIMER_WAKE, WDT_RESET
+from amrkit.contract import (
+    DEEPSLEEP_RESET,
+    GPIO_WAKE,
+    PWRON_RESET,
+    SOFT_RESET,
+    TIMER_WAKE,
+    WDT_RESET,
+)
 from amrkit.paths import firmware_dir, micropython_binary, platform_dir
 from amrkit.twin.platform._contract import (
     ACTIVE_LOW,
@@ -71,6 +79,9 @@ BOOT_TIMEOUT_S = 60
 # closes it after at most 5 minutes (amr/service_mode.py _MAX_MS).
 LIVE_BOOT_TIMEOUT_S = 360
 SAMPLES_KEPT_MS = 60_000  # contact samples older than this are history to a boot
+# A Ctrl-C ends the app at its next bytecode; a process still there after
+# this long (stuck in C) is killed, which leaves the same state behind.
+INTERRUPT_WAIT_S = 5.0
 
 
 class FirmwareCrash(RuntimeError):
@@ -91,6 +102,7 @@ class Boot:
     power_cut: bool = False
     brownout: bool = False  # the cell sagged below the board's brownout voltage
     watchdog: bool = False  # the app stopped feeding the watchdog: the chip reset
+    interrupted: bool = False  # a Ctrl-C on the serial port stopped the app (interrupt())
     # The contact state whose level wakes the chip from this sleep (True:
     # closed), or None if the button was not armed as a wake source.
     wake_on_pressed: bool | None = None
@@ -116,6 +128,9 @@ class VirtualUnit:
     _hang_at: int | None = None  # an injected hang, for the boot that reaches it
     _awake_since: tuple[float, int] | None = None  # (wall s, clock ms) of the boot running
     _cut_at: int | None = None  # clock when power was pulled from the boot running
+    # The app stopped by a Ctrl-C on the serial port (interrupt()), until a
+    # soft reset or a power-on starts it again: the clock then, else None.
+    _stopped_at: int | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)  # samples, unit.json
 
     def __post_init__(self) -> None:
@@ -179,7 +194,53 @@ class VirtualUnit:
     def power_on(self, cut_at_commit: int | None = None, cut_after: bool = False) -> Boot:
         """Insert a cell: RTC memory is lost, flash is kept."""
         (self.directory / RTC_FILE).unlink(missing_ok=True)
+        with self._lock:
+            self._stopped_at = None
         return self._boot(PWRON_RESET, 0, cut_at_commit, cut_after)
+
+    def interrupt(self, at_ms: int | None = None, wait_s: float = INTERRUPT_WAIT_S) -> bool:
+        """A Ctrl-C on the serial port (the jig's session): the app stops where
+        it is, as a KeyboardInterrupt stops main.py on the chip, and does not
+        run again until soft_reset() or power_on(). What it persisted stays
+        (flash, RTC memory); what it had not is lost: an alert is reserved in
+        flash before its first frame, so it resumes at the next run. An app
+        awake now gets SIGINT (KeyboardInterrupt under the unix port), and
+        this returns once its process has ended; one asleep simply wakes no
+        more. `at_ms`: the clock now, for a unit asleep (one awake in real
+        time knows its own). True if the app was running (awake or asleep)."""
+        with self._lock:
+            if self._stopped_at is not None:
+                return False
+            proc = self._running
+            clock = self.awake_clock()
+            self._stopped_at = clock if clock is not None else max(self.clock_ms, at_ms or 0)
+            running = proc is not None or self._asleep
+            if proc is not None:
+                proc.send_signal(signal.SIGINT)
+        if proc is not None:
+            # The boot's thread reaps the process and books the boot.
+            deadline = time.monotonic() + wait_s
+            while self._running is proc:
+                if time.monotonic() > deadline:
+                    proc.kill()
+                    deadline = time.monotonic() + wait_s
+                time.sleep(0.005)
+        return running
+
+    @property
+    def stopped(self) -> bool:
+        """Is the app stopped by a Ctrl-C (interrupt()), waiting for a restart?"""
+        return self._stopped_at is not None
+
+    def soft_reset(self) -> Boot:
+        """A soft reboot (Ctrl-D at the friendly REPL, machine.soft_reset()):
+        main.py runs again at once, RTC memory kept, reset cause SOFT_RESET."""
+        with self._lock:
+            if self._stopped_at is not None:
+                self.clock_ms = max(self.clock_ms, self._stopped_at)
+            self._stopped_at = None
+        self._restart_cause = None
+        return self._boot(SOFT_RESET, 0, None, False)
 
     def set_battery(self, mv: int, resistance_ohm: float | None = None) -> None:
         """A new cell (open-circuit voltage, internal resistance), seen from
@@ -245,7 +306,7 @@ class VirtualUnit:
         cut stops the run: the unit stays off until power_on().
         """
         done: list[Boot] = []
-        while self._asleep:
+        while self._asleep and self._stopped_at is None:
             wake, reason = self.next_wake()
             if wake is None or wake > end_ms:
                 self.clock_ms = max(self.clock_ms, end_ms)
@@ -262,6 +323,8 @@ class VirtualUnit:
 
     def next_wake(self) -> tuple[int | None, int]:
         """When a sleeping unit wakes next, and why (timer or button)."""
+        if self._stopped_at is not None:
+            return None, TIMER_WAKE  # stopped at the REPL: nothing wakes it
         if self._restart_cause is not None:
             return self.clock_ms, 0
         button = self._button_wake()
@@ -328,7 +391,10 @@ class VirtualUnit:
             env=env,
             cwd=d,
         ) as proc:
-            self._running = proc
+            with self._lock:
+                self._running = proc
+                if self._stopped_at is not None:  # a Ctrl-C as it starts
+                    proc.send_signal(signal.SIGINT)
             try:
                 stdout, stderr = proc.communicate(
                     timeout=LIVE_BOOT_TIMEOUT_S if self.ble else BOOT_TIMEOUT_S
@@ -348,7 +414,16 @@ class VirtualUnit:
         )
         exit_path = d / EXIT_FILE
         cut_at, self._cut_at = self._cut_at, None
-        if cut_at is not None:  # pulled mid-boot: what it did until then stands
+        with self._lock:
+            stopped_at = self._stopped_at
+        interrupted = stopped_at is not None and cut_at is None and not exit_path.exists()
+        if interrupted:  # a Ctrl-C: what it persisted until then stands, RTC memory too
+            info = {
+                CLOCK_MS: max(self.clock_ms, stopped_at or 0),
+                EXIT: None,
+                COMMITS: max([self.commits] + [e["n"] for e in events if e["kind"] == "commit"]),
+            }
+        elif cut_at is not None:  # pulled mid-boot: what it did until then stands
             info = {
                 CLOCK_MS: cut_at,
                 EXIT: EXIT_POWER_CUT,
@@ -374,6 +449,7 @@ class VirtualUnit:
             power_cut=info[EXIT] == EXIT_POWER_CUT,
             brownout=info[EXIT] == EXIT_BROWNOUT,
             watchdog=info[EXIT] == EXIT_WATCHDOG,
+            interrupted=interrupted,
             wake_on_pressed=self._armed_level(info.get(WAKE_GPIO)),
         )
         self.commits = info[COMMITS]
@@ -387,6 +463,12 @@ class VirtualUnit:
             self._hang_at = None  # a hang happens once; the reset clears it
         self._wake_on_pressed = boot.wake_on_pressed
         self._next_wake = None if boot.sleep_ms is None else self.clock_ms + boot.sleep_ms
+        if stopped_at is not None and not boot.power_cut:
+            # Stopped at the REPL, whether or not it got to sleep: powered
+            # (asleep, as far as the power domain goes), but nothing wakes it.
+            self._asleep = True
+            self._restart_cause = None
+            self._next_wake = None
         return boot
 
     def _unit_file(

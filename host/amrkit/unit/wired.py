@@ -1,6 +1,8 @@
 """A unit over its wired link: the MicroPython raw REPL, through mpremote's
 transport, so any pyserial URL works (/dev/ttyUSB0, rfc2217://, socket://).
-Opening the link does not reset the unit.
+Opening the link does not reset the unit; it interrupts the app (Ctrl-C),
+and closing it hands the unit back to its app with a soft reboot (see
+``WiredLink``).
 """
 
 from __future__ import annotations
@@ -9,7 +11,9 @@ import asyncio
 import contextlib
 import errno
 import io
+import logging
 import socket
+import time
 from types import TracebackType
 from typing import Any
 
@@ -22,6 +26,11 @@ from mpremote.transport_serial import SerialTransport  # type: ignore[import-unt
 from serial.tools import list_ports  # type: ignore[import-untyped]
 
 from amrkit.unit import UnitError, decode_reply
+
+log = logging.getLogger("amrkit.unit.wired")
+
+HAND_BACK_S = 3.0  # for the friendly prompt, then for "soft reboot"
+SOFT_REBOOT = b"soft reboot\r\n"
 
 
 def command_source(name: str, arg: bytes | None = None) -> str:
@@ -102,13 +111,59 @@ def _network_port(port: str, address: str) -> str:
     return f"cannot open {port} (it answers now: it was busy a moment ago?); try again"
 
 
+def hand_back(transport: Any, wait_s: float = HAND_BACK_S) -> str | None:
+    """End a raw-REPL session by handing the unit back to its app: leave the
+    raw REPL (Ctrl-B) and soft-reboot from the friendly prompt (Ctrl-D on an
+    empty line), so that main.py runs again, as only the friendly REPL's soft
+    reboot does (from the raw REPL the unit would stay at its prompt). RTC
+    memory survives it and the app sees reset cause SOFT_RESET: test mode and
+    the `service` flag set in the session are there for it. None once the
+    unit says "soft reboot"; else what went wrong (the port stays open)."""
+    try:
+        transport.exit_raw_repl()
+        transport.read_until(1, b">>> ", timeout=wait_s, timeout_overall=wait_s)
+        transport.serial.write(b"\x04")
+        said = transport.read_until(1, SOFT_REBOOT, timeout=wait_s, timeout_overall=wait_s)
+    except (TransportError, serial.SerialException, OSError) as err:
+        return f"the port failed ({err})"
+    if not said.endswith(SOFT_REBOOT):
+        return f"no soft reboot within {wait_s:.0f} s"
+    return None
+
+
+def not_handed_back(port: str, problem: str) -> str:
+    """The warning for a unit that may be left at its REPL prompt."""
+    return (
+        f"{port}: the command is done, but the unit did not restart its app ({problem}): "
+        "it may sit at its REPL prompt and ignore the button; press its reset "
+        "(or unplug it and plug it back) before it leaves the bench"
+    )
+
+
 class WiredLink:
-    """One raw-REPL session on a unit's serial port."""
+    """One raw-REPL session on a unit's serial port.
+
+    Opening enters the raw REPL with Ctrl-C, Ctrl-A: on the chip the Ctrl-C
+    interrupts the app (main.py) wherever it is. What the app had persisted
+    (flash, RTC memory) stands; an alert is reserved in flash before its
+    first frame, so one interrupted mid-send resumes at the app's next run.
+    The app does not run while the session lasts. Closing hands the unit
+    back to its app (``hand_back``): out of the raw REPL and a soft reboot
+    from the friendly prompt, so main.py runs again at once with RTC memory
+    kept (``machine.reset_cause()`` is SOFT_RESET): test mode and the
+    one-shot service flag set in the session reach it, and a unit read,
+    provisioned, checked or paired on the bench answers its button when it
+    is unplugged. It does so however the session ended. A unit that does not
+    answer the hand-back does not fail a command that succeeded: the link
+    logs a warning (``amrkit.unit.wired``, on stderr from the CLI) and sets
+    ``handed_back`` to False.
+    """
 
     def __init__(self, port: str, timeout_s: float = 10.0) -> None:
         self.port = port
         self._timeout_s = timeout_s
         self._transport: Any = None
+        self.handed_back: bool | None = None  # after the session: did the app restart?
 
     @property
     def name(self) -> str:
@@ -143,12 +198,16 @@ class WiredLink:
             ) from err
 
     def _close(self) -> None:
+        started = time.monotonic()
         try:
-            self._transport.exit_raw_repl()
-        except TransportError:
-            pass  # the session is over either way; the port is closed below
+            problem = hand_back(self._transport)
         finally:
-            self._transport.close()
+            self._transport.close()  # the session is over either way
+        self.handed_back = problem is None
+        if problem is not None:
+            log.warning(not_handed_back(self.port, problem))
+        else:
+            log.debug("%s: app restarted in %.2f s", self.port, time.monotonic() - started)
 
     async def command(self, name: str, arg: bytes | None = None) -> dict[str, Any]:
         return await asyncio.to_thread(self._command, name, arg)

@@ -1,5 +1,7 @@
 # Emulation of the parts of MicroPython's `machine` (ESP32 port) the firmware
 # uses, on the virtual unit (see _twin.py). Constants have the ESP32 values.
+import os
+
 import _twin
 from _contract import (
     ACTIVE_LOW,
@@ -86,6 +88,12 @@ class WDT:
 
 def reset():
     _twin.stop(EXIT_SLEEP, {RESET: True})
+
+
+def soft_reset():
+    # As on the chip: SystemExit, which the REPL turns into a soft reboot
+    # (from the friendly REPL, main.py runs again: twin/serial/_repl.py).
+    raise SystemExit
 
 
 def _is_button(pin_id):
@@ -196,6 +204,9 @@ class RTC:
                 return b""
         if len(data) > RTC._MAX:
             raise ValueError("buffer too long")
-        with open(path, "wb") as f:
+        # One step, as the chip's memcpy is: a KeyboardInterrupt (the jig's
+        # Ctrl-C) between open and write must not leave RTC memory empty.
+        with open(path + ".tmp", "wb") as f:
             f.write(bytes(data))
+        os.rename(path + ".tmp", path)
         return None

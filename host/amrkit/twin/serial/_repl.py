@@ -32,6 +32,14 @@
 # process while it is not running a program, each run is bracketed on the
 # status pipe: b"E" before, b"I" + sequence number after, and the next step
 # waits until the host has acknowledged that number on the ack pipe.
+#
+# main.py: on the chip a soft reset from the friendly REPL (Ctrl-D on an
+# empty line, or a program's sys.exit / machine.soft_reset there) runs
+# boot.py and main.py again; from the raw REPL it does not (pyexec's mode is
+# kept, and main.py runs only in the friendly one). The twin runs the app in
+# a process of its own, so this script reports such a soft reset as b"S" on
+# the status pipe and waits for the host's b"S" on the ack pipe (the app has
+# been started again) before it says "MPY: soft reboot".
 import sys
 
 # MICROPYPATH, without this script's own directory (the first entry): what
@@ -303,8 +311,18 @@ def _run(source, mode):
                 result = e
 
 
-def _soft_reset():
+def _soft_reset(friendly):
+    """friendly: from the friendly REPL, so main.py runs again (the host
+    starts the app and acknowledges)."""
     global _globals
+    if friendly:
+        _STATUS.write(b"S")
+        while True:
+            ack = _ACK.read(1)
+            if not ack:
+                raise _Eof()
+            if ack == b"S":
+                break
     _w(b"MPY: soft reboot\r\n")
     _globals = {"__name__": "__main__"}
     for name in list(sys.modules):
@@ -559,7 +577,10 @@ def main():
         except KeyboardInterrupt:  # a stray SIGINT between runs: the REPL carries on
             continue
         if switch == RESET:
-            _soft_reset()
+            try:
+                _soft_reset(mode == FRIENDLY)
+            except _Eof:
+                return
         else:
             mode = switch
 

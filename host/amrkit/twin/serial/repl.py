@@ -20,6 +20,16 @@ on a status pipe when it starts (``E``) and ends (``I`` + sequence number) a
 run, and waits for the sequence number on an ack pipe before going on; Ctrl-C
 bytes are turned into SIGINT (KeyboardInterrupt on the unix port) only
 between the two, and only if the process still handles SIGINT.
+
+The app (main.py): on the chip it is the program the REPL runs after every
+reset, so the host's first Ctrl-C interrupts it and a soft reset from the
+friendly REPL runs it again. The twin runs the app in processes of its own
+(``amrkit.twin.sim``); an ``UnitApp`` handed to ``repl_on_boot`` hears of
+both: a Ctrl-C that reaches the unit while no REPL program runs goes to
+``UnitApp.interrupt()`` (spent if the app was running, as its
+KeyboardInterrupt), and a friendly soft reset, reported as ``S`` on the
+status pipe, to ``UnitApp.soft_reboot()``, before the script says "MPY:
+soft reboot".
 """
 
 from __future__ import annotations
@@ -32,6 +42,7 @@ import signal
 import subprocess
 import threading
 from pathlib import Path
+from typing import Protocol
 
 from amrkit.paths import firmware_dir, micropython_binary, platform_dir
 from amrkit.twin.platform._contract import DIR_ENV, REPL_ENV
@@ -43,6 +54,19 @@ FS_DIR = "fs"
 # Beside this module, not among the platform emulations: the firmware never imports it.
 REPL_SCRIPT = Path(__file__).with_name("_repl.py")
 CTRL_C = 0x03
+
+
+class UnitApp(Protocol):
+    """The unit's app, run beside its REPL (amrkit.twin.sim.SimUnit)."""
+
+    def interrupt(self) -> bool:
+        """A Ctrl-C while the REPL runs no program: stop the app where it is,
+        and keep it stopped; return once it has. True if it was running
+        (awake or asleep), so that the Ctrl-C was its KeyboardInterrupt."""
+
+    def soft_reboot(self) -> None:
+        """A soft reset from the friendly REPL: start the app again (RTC
+        memory kept, reset cause SOFT_RESET); return once it has started."""
 
 
 def machine_name(chip: str) -> str:
@@ -72,8 +96,10 @@ class RawReplApp:
         unit_dir: Path,
         firmware: Path | None = None,
         micropython: str | None = None,
+        app: UnitApp | None = None,
     ) -> None:
         self.context = context
+        self.app = app
         self.unit_dir = Path(unit_dir).resolve()
         self.fs_dir = self.unit_dir / FS_DIR
         self.fs_dir.mkdir(parents=True, exist_ok=True)
@@ -194,6 +220,9 @@ class RawReplApp:
                         pending = pending[2:]
                     elif pending[:1] == b"I":
                         break  # the sequence number is on its way
+                    elif pending[:1] == b"S":
+                        pending = pending[1:]
+                        self._soft_reboot()
                     else:
                         log.error("%s: REPL status garbled: %r", self.unit_dir.name, pending)
                         pending = b""
@@ -218,7 +247,7 @@ class RawReplApp:
                         stdin.flush()
                     if at < 0:
                         break
-                    if not self._interrupt():
+                    if not self._interrupt() and not self._interrupt_app():
                         stdin.write(b"\x03")
                         stdin.flush()
                     start = at + 1
@@ -238,12 +267,38 @@ class RawReplApp:
             os.kill(self.process.pid, signal.SIGINT)
             return True
 
+    def _interrupt_app(self) -> bool:
+        """Ctrl-C with no REPL program running: the app's KeyboardInterrupt,
+        if it runs. False: pass the byte on to the REPL."""
+        if self.app is None or self._stopped:
+            return False
+        try:
+            return self.app.interrupt()
+        except Exception:
+            log.exception("%s: interrupting the app failed", self.unit_dir.name)
+            return False
 
-def repl_on_boot(unit_dir: Path, firmware: Path | None = None) -> OnBoot:
+    def _soft_reboot(self) -> None:
+        """The REPL soft-reset from its friendly mode: main.py runs again.
+        The script waits for this acknowledgement before it goes on."""
+        try:
+            if self.app is not None and not self._stopped:
+                self.app.soft_reboot()
+        except Exception:
+            log.exception("%s: starting the app again failed", self.unit_dir.name)
+        finally:
+            with contextlib.suppress(OSError):
+                os.write(self._ack, b"S")
+
+
+def repl_on_boot(
+    unit_dir: Path, firmware: Path | None = None, app: UnitApp | None = None
+) -> OnBoot:
     """``on_boot`` for ``VirtualBoard``: every boot from flash starts the REPL
-    on the unit's filesystem ``<unit_dir>/fs``."""
+    on the unit's filesystem ``<unit_dir>/fs``; ``app``, if given, is the
+    unit's app that the REPL's Ctrl-C and soft reset reach."""
 
     def on_boot(context: BootContext) -> UartHandler:
-        return RawReplApp(context, unit_dir, firmware=firmware)
+        return RawReplApp(context, unit_dir, firmware=firmware, app=app)
 
     return on_boot
