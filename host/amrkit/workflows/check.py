@@ -56,6 +56,9 @@ MAX_CELL_OHM = 40.0
 COUNTER_HEADROOM = 1 << 24
 PRESS_LIMIT_S = 60.0
 ACK_SETTLE_S = 30.0  # the unit must have taken the acknowledgement by then
+# The unit has taken the acknowledgement when it goes quiet: its burst repeats
+# a frame every 100 ms and its first retry comes 2 s after the burst.
+QUIET_S = 4.0
 
 
 @dataclass(frozen=True)
@@ -169,7 +172,7 @@ async def _hear_test_press(
                 return f"nothing heard within {limit_s:.0f} s"
             event = heard.result()
             event = {**event, "latency_s": round(time.monotonic() - started, 2)}
-            await asyncio.sleep(3.0)  # the acknowledgement stays on air for the unit
+            await _until_quiet(receiver)  # the acknowledgement stays on air meanwhile
             return event
         finally:
             listening.cancel()
@@ -187,18 +190,23 @@ def _radio_failed(listening: asyncio.Task[None], transport: str) -> None:
             raise RadioUnavailable(transport_trouble(transport, err))
 
 
-async def _settled(port: str) -> dict[str, Any]:
-    """The unit's info once nothing is pending (it took the acknowledgement),
-    or the last info after ACK_SETTLE_S."""
-    deadline = time.monotonic() + ACK_SETTLE_S
-    while True:
-        info: dict[str, Any] = await _wired(port, lambda unit: unit.info())
-        state = info.get("state")
-        if not isinstance(state, dict) or not state.get("pending_tests"):
-            return info
-        if time.monotonic() > deadline:
-            return info
-        await asyncio.sleep(1.0)
+async def _until_quiet(receiver: Receiver) -> None:
+    """Listen (and acknowledge) until the unit has stopped sending for QUIET_S,
+    at most ACK_SETTLE_S: watched over the air, not over the wire, since a
+    wired session stops the unit's app (on the chip as on the twin)."""
+
+    def heard() -> int:
+        return sum(receiver.stats[k] for k in ("accepted", "duplicates", "rejected_replay"))
+
+    started = last_change = time.monotonic()
+    count = heard()
+    while time.monotonic() - started < ACK_SETTLE_S:
+        await asyncio.sleep(0.5)
+        now = time.monotonic()
+        if heard() != count:
+            count, last_change = heard(), now
+        elif now - last_change >= QUIET_S:
+            return
 
 
 async def acceptance_check(
@@ -256,7 +264,7 @@ async def acceptance_check(
     try:
         press = await _hear_test_press(known, transport, press_limit_s, prompt)
     finally:
-        after = await _settled(port)
+        after: dict[str, Any] = await _wired(port, lambda unit: unit.info())
         await _wired(port, lambda unit: unit.test_mode(0))
     if isinstance(press, str):
         rows.append(_row("press", False, press, f"a test press within {press_limit_s:.0f} s"))
