@@ -238,7 +238,7 @@ class Rfc2217Server:
         sock.setblocking(True)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         board = self.board
-        board.attach(sock.sendall)
+        board.attach(_Connection(sock).write)  # a client gone mid-boot loses the bytes
         try:
             board.set_lines(dtr=False, rts=True)  # EN low
             time.sleep(0.1)
