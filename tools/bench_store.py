@@ -1,0 +1,417 @@
+"""Store figures for `make bench`: how many units an hour the store's
+toolkit takes from blank to checked, and what its app deploy costs.
+
+Throughput: twin units (`Sim(..., blank=True, speed=1.0)`: blank, so `amr
+flash` writes MicroPython and deploys the app; deep sleep in real time, so
+test mode's minutes are real) go through the store's own CLI as a
+technician runs it, each step an `amr` subprocess against a temporary
+SQLite registry: `amr flash`, `amr provision`, `amr check` with the button
+pressed through the sim's control port when the check asks (`>>> press` on
+its stderr). First one unit on one port, then `ports` units: one `amr flash`
+with every `--port` (it flashes in parallel), then provision and check of
+each unit in its own thread. Units per hour at 1 and at `ports`, the scaling
+ratio, each step's time per unit at both, and the CPU the run used, to say
+what limits the scaling.
+
+As in the store's tests, the jig talks to a unit at rest: before each step
+the bench waits until the unit sleeps again; that wait is counted in the
+step that follows it.
+
+Deploy: the app bundle onto a flashed unit through the toolkit's deploy
+(amrkit.flashing: mpremote's transport in this process, 2 KiB raw-REPL
+writes, then the sweep of files the release no longer has), against the
+plain mpremote CLI copying the same files in a subprocess (`mpremote
+connect URL fs cp -r amr main.py :`), alternating, from an emptied
+filesystem each time, each result checked by its app hash computed on the
+unit. Both times include opening the port and entering the raw REPL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from amrkit import build, flashing
+from amrkit.boards import load_board
+from amrkit.release import read_release_manifest
+from amrkit.twin.serial.image import stand_in_image
+from amrkit.twin.sim import Sim
+
+BIN = Path(sys.executable).parent
+AMR = str(BIN / "amr")
+MPREMOTE = str(BIN / "mpremote")
+STEP_TIMEOUT_S = 300
+SETTLE_S = 60.0
+PRESS_TIMEOUT_S = 30
+STEPS = ("flash", "provision", "check")
+
+# Why each step scales as it does (the figures say how much).
+WHY = {
+    "flash": "one amr process flashes every port in threads (esptool, the raw-REPL "
+    "deploy: CPU under one GIL), and the twin serves every serial port and emulated "
+    "ROM loader from one process",
+    "provision": "each provision holds the SQLite registry's write lock (BEGIN "
+    "IMMEDIATE) while it talks to its unit, so provisions run one after another",
+    "check": "mostly real-time waits (the press, the acknowledgement on air) that "
+    "overlap; the registry is written once, at the end",
+}
+
+_CLEAR_SCRIPT = """\
+import os
+def _amr_rm(d):
+    for e in os.ilistdir(d or '/'):
+        p = d + '/' + e[0]
+        if e[1] & 0x4000:
+            _amr_rm(p)
+            os.rmdir(p)
+        else:
+            os.remove(p)
+_amr_rm('')
+"""
+
+
+@dataclass
+class _Store:
+    sim: Sim
+    urls: dict[str, str]
+    env: dict[str, str]
+    root: Path
+    app: Path
+    image: Path
+
+    @property
+    def release(self) -> Path:
+        return self.app.parent / "release.json"
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _cpu_s() -> float:
+    """CPU seconds of this process (the sim's threads) and its reaped children
+    (every amr, mpremote and the units' micropython processes)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _run(store: _Store, *args: str) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [AMR, *args],
+        capture_output=True,
+        text=True,
+        env=store.env,
+        timeout=STEP_TIMEOUT_S,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"amr {' '.join(args[:1])} exited {proc.returncode}:\n{proc.stdout}{proc.stderr}"
+        )
+    return proc
+
+
+def _settle(store: _Store, name: str) -> None:
+    unit = store.sim.units[name].unit
+    deadline = time.monotonic() + SETTLE_S
+    while unit.awake_clock() is not None:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{name} never went back to sleep")
+        time.sleep(0.05)
+
+
+def control(sim: Sim, command: dict[str, object]) -> dict[str, Any]:
+    """One command to the sim's control port, as `amr sim press` sends it."""
+    host, port = sim.control.removeprefix("tcp://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as s:
+        s.sendall(json.dumps(command).encode() + b"\n")
+        reply: dict[str, Any] = json.loads(s.makefile().readline())
+    return reply
+
+
+# -- the steps ---------------------------------------------------------------------
+
+
+def _flash(store: _Store, names: list[str]) -> None:
+    for name in names:
+        _settle(store, name)
+    ports = [arg for name in names for arg in ("--port", store.urls[name])]
+    proc = _run(store, "flash", *ports, "--image", str(store.image), "--app", str(store.app),
+                "--json")  # fmt: skip
+    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    if len(lines) != len(names) or not all(line.get("ok") for line in lines):
+        raise RuntimeError(f"amr flash: not every unit was flashed: {lines}")
+
+
+def _provision(store: _Store, name: str) -> None:
+    _settle(store, name)
+    _run(store, "provision", "--port", store.urls[name],
+         "--label-dir", str(store.root / "labels"), "--json")  # fmt: skip
+
+
+def _check(store: _Store, name: str) -> None:
+    """`amr check`, the button pressed through the control port when it asks."""
+    _settle(store, name)
+    proc = subprocess.Popen(
+        [AMR, "check", "--port", store.urls[name], "--transport", store.sim.ble,
+         "--release", str(store.release), "--press-timeout", str(PRESS_TIMEOUT_S),
+         "--certificate", str(store.root / f"{name}-check.html"), "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=store.env,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    err = ""
+    for line in proc.stderr:
+        err += line
+        if line.startswith(">>> press"):
+            reply = control(store.sim, {"cmd": "taps", "unit": name, "count": 3})
+            if not reply.get("ok"):
+                proc.kill()
+                raise RuntimeError(f"the sim refused the press on {name}: {reply}")
+            break
+    try:
+        out, rest = proc.communicate(timeout=STEP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    report = json.loads(out) if out.strip() else {}
+    if proc.returncode != 0 or not report.get("passed"):
+        failed = [c for c in report.get("checks", []) if not c["passed"]]
+        raise RuntimeError(f"amr check on {name} exited {proc.returncode}: {failed}\n{err}{rest}")
+
+
+def _timed(work: Callable[[], None]) -> float:
+    started = time.perf_counter()
+    work()
+    return time.perf_counter() - started
+
+
+# -- throughput -----------------------------------------------------------------------
+
+
+def _one_port(store: _Store, name: str) -> dict[str, Any]:
+    cpu, started = _cpu_s(), time.perf_counter()
+    steps = {
+        "flash": _timed(lambda: _flash(store, [name])),
+        "provision": _timed(lambda: _provision(store, name)),
+        "check": _timed(lambda: _check(store, name)),
+    }
+    wall = time.perf_counter() - started
+    return _rate(1, wall, _cpu_s() - cpu, steps)
+
+
+def _parallel(store: _Store, names: list[str]) -> dict[str, Any]:
+    cpu, started = _cpu_s(), time.perf_counter()
+    flash_s = _timed(lambda: _flash(store, names))
+    lock = threading.Lock()
+    spans: dict[str, list[tuple[float, float]]] = {"provision": [], "check": []}
+
+    def rest(name: str) -> None:
+        for step, work in (("provision", _provision), ("check", _check)):
+            begun = time.perf_counter()
+            work(store, name)
+            with lock:
+                spans[step].append((begun, time.perf_counter()))
+
+    with ThreadPoolExecutor(max_workers=len(names), thread_name_prefix="bench-store") as pool:
+        for done in [pool.submit(rest, name) for name in names]:
+            done.result()
+    wall = time.perf_counter() - started
+    steps = {"flash": flash_s}
+    for step, times in spans.items():
+        steps[step] = statistics.fmean(end - begun for begun, end in times)
+    result = _rate(len(names), wall, _cpu_s() - cpu, steps)
+    # Provision spans that overlap in time: 0 when the registry lock queues them
+    # one after another (the lock is held through each span's unit work).
+    result["provision_overlap_pct"] = _overlap_pct(spans["provision"])
+    return result
+
+
+def _overlap_pct(spans: list[tuple[float, float]]) -> float:
+    """Share of the summed span time during which another span also ran."""
+    total = sum(end - begun for begun, end in spans)
+    if not total:
+        return 0.0
+    edges = sorted({t for span in spans for t in span})
+    shared = 0.0
+    for a, b in zip(edges, edges[1:], strict=False):
+        running = sum(1 for begun, end in spans if begun <= a and end >= b)
+        if running > 1:
+            shared += (b - a) * running
+    return round(100 * shared / total, 1)
+
+
+def _rate(units: int, wall: float, cpu: float, steps: dict[str, float]) -> dict[str, Any]:
+    return {
+        "units": units,
+        "wall_s": round(wall, 1),
+        "units_per_hour": round(units * 3600 / wall, 1),
+        # flash: the one amr flash for every port; provision and check: per unit.
+        "step_s": {k: round(v, 1) for k, v in steps.items()},
+        "cpu_busy_pct": round(100 * cpu / (wall * _cores()), 1),
+    }
+
+
+def _limits(one: dict[str, Any], many: dict[str, Any]) -> list[str]:
+    """What keeps the scaling from `ports` x, worst first: each step's time per
+    unit at `ports` ports over its time at one port, and the CPU."""
+    n = many["units"]
+    per_unit_one = one["step_s"]
+    # Perfect scaling: each step takes as long with n units at once as with one
+    # (the flash is one job for all n, the others are per unit and overlap).
+    slowdowns = {
+        step: many["step_s"][step] / per_unit_one[step] if per_unit_one[step] else 0.0
+        for step in STEPS
+    }
+    lost = {step: many["step_s"][step] - per_unit_one[step] for step in STEPS}
+    lines = [
+        f"{step}: {slowdowns[step]:.1f}x its 1-port time with {n} at once "
+        f"({lost[step]:+.1f} s); {WHY[step]}"
+        for step in sorted(STEPS, key=lambda s: -lost[s])
+    ]
+    lines.append(
+        f"CPU: {many['cpu_busy_pct']} % of {_cores()} cores busy at {n} ports "
+        f"({one['cpu_busy_pct']} % at 1), the twin's units and serial ports included"
+    )
+    return lines
+
+
+# -- deploy --------------------------------------------------------------------------
+
+
+def _clear(url: str) -> None:
+    transport = flashing._open_transport(url)
+    try:
+        flashing._enter_raw(url, transport, 10.0)
+        transport.exec(_CLEAR_SCRIPT)
+    finally:
+        flashing._close(transport)
+
+
+def _hash_is(url: str, expected: str, how: str) -> None:
+    got = flashing.app_hash_on_unit(url)
+    if got != expected:
+        raise RuntimeError(f"after the {how} the unit's app hash is {got[:16]}, not {expected[:16]}")
+
+
+def _toolkit_deploy(url: str, app: Path, manifest: dict[str, Any]) -> float:
+    started = time.perf_counter()
+    transport = flashing._open_transport(url)
+    try:
+        flashing._enter_raw(url, transport, 10.0)
+        flashing._deploy(url, transport, app, manifest, lambda stage, fraction: None)
+    finally:
+        flashing._close(transport)
+    return time.perf_counter() - started
+
+
+def _mpremote_cp(url: str, app: Path) -> float:
+    entries = sorted(p.name for p in app.iterdir())
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [MPREMOTE, "connect", url, "fs", "cp", "-r", *entries, ":"],
+        cwd=app,
+        capture_output=True,
+        text=True,
+        timeout=STEP_TIMEOUT_S,
+        check=False,
+    )
+    elapsed = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise RuntimeError(f"mpremote cp exited {proc.returncode}:\n{proc.stdout}{proc.stderr}")
+    return elapsed
+
+
+def deploy(store: _Store, name: str, rounds: int) -> dict[str, Any]:
+    """The toolkit's deploy against `mpremote fs cp -r`, alternating, on a
+    flashed unit emptied before each copy."""
+    url = store.urls[name]
+    manifest = read_release_manifest(store.app)
+    files, size = build.bundle_size(store.app)
+    toolkit, plain = [], []
+    _settle(store, name)
+    for _ in range(rounds):
+        _clear(url)
+        toolkit.append(_toolkit_deploy(url, store.app, manifest))
+        _hash_is(url, manifest["app_hash"], "toolkit's deploy")
+        _clear(url)
+        plain.append(_mpremote_cp(url, store.app))
+        _hash_is(url, manifest["app_hash"], "mpremote cp")
+    ours, theirs = statistics.median(toolkit), statistics.median(plain)
+    return {
+        "rounds": rounds,
+        "files": files,
+        "bytes": size,
+        "toolkit_deploy_s": round(ours, 2),
+        "mpremote_cp_s": round(theirs, 2),
+        "toolkit_to_mpremote_ratio": round(ours / theirs, 2),
+        "mpremote_command": "mpremote connect URL fs cp -r "
+        + " ".join(sorted(p.name for p in store.app.iterdir()))
+        + " :",
+    }
+
+
+# -- the whole part -------------------------------------------------------------------
+
+
+def figures(board_name: str, ports: int = 4, deploy_rounds: int = 3) -> dict[str, Any]:
+    """Units per hour at 1 and `ports` ports, and the deploy comparison."""
+    board = load_board(board_name)
+    with tempfile.TemporaryDirectory(prefix="amr-bench-store-") as tmp:
+        root = Path(tmp)
+        app = build.build(board, root / "build")
+        image = root / "image.bin"
+        image.write_bytes(stand_in_image())
+        env = {
+            **os.environ,
+            "AMR_REGISTRY": f"sqlite:///{root / 'registry.sqlite'}",
+            "AMR_MASTER_KEY_FILE": str(root / "master.key"),
+            "AMR_ACTOR": "bench",
+        }
+        with Sim(1 + ports, board, root / "fleet", blank=True, speed=1.0) as sim:
+            urls = {name: str(u.announce()["serial"]) for name, u in sim.units.items()}
+            store = _Store(sim, urls, env, root, app, image)
+            _run(store, "units", "init", "--master-key-file", env["AMR_MASTER_KEY_FILE"])
+            names = list(urls)
+            one = _one_port(store, names[0])
+            many = _parallel(store, names[1:])
+            copied = deploy(store, names[0], deploy_rounds)
+    return {
+        "board": board_name,
+        "cores": _cores(),
+        "one_port": one,
+        "many_ports": many,
+        "scaling_ratio": round(many["units_per_hour"] / one["units_per_hour"], 2),
+        "limits": _limits(one, many),
+        "deploy": copied,
+    }
+
+
+if __name__ == "__main__":  # a quick look: python tools/bench_store.py [BOARD [PORTS [ROUNDS]]]
+    args = sys.argv[1:]
+    print(
+        json.dumps(
+            figures(
+                args[0] if args else "esp32c3-coin",
+                int(args[1]) if len(args) > 1 else 2,
+                int(args[2]) if len(args) > 2 else 1,
+            ),
+            indent=2,
+        )
+    )
