@@ -32,6 +32,7 @@ import json
 import os
 import resource
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -41,6 +42,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -57,17 +59,6 @@ STEP_TIMEOUT_S = 300
 SETTLE_S = 60.0
 PRESS_TIMEOUT_S = 30
 STEPS = ("flash", "provision", "check")
-
-# Why each step scales as it does (the figures say how much).
-WHY = {
-    "flash": "one amr process flashes every port in threads (esptool, the raw-REPL "
-    "deploy: CPU under one GIL), and the twin serves every serial port and emulated "
-    "ROM loader from one process",
-    "provision": "each provision holds the SQLite registry's write lock (BEGIN "
-    "IMMEDIATE) while it talks to its unit, so provisions run one after another",
-    "check": "mostly real-time waits (the press, the acknowledgement on air) that "
-    "overlap; the registry is written once, at the end",
-}
 
 _CLEAR_SCRIPT = """\
 import os
@@ -93,6 +84,10 @@ class _Store:
     image: Path
 
     @property
+    def database(self) -> Path:
+        return self.root / "registry.sqlite"
+
+    @property
     def release(self) -> Path:
         return self.app.parent / "release.json"
 
@@ -112,6 +107,45 @@ def _cpu_s() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
+class _LockProbe:
+    """How much of the time some `amr` holds the registry's write lock: a
+    thread tries BEGIN IMMEDIATE (never waiting) every PROBE_S and counts the
+    tries that find the database locked. Its own hold lasts microseconds."""
+
+    PROBE_S = 0.02
+
+    def __init__(self, database: Path) -> None:
+        self._database = database
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._probe, name="bench-lock-probe", daemon=True)
+        self.tries = self.locked = 0
+
+    def _probe(self) -> None:
+        db = sqlite3.connect(self._database, timeout=0, isolation_level=None)
+        try:
+            while not self._stop.wait(self.PROBE_S):
+                self.tries += 1
+                try:
+                    db.execute("BEGIN IMMEDIATE")
+                    db.execute("ROLLBACK")
+                except sqlite3.OperationalError:  # "database is locked"
+                    self.locked += 1
+        finally:
+            db.close()
+
+    def __enter__(self) -> _LockProbe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def busy_pct(self) -> float:
+        return round(100 * self.locked / self.tries, 1) if self.tries else 0.0
+
+
 def _run(store: _Store, *args: str) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
         [AMR, *args],
@@ -128,13 +162,15 @@ def _run(store: _Store, *args: str) -> subprocess.CompletedProcess[str]:
     return proc
 
 
-def _settle(store: _Store, name: str) -> None:
+def _settle(store: _Store, name: str) -> float:
+    """Wait until the unit sleeps (the jig talks to a unit at rest); seconds waited."""
     unit = store.sim.units[name].unit
-    deadline = time.monotonic() + SETTLE_S
+    started = time.monotonic()
     while unit.awake_clock() is not None:
-        if time.monotonic() > deadline:
+        if time.monotonic() > started + SETTLE_S:
             raise RuntimeError(f"{name} never went back to sleep")
         time.sleep(0.05)
+    return time.monotonic() - started
 
 
 def control(sim: Sim, command: dict[str, object]) -> dict[str, Any]:
@@ -149,26 +185,27 @@ def control(sim: Sim, command: dict[str, object]) -> dict[str, Any]:
 # -- the steps ---------------------------------------------------------------------
 
 
-def _flash(store: _Store, names: list[str]) -> None:
-    for name in names:
-        _settle(store, name)
+def _flash(store: _Store, names: list[str]) -> float:
+    settled = sum(_settle(store, name) for name in names)
     ports = [arg for name in names for arg in ("--port", store.urls[name])]
     proc = _run(store, "flash", *ports, "--image", str(store.image), "--app", str(store.app),
                 "--json")  # fmt: skip
     lines = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
     if len(lines) != len(names) or not all(line.get("ok") for line in lines):
         raise RuntimeError(f"amr flash: not every unit was flashed: {lines}")
+    return settled
 
 
-def _provision(store: _Store, name: str) -> None:
-    _settle(store, name)
+def _provision(store: _Store, name: str) -> float:
+    settled = _settle(store, name)
     _run(store, "provision", "--port", store.urls[name],
          "--label-dir", str(store.root / "labels"), "--json")  # fmt: skip
+    return settled
 
 
-def _check(store: _Store, name: str) -> None:
+def _check(store: _Store, name: str) -> float:
     """`amr check`, the button pressed through the control port when it asks."""
-    _settle(store, name)
+    settled = _settle(store, name)
     proc = subprocess.Popen(
         [AMR, "check", "--port", store.urls[name], "--transport", store.sim.ble,
          "--release", str(store.release), "--press-timeout", str(PRESS_TIMEOUT_S),
@@ -194,100 +231,108 @@ def _check(store: _Store, name: str) -> None:
     if proc.returncode != 0 or not report.get("passed"):
         failed = [c for c in report.get("checks", []) if not c["passed"]]
         raise RuntimeError(f"amr check on {name} exited {proc.returncode}: {failed}\n{err}{rest}")
+    return settled
 
 
-def _timed(work: Callable[[], None]) -> float:
+def _timed(work: Callable[[], float]) -> tuple[float, float]:
+    """(seconds the step took, of which waiting for its unit to sleep)."""
     started = time.perf_counter()
-    work()
-    return time.perf_counter() - started
+    settled = work()
+    return time.perf_counter() - started, settled
 
 
 # -- throughput -----------------------------------------------------------------------
 
 
+Timing = tuple[float, float]  # (seconds a step took, of which waiting for the unit to sleep)
+
+
 def _one_port(store: _Store, name: str) -> dict[str, Any]:
     cpu, started = _cpu_s(), time.perf_counter()
-    steps = {
-        "flash": _timed(lambda: _flash(store, [name])),
-        "provision": _timed(lambda: _provision(store, name)),
-        "check": _timed(lambda: _check(store, name)),
-    }
+    with _LockProbe(store.database) as probe:
+        steps = {
+            "flash": _timed(lambda: _flash(store, [name])),
+            "provision": _timed(lambda: _provision(store, name)),
+            "check": _timed(lambda: _check(store, name)),
+        }
     wall = time.perf_counter() - started
-    return _rate(1, wall, _cpu_s() - cpu, steps)
+    return _rate(1, wall, _cpu_s() - cpu, steps, probe.busy_pct)
 
 
 def _parallel(store: _Store, names: list[str]) -> dict[str, Any]:
+    """One amr flash for every port, then each unit's provision and check in a thread."""
     cpu, started = _cpu_s(), time.perf_counter()
-    flash_s = _timed(lambda: _flash(store, names))
     lock = threading.Lock()
-    spans: dict[str, list[tuple[float, float]]] = {"provision": [], "check": []}
+    times: dict[str, list[Timing]] = {"provision": [], "check": []}
 
     def rest(name: str) -> None:
         for step, work in (("provision", _provision), ("check", _check)):
-            begun = time.perf_counter()
-            work(store, name)
+            timing = _timed(partial(work, store, name))
             with lock:
-                spans[step].append((begun, time.perf_counter()))
+                times[step].append(timing)
 
-    with ThreadPoolExecutor(max_workers=len(names), thread_name_prefix="bench-store") as pool:
-        for done in [pool.submit(rest, name) for name in names]:
-            done.result()
+    with _LockProbe(store.database) as probe:
+        steps = {"flash": _timed(lambda: _flash(store, names))}
+        with ThreadPoolExecutor(max_workers=len(names), thread_name_prefix="bench-store") as pool:
+            for done in [pool.submit(rest, name) for name in names]:
+                done.result()
     wall = time.perf_counter() - started
-    steps = {"flash": flash_s}
-    for step, times in spans.items():
-        steps[step] = statistics.fmean(end - begun for begun, end in times)
-    result = _rate(len(names), wall, _cpu_s() - cpu, steps)
-    # Provision spans that overlap in time: 0 when the registry lock queues them
-    # one after another (the lock is held through each span's unit work).
-    result["provision_overlap_pct"] = _overlap_pct(spans["provision"])
-    return result
+    for step, timings in times.items():  # a unit's step, on average
+        steps[step] = (
+            statistics.fmean(t for t, _ in timings),
+            statistics.fmean(s for _, s in timings),
+        )
+    return _rate(len(names), wall, _cpu_s() - cpu, steps, probe.busy_pct)
 
 
-def _overlap_pct(spans: list[tuple[float, float]]) -> float:
-    """Share of the summed span time during which another span also ran."""
-    total = sum(end - begun for begun, end in spans)
-    if not total:
-        return 0.0
-    edges = sorted({t for span in spans for t in span})
-    shared = 0.0
-    for a, b in zip(edges, edges[1:], strict=False):
-        running = sum(1 for begun, end in spans if begun <= a and end >= b)
-        if running > 1:
-            shared += (b - a) * running
-    return round(100 * shared / total, 1)
-
-
-def _rate(units: int, wall: float, cpu: float, steps: dict[str, float]) -> dict[str, Any]:
+def _rate(
+    units: int, wall: float, cpu: float, steps: dict[str, Timing], lock_pct: float
+) -> dict[str, Any]:
+    lock_s = lock_pct / 100 * wall / units
     return {
         "units": units,
         "wall_s": round(wall, 1),
         "units_per_hour": round(units * 3600 / wall, 1),
-        # flash: the one amr flash for every port; provision and check: per unit.
-        "step_s": {k: round(v, 1) for k, v in steps.items()},
+        # flash: the one amr flash of every port; provision, check: a unit's, on average.
+        "step_s": {step: round(t, 2) for step, (t, _) in steps.items()},
+        # The part of each step spent waiting for the unit(s) to sleep first.
+        "settle_s": {step: round(s, 2) for step, (_, s) in steps.items()},
         "cpu_busy_pct": round(100 * cpu / (wall * _cores()), 1),
+        # How much of the wall time some amr held the registry's write lock,
+        # that per unit, and the rate the lock alone would allow.
+        "registry_lock_busy_pct": lock_pct,
+        "registry_lock_s_per_unit": round(lock_s, 3),
+        "registry_bound_units_per_hour": round(3600 / lock_s) if lock_s else None,
     }
 
 
 def _limits(one: dict[str, Any], many: dict[str, Any]) -> list[str]:
-    """What keeps the scaling from `ports` x, worst first: each step's time per
-    unit at `ports` ports over its time at one port, and the CPU."""
+    """What keeps the scaling below `ports` x, largest first. With perfect
+    scaling each step would take as long with n units at once as with one
+    (the flash is one job for all n; provision and check run per unit, side
+    by side): the seconds each step loses at n, split into waiting for the
+    units to sleep and the amr run itself; then the registry lock and the CPU."""
     n = many["units"]
-    per_unit_one = one["step_s"]
-    # Perfect scaling: each step takes as long with n units at once as with one
-    # (the flash is one job for all n, the others are per unit and overlap).
-    slowdowns = {
-        step: many["step_s"][step] / per_unit_one[step] if per_unit_one[step] else 0.0
-        for step in STEPS
-    }
-    lost = {step: many["step_s"][step] - per_unit_one[step] for step in STEPS}
-    lines = [
-        f"{step}: {slowdowns[step]:.1f}x its 1-port time with {n} at once "
-        f"({lost[step]:+.1f} s); {WHY[step]}"
-        for step in sorted(STEPS, key=lambda s: -lost[s])
-    ]
+    lost: dict[str, tuple[float, str]] = {}
+    for step in STEPS:
+        t1, tn = one["step_s"][step], many["step_s"][step]
+        s1, sn = one["settle_s"][step], many["settle_s"][step]
+        lost[step] = (
+            tn - t1,
+            f"{step}: {tn:.1f} s at {n} ports against {t1:.1f} s at 1 ({tn - t1:+.1f} s: "
+            f"{(tn - sn) - (t1 - s1):+.1f} s in amr {step}, {sn - s1:+.1f} s waiting for "
+            f"{'the units' if step == 'flash' else 'the unit'} to sleep)",
+        )
+    lines = [line for _, line in sorted(lost.values(), key=lambda v: -v[0])]
+    bound = many["registry_bound_units_per_hour"]
     lines.append(
-        f"CPU: {many['cpu_busy_pct']} % of {_cores()} cores busy at {n} ports "
-        f"({one['cpu_busy_pct']} % at 1), the twin's units and serial ports included"
+        f"registry write lock: held {many['registry_lock_busy_pct']} % of the run at {n} ports "
+        f"({one['registry_lock_busy_pct']} % at 1), {many['registry_lock_s_per_unit']} s a "
+        f"unit: alone it would allow {bound} units/h"
+    )
+    lines.append(
+        f"CPU: {many['cpu_busy_pct']} % of {_cores()} cores busy on average at {n} ports "
+        f"({one['cpu_busy_pct']} % at 1), the twin's units included"
     )
     return lines
 
@@ -307,7 +352,9 @@ def _clear(url: str) -> None:
 def _hash_is(url: str, expected: str, how: str) -> None:
     got = flashing.app_hash_on_unit(url)
     if got != expected:
-        raise RuntimeError(f"after the {how} the unit's app hash is {got[:16]}, not {expected[:16]}")
+        raise RuntimeError(
+            f"after the {how} the unit's app hash is {got[:16]}, not {expected[:16]}"
+        )
 
 
 def _toolkit_deploy(url: str, app: Path, manifest: dict[str, Any]) -> float:
@@ -373,6 +420,7 @@ def deploy(store: _Store, name: str, rounds: int) -> dict[str, Any]:
 def figures(board_name: str, ports: int = 4, deploy_rounds: int = 3) -> dict[str, Any]:
     """Units per hour at 1 and `ports` ports, and the deploy comparison."""
     board = load_board(board_name)
+    load = os.getloadavg()[0]  # the machine may be shared: context for the figures
     with tempfile.TemporaryDirectory(prefix="amr-bench-store-") as tmp:
         root = Path(tmp)
         app = build.build(board, root / "build")
@@ -380,7 +428,7 @@ def figures(board_name: str, ports: int = 4, deploy_rounds: int = 3) -> dict[str
         image.write_bytes(stand_in_image())
         env = {
             **os.environ,
-            "AMR_REGISTRY": f"sqlite:///{root / 'registry.sqlite'}",
+            "AMR_REGISTRY": f"sqlite:///{root / 'registry.sqlite'}",  # _Store.database
             "AMR_MASTER_KEY_FILE": str(root / "master.key"),
             "AMR_ACTOR": "bench",
         }
@@ -398,6 +446,7 @@ def figures(board_name: str, ports: int = 4, deploy_rounds: int = 3) -> dict[str
         "one_port": one,
         "many_ports": many,
         "scaling_ratio": round(many["units_per_hour"] / one["units_per_hour"], 2),
+        "load_average_before": round(load, 2),
         "limits": _limits(one, many),
         "deploy": copied,
     }
