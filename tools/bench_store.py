@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import signal
 import socket
 import sqlite3
 import statistics
@@ -55,7 +56,7 @@ from amrkit.twin.sim import Sim
 BIN = Path(sys.executable).parent
 AMR = str(BIN / "amr")
 MPREMOTE = str(BIN / "mpremote")
-STEP_TIMEOUT_S = 300
+STEP_TIMEOUT_S = 120  # each step takes seconds; a hang is reported, not waited out
 SETTLE_S = 60.0
 PRESS_TIMEOUT_S = 30
 STEPS = ("flash", "provision", "check")
@@ -147,19 +148,29 @@ class _LockProbe:
 
 
 def _run(store: _Store, *args: str) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [AMR, *args],
-        capture_output=True,
-        text=True,
-        env=store.env,
-        timeout=STEP_TIMEOUT_S,
-        check=False,
-    )
+    try:
+        proc = subprocess.run(
+            [AMR, *args],
+            capture_output=True,
+            text=True,
+            env=store.env,
+            timeout=STEP_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as err:
+        raise RuntimeError(
+            f"amr {' '.join(args)} did not end within {STEP_TIMEOUT_S} s:\n"
+            f"{_text(err.stdout)}{_text(err.stderr)}"
+        ) from err
     if proc.returncode != 0:
         raise RuntimeError(
             f"amr {' '.join(args[:1])} exited {proc.returncode}:\n{proc.stdout}{proc.stderr}"
         )
     return proc
+
+
+def _text(output: str | bytes | None) -> str:
+    return output.decode(errors="replace") if isinstance(output, bytes) else output or ""
 
 
 def _settle(store: _Store, name: str) -> float:
@@ -213,20 +224,25 @@ def _check(store: _Store, name: str) -> float:
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=store.env,
     )  # fmt: skip
     assert proc.stderr is not None
+    watchdog = threading.Timer(STEP_TIMEOUT_S, proc.kill)  # reading stderr has no timeout
+    watchdog.start()
     err = ""
-    for line in proc.stderr:
-        err += line
-        if line.startswith(">>> press"):
-            reply = control(store.sim, {"cmd": "taps", "unit": name, "count": 3})
-            if not reply.get("ok"):
-                proc.kill()
-                raise RuntimeError(f"the sim refused the press on {name}: {reply}")
-            break
     try:
-        out, rest = proc.communicate(timeout=STEP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        raise
+        for line in proc.stderr:
+            err += line
+            if line.startswith(">>> press"):
+                reply = control(store.sim, {"cmd": "taps", "unit": name, "count": 3})
+                if not reply.get("ok"):
+                    proc.kill()
+                    raise RuntimeError(f"the sim refused the press on {name}: {reply}")
+                break
+        out, rest = proc.communicate()
+    finally:
+        watchdog.cancel()
+    if proc.returncode == -signal.SIGKILL:
+        raise RuntimeError(
+            f"amr check on {name} did not end within {STEP_TIMEOUT_S} s:\n{err}{rest}"
+        )
     report = json.loads(out) if out.strip() else {}
     if proc.returncode != 0 or not report.get("passed"):
         failed = [c for c in report.get("checks", []) if not c["passed"]]
@@ -371,14 +387,20 @@ def _toolkit_deploy(url: str, app: Path, manifest: dict[str, Any]) -> float:
 def _mpremote_cp(url: str, app: Path) -> float:
     entries = sorted(p.name for p in app.iterdir())
     started = time.perf_counter()
-    proc = subprocess.run(
-        [MPREMOTE, "connect", url, "fs", "cp", "-r", *entries, ":"],
-        cwd=app,
-        capture_output=True,
-        text=True,
-        timeout=STEP_TIMEOUT_S,
-        check=False,
-    )
+    try:
+        proc = subprocess.run(
+            [MPREMOTE, "connect", url, "fs", "cp", "-r", *entries, ":"],
+            cwd=app,
+            capture_output=True,
+            text=True,
+            timeout=STEP_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as err:
+        raise RuntimeError(
+            f"mpremote cp did not end within {STEP_TIMEOUT_S} s:\n"
+            f"{_text(err.stdout)}{_text(err.stderr)}"
+        ) from err
     elapsed = time.perf_counter() - started
     if proc.returncode != 0:
         raise RuntimeError(f"mpremote cp exited {proc.returncode}:\n{proc.stdout}{proc.stderr}")
