@@ -10,8 +10,11 @@ pressed through the sim's control port when the check asks (`>>> press` on
 its stderr). First one unit on one port, then `ports` units: one `amr flash`
 with every `--port` (it flashes in parallel), then provision and check of
 each unit in its own thread. Units per hour at 1 and at `ports`, the scaling
-ratio, each step's time per unit at both, and the CPU the run used, to say
-what limits the scaling.
+ratio, and what limits it: each step's time at both (the seconds it loses
+at `ports`, split into the amr run and waiting for the unit to sleep), how
+much of the run some amr held the registry's write lock (a probe tries
+BEGIN IMMEDIATE every 20 ms: a SQLite registry serialises its steps, each
+holding the lock while it talks to its unit), and the CPU the run used.
 
 As in the store's tests, the jig talks to a unit at rest: before each step
 the bench waits until the unit sleeps again; that wait is counted in the
@@ -221,10 +224,13 @@ def _check(store: _Store, name: str) -> float:
         [AMR, "check", "--port", store.urls[name], "--transport", store.sim.ble,
          "--release", str(store.release), "--press-timeout", str(PRESS_TIMEOUT_S),
          "--certificate", str(store.root / f"{name}-check.html"), "--json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=store.env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**store.env, "PYTHONFAULTHANDLER": "1"},  # a hang ends with its threads' stacks
     )  # fmt: skip
     assert proc.stderr is not None
-    watchdog = threading.Timer(STEP_TIMEOUT_S, proc.kill)  # reading stderr has no timeout
+    # Reading stderr has no timeout: SIGABRT after STEP_TIMEOUT_S (faulthandler
+    # prints where each thread was, then the process ends).
+    watchdog = threading.Timer(STEP_TIMEOUT_S, proc.send_signal, (signal.SIGABRT,))
     watchdog.start()
     err = ""
     try:
@@ -239,7 +245,7 @@ def _check(store: _Store, name: str) -> float:
         out, rest = proc.communicate()
     finally:
         watchdog.cancel()
-    if proc.returncode == -signal.SIGKILL:
+    if proc.returncode == -signal.SIGABRT:
         raise RuntimeError(
             f"amr check on {name} did not end within {STEP_TIMEOUT_S} s:\n{err}{rest}"
         )
@@ -322,7 +328,18 @@ def _rate(
     }
 
 
-def _limits(one: dict[str, Any], many: dict[str, Any]) -> list[str]:
+def _amr_start_s(env: dict[str, str], runs: int = 3) -> float:
+    """Wall seconds of `amr --help`: what each step pays to start Python and
+    the CLI before it does anything (four of them at once share the cores)."""
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run([AMR, "--help"], capture_output=True, env=env, check=True, timeout=60)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def _limits(one: dict[str, Any], many: dict[str, Any], start_s: float) -> list[str]:
     """What keeps the scaling below `ports` x, largest first. With perfect
     scaling each step would take as long with n units at once as with one
     (the flash is one job for all n; provision and check run per unit, side
@@ -348,7 +365,9 @@ def _limits(one: dict[str, Any], many: dict[str, Any]) -> list[str]:
     )
     lines.append(
         f"CPU: {many['cpu_busy_pct']} % of {_cores()} cores busy on average at {n} ports "
-        f"({one['cpu_busy_pct']} % at 1), the twin's units included"
+        f"({one['cpu_busy_pct']} % at 1), the twin's units included; each amr step "
+        f"starts with {start_s:.2f} s of Python and CLI start-up, {n} at once on "
+        f"{_cores()} cores"
     )
     return lines
 
@@ -462,6 +481,7 @@ def figures(board_name: str, ports: int = 4, deploy_rounds: int = 3) -> dict[str
             one = _one_port(store, names[0])
             many = _parallel(store, names[1:])
             copied = deploy(store, names[0], deploy_rounds)
+        start_s = _amr_start_s(env)
     return {
         "board": board_name,
         "cores": _cores(),
@@ -469,7 +489,8 @@ def figures(board_name: str, ports: int = 4, deploy_rounds: int = 3) -> dict[str
         "many_ports": many,
         "scaling_ratio": round(many["units_per_hour"] / one["units_per_hour"], 2),
         "load_average_before": round(load, 2),
-        "limits": _limits(one, many),
+        "amr_start_s": round(start_s, 2),
+        "limits": _limits(one, many, start_s),
         "deploy": copied,
     }
 
