@@ -24,7 +24,13 @@ Figures (printed as a table and written as JSON):
     sleeping fleet of 50 units, against the cost of a bare unix-port process
     start, and press-to-verified-alert latency over 200 presses, p50 and p99,
     split into gesture recognition, firmware until the first alert frame and
-    receiver verification.
+    receiver verification;
+  - the store (tools/bench_store.py): units per hour taken from blank to
+    checked (amr flash, amr provision, amr check with its guided press) on
+    twin units, with 1 port and with 4 in parallel, the scaling ratio and
+    what limits it (each step's time at 4 ports against 1, the registry's
+    write lock, the CPU); and the app deploy through the toolkit's transport
+    against `mpremote connect URL fs cp -r` of the same files, and the ratio.
 
 Exit codes: 0 done, 1 chatter raised an alarm, 2 the benchmark failed to run.
 """
@@ -47,6 +53,7 @@ from amrkit.protocol import Frame, Kind, derive_keys, encode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_receiver
+import bench_store
 import bench_twin
 
 TOOLS = Path(__file__).resolve().parent
@@ -62,6 +69,8 @@ QUICK_RECEIVER_FRAMES = 2000
 FULL_RECEIVER_ROUNDS = 3
 QUICK_RECEIVER_ROUNDS = 1
 FRAME_CALLS = 2000
+FULL_STORE = (4, 3)  # parallel ports, deploy rounds
+QUICK_STORE = (2, 1)
 FRAME_SECRET = b"bench frame registry secret"
 FRAME_UNIT_ID = bytes.fromhex("a3e0000000000001")
 EXIT_CHATTER = 1
@@ -139,6 +148,7 @@ def figures(
     receiver_rounds: int,
     fleet: tuple[int, int] = (50, 6),
     latency_presses: int = 200,
+    store: tuple[int, int] = FULL_STORE,
 ) -> dict[str, Any]:
     raw = run_press_bench(traces, rounds)
     presses: int = raw["presses"]
@@ -176,6 +186,7 @@ def figures(
         "frame": frame_figures(FRAME_CALLS, rounds),
         "twin_fleet": bench_twin.fleet_speed(board, *fleet),
         "twin_latency": bench_twin.latency(board, latency_presses),
+        "store": bench_store.figures(board, *store),
     }
 
 
@@ -183,11 +194,22 @@ def _p(figure: dict[str, float]) -> str:
     return f"{figure['p50']} / {figure['p99']} ms"
 
 
+def _store_rate(rate: dict[str, Any]) -> str:
+    steps = rate["step_s"]
+    return (
+        f"{rate['units_per_hour']} units/h ({rate['units']} in {rate['wall_s']} s; "
+        f"flash {steps['flash']} s; a unit's provision {steps['provision']} s, "
+        f"check {steps['check']} s)"
+    )
+
+
 def table(result: dict[str, Any]) -> str:
     press, chatter, bundle = result["press"], result["chatter"], result["bundle"]
     rate = result["recognition_woken_pct"]
     receiver, frame = result["receiver"], result["frame"]
     fleet, latency = result["twin_fleet"], result["twin_latency"]
+    store = result["store"]
+    one, many, deploy = store["one_port"], store["many_ports"], store["deploy"]
     rows = [
         ("press recogniser (unix port)", ""),
         ("  presses timed", f"{press['presses']} in {press['traces']} traces"),
@@ -245,6 +267,15 @@ def table(result: dict[str, Any]) -> str:
         ("  receiver verification", _p(latency["receiver_verify_ms"])),
         ("  total", _p(latency["total_ms"])),
         ("  firmware share (p50)", f"{latency['firmware_share_pct_p50']} %"),
+        ("store: blank to checked on twin units (flash, provision, check)", ""),
+        ("  1 port", _store_rate(one)),
+        (f"  {many['units']} ports in parallel", _store_rate(many)),
+        (f"  {many['units']} ports / 1 port", f"{store['scaling_ratio']}x"),
+        *((f"  limit {n}", line) for n, line in enumerate(store["limits"], 1)),
+        (f"store: app deploy ({deploy['files']} files, {deploy['bytes']} B)", ""),
+        ("  toolkit (mpremote's transport)", f"{deploy['toolkit_deploy_s']} s"),
+        ("  mpremote fs cp -r (CLI)", f"{deploy['mpremote_cp_s']} s"),
+        ("  toolkit / mpremote cp", f"{deploy['toolkit_to_mpremote_ratio']}x"),
     ]
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"{name:<{width}}  {value}".rstrip() for name, value in rows)
@@ -258,22 +289,22 @@ def main(argv: list[str] | None = None) -> int:
         "--quick",
         action="store_true",
         help=(
-            f"{QUICK_TRACES} traces per figure, {QUICK_RECEIVER_FRAMES} receiver frames "
-            "and one timing round, for tests"
+            f"{QUICK_TRACES} traces per figure, {QUICK_RECEIVER_FRAMES} receiver frames, "
+            f"{QUICK_STORE[0]} parallel store ports and one timing round, for tests"
         ),
     )
     args = parser.parse_args(argv)
     if args.quick:
         traces, rounds = QUICK_TRACES, QUICK_ROUNDS
         receiver_frames, receiver_rounds = QUICK_RECEIVER_FRAMES, QUICK_RECEIVER_ROUNDS
-        fleet, presses = (3, 2), 5
+        fleet, presses, store = (3, 2), 5, QUICK_STORE
     else:
         traces, rounds = FULL_TRACES, FULL_ROUNDS
         receiver_frames, receiver_rounds = FULL_RECEIVER_FRAMES, FULL_RECEIVER_ROUNDS
-        fleet, presses = (50, 6), 200
+        fleet, presses, store = (50, 6), 200, FULL_STORE
     try:
         result = figures(
-            args.board, traces, rounds, receiver_frames, receiver_rounds, fleet, presses
+            args.board, traces, rounds, receiver_frames, receiver_rounds, fleet, presses, store
         )
     except (RuntimeError, OSError, ValueError, subprocess.TimeoutExpired) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -132,7 +132,11 @@ async def listen(
     try:
         while True:
             try:
-                item = await asyncio.wait_for(queue.get(), SUPERVISION_CHECK_S)
+                # Not asyncio.wait_for: on Python 3.11 it swallows a cancel that
+                # arrives as the get completes (gh-86296), and with adverts
+                # pouring in, cancelling listen() (amr check does) could hang.
+                async with asyncio.timeout(SUPERVISION_CHECK_S):
+                    item = await queue.get()
             except TimeoutError:
                 if producer.done():
                     producer.result()  # a failed source ends the loop with its error

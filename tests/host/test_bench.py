@@ -17,7 +17,7 @@ def test_bench_quick_reports_every_figure(tmp_path: Path) -> None:
         + ["--quick", "--out", str(out)],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -59,3 +59,22 @@ def test_bench_quick_reports_every_figure(tmp_path: Path) -> None:
     assert frame["baseline_alloc_bytes_per_frame"] >= 0
     assert frame["seal_to_baseline_ratio"] > 0
     assert frame["matches_host_encoder"] is True
+
+    # The store part: units from blank to checked on twin units, at 1 port and
+    # in parallel (2 ports in --quick), and the deploy against mpremote cp.
+    store = result["store"]
+    one, many = store["one_port"], store["many_ports"]
+    assert (one["units"], many["units"]) == (1, 2)
+    for rate in (one, many):
+        assert rate["units_per_hour"] > 0 and rate["wall_s"] > 0
+        assert set(rate["step_s"]) == set(rate["settle_s"]) == {"flash", "provision", "check"}
+        assert all(rate["step_s"][s] >= rate["settle_s"][s] >= 0 for s in rate["step_s"])
+        assert 0 <= rate["registry_lock_busy_pct"] <= 100
+        assert rate["cpu_busy_pct"] >= 0
+    assert store["scaling_ratio"] > 0
+    assert len(store["limits"]) == 5 and all(isinstance(x, str) for x in store["limits"])
+    deploy = store["deploy"]
+    assert deploy["files"] == result["bundle"]["files"]
+    assert deploy["toolkit_deploy_s"] > 0 and deploy["mpremote_cp_s"] > 0
+    assert deploy["toolkit_to_mpremote_ratio"] > 0
+    assert "store: blank to checked" in proc.stdout and "toolkit / mpremote cp" in proc.stdout

@@ -220,3 +220,32 @@ def test_listen_names_units_from_the_registry(
         env={"AMR_BUNDLE_PASSPHRASE": PASS, "AMR_MASTER_KEY": MasterKey.generate().secret.hex()},
     )
     assert wrong.exit_code == EXIT_KEYS and "master key" in wrong.output
+
+
+def test_listening_ends_when_cancelled_while_adverts_pour_in() -> None:
+    """amr check cancels its listener once the test press is heard; a cancel
+    that lands as an advert arrives must not be lost (asyncio.wait_for on
+    Python 3.11 loses it, and the check then hung)."""
+    import asyncio
+    import time
+
+    from amrkit.listen import Advert, listen
+    from amrkit.receiver import Receiver
+
+    async def flood(queue: asyncio.Queue[Advert | None]) -> None:
+        while True:
+            queue.put_nowait((time.time(), bytes(20), -50))
+            await asyncio.sleep(0)
+
+    async def scene() -> None:
+        for turns in range(1, 8):
+            receiver = Receiver([])
+            task = asyncio.create_task(listen(receiver, flood, lambda event: None))
+            for _ in range(turns):
+                await asyncio.sleep(0)
+            task.cancel()
+            done, _ = await asyncio.wait({task}, timeout=2)
+            receiver.close()
+            assert done, f"listen() still running 2 s after it was cancelled (turn {turns})"
+
+    asyncio.run(scene())
