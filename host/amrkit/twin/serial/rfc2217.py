@@ -232,6 +232,17 @@ class Rfc2217Server:
                     sock.sendall(BUSY_BANNER)
                 sock.close()
 
+    def _pump(self, sock: socket.socket, handle: Callable[[bytes], None]) -> None:
+        """Hand what the client sends to `handle` until it leaves or the server stops."""
+        while not self._stopping.is_set():
+            try:
+                data = sock.recv(4096)
+            except OSError:
+                return
+            if not data:
+                return
+            handle(data)
+
     def _serve_download(self, sock: socket.socket) -> None:
         """The plain socket: BOOT held and EN pulsed on connect (esptool's
         classic reset, as the jig's buttons do it), then raw bytes."""
@@ -245,14 +256,7 @@ class Rfc2217Server:
             board.set_lines(dtr=True, rts=False)  # EN released with BOOT low: the ROM loader
             time.sleep(0.05)
             board.set_lines(dtr=False, rts=False)  # BOOT released; the loader stays
-            while not self._stopping.is_set():
-                try:
-                    data = sock.recv(4096)
-                except OSError:
-                    break
-                if not data:
-                    break
-                board.receive(data)
+            self._pump(sock, board.receive)
         except Exception:
             log.exception("%s: download connection failed", self.download_url)
         finally:
@@ -272,18 +276,14 @@ class Rfc2217Server:
         def to_client(data: bytes) -> None:
             connection.write(b"".join(manager.escape(data)))
 
+        def from_client(data: bytes) -> None:
+            for byte in manager.filter(data):
+                port.pending += byte
+            port.flush()
+
         self.board.attach(to_client)
         try:
-            while not self._stopping.is_set():
-                try:
-                    data = sock.recv(4096)
-                except OSError:
-                    break
-                if not data:
-                    break
-                for byte in manager.filter(data):
-                    port.pending += byte
-                port.flush()
+            self._pump(sock, from_client)
         except Exception:
             log.exception("%s: client connection failed", self.url)
         finally:
