@@ -189,7 +189,10 @@ def test_ble_is_one_object_and_the_radio_core_dispatches_its_events(tmp_path: Pa
 
 
 def test_amr_sim_injects_a_hang_and_the_watchdog_brings_the_alert_back(tmp_path: Path) -> None:
-    with Sim(1, BOARD, tmp_path / "fleet") as sim:
+    # Sleep in real time: at the default speed, the few ms between the press and
+    # the hang command would be seconds of the unit's clock, and the hang could
+    # land in a later retry's boot instead of the alarm's.
+    with Sim(1, BOARD, tmp_path / "fleet", speed=1.0) as sim:
         unit = sim.units["unit-1"].unit
         bad = control(sim, {"cmd": "hang", "unit": "unit-1", "in_ms": -5})
         assert bad["ok"] is False and "in_ms" in bad["error"]
