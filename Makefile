@@ -26,9 +26,11 @@ demo: $(STAMP)
 	$(BIN)/amr demo --store --board $(BOARD)
 
 test: $(STAMP) lint typecheck
-	# Test files run on two workers, each file whole on one (its fixtures,
-	# a fleet of virtual units say, are made once).
-	$(BIN)/pytest -q -n 2 --dist loadfile
+	# Test files run on three workers, each file whole on one (its fixtures,
+	# a fleet of virtual units say, are made once). Three on two cores: the
+	# suite mostly waits on virtual units running in real time (about one
+	# core busy on average), so a third worker fills the waits.
+	$(BIN)/pytest -q -n 3 --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
