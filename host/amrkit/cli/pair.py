@@ -7,7 +7,6 @@ key bundle."""
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +18,7 @@ from amrkit.cli.common import (
     EXIT_UNIT,
     actor_name,
     bundle_units,
-    echo_fields,
+    echo_result,
     fail,
     open_registry,
     registry_errors,
@@ -46,7 +45,8 @@ def registry_units(registry: Registry, unit_id: str | None) -> list[KnownUnit]:
 
 async def _wired(unit: Any, clear: bool) -> dict[str, Any]:
     """Over the jig's cable: who the unit is, its bonds cleared if asked, and
-    service mode asked for at its next wake."""
+    service mode asked for at its next boot, which is when the session ends
+    and hands the unit back to its app."""
     info = await unit.info()
     cleared = (await unit.clear_bonds())["cleared"] if clear else None
     await unit.open_service()
@@ -185,7 +185,7 @@ def _pair(
             fail(f"the unit on {where} is {on_cable}, not {unit_id}: check the jig", 2)
         unit_id = on_cable
         click.echo(
-            f"service mode asked over the wire: unit {on_cable} opens it at its next wake; "
+            f"service mode asked over the wire: unit {on_cable} opens it as its app restarts; "
             f"looking for it (up to {timeout:.0f} s)",
             err=True,
         )
@@ -219,7 +219,4 @@ def _pair(
             )
     order = ["unit_id", "paired", "bonds", "hosts", "cleared"]
     result = {k: result[k] for k in order if k in result}
-    if as_json:
-        click.echo(json.dumps(result))
-    else:
-        echo_fields(result)
+    echo_result(result, as_json)

@@ -20,6 +20,7 @@ import socketserver
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -202,6 +203,22 @@ class SimUnit:
         except (TypeError, ValueError) as err:
             raise SimError(f"{c.get('cmd')}: a value is not a number: {err}") from err
 
+    def _start_app(self, boot: Callable[[], object], missing: str, now: int) -> dict[str, Any]:
+        """Run the deployed app from its start (power-on or soft reset); its status."""
+        unit = self.unit
+        if not (unit.firmware / "main.py").exists():
+            raise SimError(f"{self.name} has no app: {missing}")
+        unit.clock_ms = max(unit.clock_ms, now)
+        try:
+            boot()
+        except FirmwareCrash as crash:
+            # As on the chip, an app that raises leaves the unit at the REPL
+            # prompt, not asleep; the unit's thread goes on serving.
+            raise SimError(f"{self.name}: its app stopped at boot: {crash}") from None
+        finally:
+            self._reanchor(unit.clock_ms)
+        return self._status()
+
     def _command(self, c: dict[str, Any]) -> dict[str, Any]:
         cmd = c.get("cmd")
         now = self.virtual_now()
@@ -237,31 +254,11 @@ class SimUnit:
             else:
                 unit.power_off(now)
         elif cmd == "power_on":
-            if not (unit.firmware / "main.py").exists():
-                raise SimError(
-                    f"{self.name} has no app: copy one with mpremote (fs cp -r) to its fs first"
-                )
-            unit.clock_ms = max(unit.clock_ms, now)
-            try:
-                unit.power_on()
-            except FirmwareCrash as crash:
-                # As on the chip, an app that raises leaves the unit at the REPL
-                # prompt, not asleep; the unit's thread goes on serving.
-                raise SimError(f"{self.name}: its app stopped at boot: {crash}") from None
-            finally:
-                self._reanchor(unit.clock_ms)
-            return self._status()
+            return self._start_app(
+                unit.power_on, "copy one with mpremote (fs cp -r) to its fs first", now
+            )
         elif cmd == "soft_reset":  # from the serial port's REPL (soft_reboot)
-            if not (unit.firmware / "main.py").exists():
-                raise SimError(f"{self.name} has no app: its REPL soft-rebooted without one")
-            unit.clock_ms = max(unit.clock_ms, now)
-            try:
-                unit.soft_reset()
-            except FirmwareCrash as crash:
-                raise SimError(f"{self.name}: its app stopped at boot: {crash}") from None
-            finally:
-                self._reanchor(unit.clock_ms)
-            return self._status()
+            return self._start_app(unit.soft_reset, "its REPL soft-rebooted without one", now)
         elif cmd == "time_jump":
             unit.jump(int(c["ms"]))
             self._reanchor(self._anchor[1] + int(c["ms"]))

@@ -136,11 +136,6 @@ def judge_readout(report: dict[str, Any], board: Board) -> list[Row]:
     return rows
 
 
-async def _wired(port: str, work: Callable[[Unit], Any]) -> Any:
-    async with WiredLink(port) as link:
-        return await work(Unit(link))
-
-
 async def _hear_test_press(
     known: KnownUnit, transport: str, limit_s: float, prompt: Callable[[str], None]
 ) -> dict[str, Any] | str:
@@ -231,41 +226,42 @@ async def acceptance_check(
             f"{release['app_hash'][:16]} (release {release['version']})",
         )
     )
-    report = await _wired(port, readout)
-    record = unit_on_cable(registry, report)
-    known = registry.keys(record.unit_id)
-
-    async def prove(unit: Unit) -> str | None:
+    seconds = int(min(600, press_limit_s + ACK_SETTLE_S + 30))
+    async with WiredLink(port) as link:  # one jig session: each hands the app back
+        unit = Unit(link)
+        report = await readout(unit)
+        record = unit_on_cable(registry, report)
+        known = registry.keys(record.unit_id)
         try:
             await unit.prove_keys(known, record.generation)
+            problem = None
         except KeyProofError as err:
-            return str(err)
-        return None
-
-    problem = await _wired(port, prove)
-    rows.append(
-        _row(
-            "keys",
-            problem is None,
-            problem or f"generation {record.generation} proved",
-            f"the registry's generation {record.generation}",
+            problem = str(err)
+        rows.append(
+            _row(
+                "keys",
+                problem is None,
+                problem or f"generation {record.generation} proved",
+                f"the registry's generation {record.generation}",
+            )
         )
-    )
-    rows += judge_readout(report, board)
-
-    press: dict[str, Any] | str
-    if not all(r.passed for r in rows):
+        rows += judge_readout(report, board)
+        ready = all(r.passed for r in rows)
+        if ready:
+            await unit.test_mode(seconds)
+    if not ready:
         # An untrusted app, wrong keys or a faulty unit: no press is asked for.
         rows.append(_row("press", False, "not run: the checks above failed", "a test press"))
         return _record(registry, actor, record.unit_id, record.generation, report, on_unit,
                        release, rows, None)  # fmt: skip
-    seconds = int(min(600, press_limit_s + ACK_SETTLE_S + 30))
-    await _wired(port, lambda unit: unit.test_mode(seconds))
+
+    press: dict[str, Any] | str
     try:
         press = await _hear_test_press(known, transport, press_limit_s, prompt)
     finally:
-        after: dict[str, Any] = await _wired(port, lambda unit: unit.info())
-        await _wired(port, lambda unit: unit.test_mode(0))
+        async with WiredLink(port) as link:
+            await Unit(link).test_mode(0)  # first: never left turning alarms into tests
+            after = await Unit(link).info()
     if isinstance(press, str):
         rows.append(_row("press", False, press, f"a test press within {press_limit_s:.0f} s"))
     elif press["event"] != "test_press":

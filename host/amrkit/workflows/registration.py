@@ -8,10 +8,11 @@ unit id: the id says nothing about the chip or the person who carries it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Any
 
-from amrkit.registry import Registry, RegistryError, State, UnitRecord
+from amrkit.registry import Registry, RegistryError, State, UnitRecord, UnknownUnit
 
 
 class NotRegistered(RegistryError):
@@ -31,9 +32,8 @@ def unit_on_cable(registry: Registry, info: dict[str, Any]) -> UnitRecord:
     """The registry's record of the unit whose `info` this is."""
     unit_id = info.get("unit_id")
     if unit_id:
-        by_id = next((u for u in registry.list_units() if u.unit_id == unit_id), None)
-        if by_id is not None:
-            return by_id
+        with contextlib.suppress(UnknownUnit):
+            return registry.get(unit_id)
     mac = str(info.get("mac") or "")
     by_mac = find_by_mac(registry, mac) if mac else None
     if by_mac is not None:
