@@ -1,0 +1,184 @@
+"""What each event of a unit's life costs, as time in each power state.
+
+Measured by the twin where it can be: a virtual unit runs the real firmware
+(provisioned, beating, pressed and acknowledged, as tools/bench_twin.py
+does) and host/amrkit/twin/energy.py splits each boot's time over the power
+states. Whatever the twin cannot run comes from the firmware's and the
+workflows' own figures instead (`source` says which):
+
+- a store check: the unit sits in the jig's wired session with the app
+  stopped (CPU awake) for as long as `amr check` gives the test press
+  (workflows/check.py), and sends one test press, which the twin measures
+  as an acknowledged alert;
+- a service session: connected for service mode's cap
+  (firmware/amr/service_mode.py _MAX_MS), the worst case.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from amrkit.boards import Board
+from amrkit.paths import firmware_module
+from amrkit.power.spec import radio_timing
+from amrkit.twin.energy import STATES, account
+from amrkit.twin.unit import Boot, VirtualUnit
+
+TWIN = "twin"
+HOUR_MS = 3_600_000
+# The window after a press in which the acknowledged alert is over.
+_ALERT_WINDOW_MS = 10 * 60_000
+# A full alert sequence for the final reserve: nobody acknowledges it for
+# this long (the receiver out of range, the phone off), retried throughout.
+UNACKED_MINUTES = 30
+# Cover traffic is measured at the firmware's highest rate, for many sequences.
+_COVER_PER_DAY = 48
+_COVER_HOURS = 6
+
+
+@dataclass(frozen=True)
+class EventCost:
+    """One event's time in each power state (ms), and where it comes from."""
+
+    name: str
+    ms: dict[str, float]
+    source: str
+
+    def uah(self, currents_ua: dict[str, float]) -> float:
+        return sum(currents_ua[s] * ms for s, ms in self.ms.items()) / HOUR_MS
+
+    @property
+    def awake_ms(self) -> float:
+        return sum(ms for s, ms in self.ms.items() if s != "deep_sleep")
+
+
+def _awake(board: Board, boots: list[Boot]) -> dict[str, float]:
+    """Time per state of these boots, without the sleep before each."""
+    ms: dict[str, float] = dict.fromkeys(STATES, 0.0)
+    for boot in boots:
+        one = account(board, [boot], boot.ended_ms).ms
+        for state in STATES:
+            if state != "deep_sleep":
+                ms[state] += one[state]
+    return ms
+
+
+def _mean(board: Board, boots: list[Boot]) -> dict[str, float]:
+    total = _awake(board, boots)
+    return {s: v / len(boots) for s, v in total.items()}
+
+
+def _press(unit: VirtualUnit, at_ms: int, seed: int) -> None:
+    from amrkit.twin.gestures import Rng, taps, trace
+
+    rng = Rng(seed)
+    unit.press(at_ms, trace(rng, taps(rng, 3)))
+
+
+def _ack(unit: VirtualUnit, boot: Boot, receiver: Any, known: Any) -> None:
+    """Let the receiver verify the alert in `boot` and acknowledge it."""
+    for first in (e for e in boot.events if e["kind"] == "advertise"):
+        events = receiver.feed(bytes.fromhex(first["data"]), first["t"] / 1000)
+        alert = next((e for e in events if e["event"] == "alert"), None)
+        if alert is not None:
+            ack = receiver.ack_ad(known.unit, alert["alert_id"])
+            unit.air(ack, first["t"], first["t"] + 120_000)
+            return
+    raise RuntimeError("the twin's receiver verified no alert after the press")
+
+
+_MEASURED: dict[str, dict[str, EventCost]] = {}
+
+
+def measure(board: Board) -> dict[str, EventCost]:
+    """The twin's figures for this board: heartbeat, alert (acknowledged),
+    alert_unacked (UNACKED_MINUTES of retries) and cover (one sequence, of
+    the firmware's mean length). Cached: they depend only on the firmware
+    and the board's wake-to-app time, not on currents or the policy."""
+    key = repr(board)
+    if key not in _MEASURED:
+        _MEASURED[key] = _measure(board)
+    return _MEASURED[key]
+
+
+def _measure(board: Board) -> dict[str, EventCost]:
+    from amrkit.receiver import Receiver
+    from amrkit.twin.factory import provision
+
+    config = firmware_module("config").DEFAULTS
+    timing = radio_timing()
+    out: dict[str, EventCost] = {}
+    with tempfile.TemporaryDirectory(prefix="amr-power-") as tmp:
+        # Hourly heartbeats, so two come quickly; the presses fall between them.
+        unit = VirtualUnit(Path(tmp) / "unit", board)
+        known = provision(unit, dict(config, heartbeat_s=3600, cover_per_day=0))
+        receiver = Receiver([known])
+        unit.power_on()
+        beats = unit.run_until(2 * HOUR_MS + 60_000)
+        out["heartbeat"] = EventCost("heartbeat", _mean(board, beats), TWIN)
+
+        at = 2 * HOUR_MS + 5 * 60_000
+        _press(unit, at, 1)
+        first = unit.run_until(at + 1)
+        _ack(unit, first[-1], receiver, known)
+        rest = unit.run_until(at + _ALERT_WINDOW_MS)
+        out["alert"] = EventCost("alert", _awake(board, first + rest), TWIN)
+
+        at = 3 * HOUR_MS + 5 * 60_000
+        _press(unit, at, 2)
+        unacked = unit.run_until(at + UNACKED_MINUTES * 60_000)
+        out["alert_unacked"] = EventCost("alert_unacked", _awake(board, unacked), TWIN)
+
+        # Cover traffic: no heartbeat in the window, so every boot is cover.
+        cover_unit = VirtualUnit(Path(tmp) / "cover", board)
+        provision(cover_unit, dict(config, heartbeat_s=86400, cover_per_day=_COVER_PER_DAY))
+        cover_unit.power_on()
+        boots = cover_unit.run_until(_COVER_HOURS * HOUR_MS)
+        adv = [account(board, [b], b.ended_ms).ms["advertising"] for b in boots]
+        bursts = [b for b, a in zip(boots, adv, strict=True) if a >= 0.9 * timing.burst_ms]
+        retries = [b for b, a in zip(boots, adv, strict=True) if a < 0.9 * timing.burst_ms]
+        if not bursts or not retries:
+            raise RuntimeError("the twin ran no cover sequence")
+        burst_ms, retry_ms = _mean(board, bursts), _mean(board, retries)
+        out["cover"] = EventCost(
+            "cover",
+            {s: burst_ms[s] + timing.cover_mean_retries * retry_ms[s] for s in STATES},
+            TWIN,
+        )
+    return out
+
+
+def event_costs(board: Board) -> dict[str, EventCost]:
+    """Every event the forecast counts: the twin's, and the fallbacks."""
+    return {**measure(board), **fallbacks(measure(board)["alert"])}
+
+
+def fallbacks(test_press: EventCost) -> dict[str, EventCost]:
+    """Events the twin cannot run, from the firmware's and workflows' figures
+    (module doc); a store check adds the twin's test press (an acknowledged
+    alert) to its wired session."""
+    from amrkit.workflows.check import ACK_SETTLE_S, PRESS_LIMIT_S
+
+    timing = radio_timing()
+    wired_ms = (PRESS_LIMIT_S + ACK_SETTLE_S + 30) * 1000
+    store = dict(test_press.ms)
+    store["cpu_active"] += wired_ms
+    service = dict.fromkeys(STATES, 0.0)
+    service["connected"] = timing.service_max_ms
+    return {
+        "store_check": EventCost(
+            "store_check",
+            store,
+            f"fallback: {wired_ms / 60000:.0f} min wired session, CPU awake "
+            "(workflows/check.py test-mode time); its test press from the twin",
+        ),
+        "service_session": EventCost(
+            "service_session",
+            service,
+            f"fallback: {timing.service_max_ms / 60000:.0f} min connected "
+            "(service_mode.py _MAX_MS, the cap)",
+        ),
+    }

@@ -1,0 +1,200 @@
+"""The battery-life forecast for a board and a policy.
+
+Charge per day = deep sleep between events + each event's time in each power
+state (events.py: the twin's, or a fallback) times the board's currents, plus
+the cell's self-discharge. Over the cell's life the model steps through the
+depth of discharge: the boost converter draws constant power, so as the
+cell's voltage under each state's load falls (open-circuit voltage down,
+internal resistance up) it draws more current; the capacity is derated for
+the average load and the temperature (cell.py). Life ends at the earlier of
+the capacity's end and the point where the cell can no longer hold the
+heartbeat's advertising load above the brownout voltage (the usable end
+under load, as in Nordic/Energizer's pulse-drain paper): from there every
+heartbeat resets the chip."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from amrkit.power.cell import Cell
+from amrkit.power.events import EventCost
+from amrkit.power.spec import CURRENT_REF_MV, PowerSpec
+
+DAY_MS = 86_400_000
+DAYS_PER_MONTH = 365.25 / 12
+STEPS = 400  # depth-of-discharge steps over the cell's life
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How a unit is used and configured. Heartbeat jitter, symmetric around
+    the interval, does not change the mean rate: it is carried, not costed."""
+
+    heartbeat_h: float = 6.0
+    jitter_pct: float = 0.0
+    cover: bool = False
+    cover_per_day: float = 4.0  # when cover is on (the firmware's 0 means off)
+    tx_dbm: int | None = None  # None: the board's production TX power
+    alerts_per_month: float = 2.0
+    checks_per_month: float = 1.0
+    service_per_month: float = 0.0
+    temp_c: float = 20.0
+
+    def rates_per_day(self) -> dict[str, float]:
+        return {
+            "heartbeat": 24 / self.heartbeat_h,
+            "alert": self.alerts_per_month / DAYS_PER_MONTH,
+            "cover": self.cover_per_day if self.cover else 0.0,
+            "store_check": self.checks_per_month / DAYS_PER_MONTH,
+            "service_session": self.service_per_month / DAYS_PER_MONTH,
+        }
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass
+class Budget:
+    """Charge per day at the profile's currents (as given, at 3.0 V)."""
+
+    by_event: dict[str, float]  # uAh/day: deep_sleep, self_discharge, each event
+    by_state: dict[str, float]  # uAh/day per power state (self-discharge apart)
+    awake_ms_per_day: float
+
+    @property
+    def total(self) -> float:
+        return sum(self.by_event.values())
+
+
+def budget(
+    spec: PowerSpec, events: dict[str, EventCost], policy: Policy, currents: dict[str, float]
+) -> Budget:
+    cell = Cell(spec.nominal_mah)
+    rates = policy.rates_per_day()
+    by_state = dict.fromkeys(currents, 0.0)
+    by_event: dict[str, float] = {}
+    awake = 0.0
+    for name, rate in rates.items():
+        event = events[name]
+        awake += rate * event.awake_ms
+        by_event[name] = rate * event.uah(currents)
+        for state, ms in event.ms.items():
+            by_state[state] += rate * ms * currents[state] / 3_600_000
+    asleep = max(0.0, DAY_MS - awake) * currents["deep_sleep"] / 3_600_000
+    by_state["deep_sleep"] += asleep
+    by_event = {"deep_sleep": asleep, **by_event, "self_discharge": cell.self_discharge_ua() * 24}
+    return Budget(by_event, {k: v for k, v in by_state.items() if v}, awake)
+
+
+@dataclass
+class LifePoint:
+    dod: float
+    day: float  # days since the cell went in
+    ocv_mv: float
+    gauge_mv: float  # what the gauge reads: the cell under the CPU's load
+    advertising_mv: float  # under the heartbeat's advertising load (mean)
+    uah_per_day: float  # with the converter's extra current at this voltage
+
+
+@dataclass
+class Forecast:
+    policy: Policy
+    budget: Budget
+    capacity_mah: float  # derated for the mean load and the temperature
+    end_dod: float  # where life ends (capacity, or the usable end under load)
+    limited_by: str  # "capacity" or "load"
+    days: float
+    points: list[LifePoint] = field(default_factory=list)
+
+    @property
+    def years(self) -> float:
+        return self.days / 365.25
+
+    def remaining_days(self, dod: float) -> float:
+        """Days of normal use left at a depth of discharge."""
+        return self.days - self.day_at(dod)
+
+    def day_at(self, dod: float) -> float:
+        pts = self.points
+        for a, b in zip(pts, pts[1:], strict=False):
+            if a.dod <= dod <= b.dod:
+                return a.day + (b.day - a.day) * (dod - a.dod) / (b.dod - a.dod)
+        return pts[-1].day if dod > pts[-1].dod else 0.0
+
+    def dod_at_remaining(self, days_left: float) -> float:
+        """Depth of discharge where days_left of normal use remain (0 if more
+        than the whole life)."""
+        target = self.days - days_left
+        pts = self.points
+        if target <= 0:
+            return 0.0
+        for a, b in zip(pts, pts[1:], strict=False):
+            if a.day <= target <= b.day:
+                return a.dod + (b.dod - a.dod) * (target - a.day) / (b.day - a.day)
+        return self.end_dod
+
+    def gauge_mv_at(self, dod: float) -> float:
+        pts = self.points
+        for a, b in zip(pts, pts[1:], strict=False):
+            if a.dod <= dod <= b.dod:
+                return a.gauge_mv + (b.gauge_mv - a.gauge_mv) * (dod - a.dod) / (b.dod - a.dod)
+        return pts[-1].gauge_mv
+
+
+def _scaled(
+    spec: PowerSpec, cell: Cell, currents: dict[str, float], dod: float, temp_c: float
+) -> tuple[dict[str, float], dict[str, float]]:
+    """The state currents at this depth of discharge (constant power through
+    the converter; a state whose load the cell cannot hold above the brownout
+    voltage is counted at the brownout voltage: the chip resets there), and
+    the voltage under each."""
+    out: dict[str, float] = {}
+    volts: dict[str, float] = {}
+    for state, ua in currents.items():
+        v = cell.constant_power_mv(dod, temp_c, ua, CURRENT_REF_MV)
+        volts[state] = v
+        out[state] = ua * CURRENT_REF_MV / max(v, spec.brownout_mv)
+    return out, volts
+
+
+def forecast(spec: PowerSpec, events: dict[str, EventCost], policy: Policy) -> Forecast:
+    """The cell's life for this policy (module doc)."""
+    cell = Cell(spec.nominal_mah)
+    currents = spec.currents_at(policy.tx_dbm)
+    base = budget(spec, events, policy, currents)
+    # The capacity's derating follows the mean load (microamps: none in practice).
+    capacity = cell.capacity_mah(base.total / 24, policy.temp_c)
+    points: list[LifePoint] = []
+    day = 0.0
+    end_dod, limited = 1.0, "capacity"
+    step = 1.0 / STEPS
+    for i in range(STEPS + 1):
+        dod = i * step
+        scaled, volts = _scaled(spec, cell, currents, dod, policy.temp_c)
+        per_day = budget(spec, events, policy, scaled).total
+        adv_mv = volts["advertising"] if "advertising" in volts else volts["cpu_active"]
+        point = LifePoint(dod, day, cell.ocv_mv(dod), volts["cpu_active"], adv_mv, per_day)
+        if adv_mv < spec.brownout_mv and i > 0:
+            # The usable end lies in the last step: interpolate on the voltage.
+            prev = points[-1]
+            frac = (prev.advertising_mv - spec.brownout_mv) / (prev.advertising_mv - adv_mv)
+            end_dod = prev.dod + frac * step
+            day = prev.day + frac * step * capacity * 1000 / prev.uah_per_day
+            points.append(
+                LifePoint(end_dod, day, cell.ocv_mv(end_dod), cell_gauge(cell, spec, currents,
+                          end_dod, policy.temp_c), spec.brownout_mv, per_day)
+            )  # fmt: skip
+            limited = "load"
+            break
+        if adv_mv < spec.brownout_mv:  # not even a fresh cell holds it
+            points.append(point)
+            end_dod, limited = 0.0, "load"
+            break
+        points.append(point)
+        if i < STEPS:
+            day += step * capacity * 1000 / per_day
+    return Forecast(policy, base, capacity, end_dod, limited, points[-1].day, points)
+
+
+def cell_gauge(cell: Cell, spec: PowerSpec, currents: dict[str, float], dod: float, t: float) -> float:
+    return cell.constant_power_mv(dod, t, currents["cpu_active"], CURRENT_REF_MV)
