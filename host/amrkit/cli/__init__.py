@@ -24,6 +24,7 @@ from amrkit.cli.images import images
 from amrkit.cli.info import info
 from amrkit.cli.listen import listen
 from amrkit.cli.pair import pair
+from amrkit.cli.power import power
 from amrkit.cli.provision import provision, wipe
 from amrkit.cli.sim import sim
 from amrkit.cli.units import units
@@ -63,5 +64,6 @@ for command in (
     bundle,
     units,
     audit_log,
+    power,
 ):
     main.add_command(command)

@@ -144,10 +144,12 @@ def pulse_end_mv(
     """Terminal voltage at the end of a pulse of pulse_ua lasting t_ms, from
     a steady base_ua before it, with c_uf across the cell (see the module
     doc). The lowest voltage of the pulse: it falls throughout."""
-    return voc_mv - r_ohm * cell_current_ua(r_ohm, c_uf, base_ua, pulse_ua, t_ms) / 1000
+    return max(0.0, voc_mv - r_ohm * cell_current_ua(r_ohm, c_uf, base_ua, pulse_ua, t_ms) / 1000)
 
 
-def cell_current_ua(r_ohm: float, c_uf: float, from_ua: float, load_ua: float, t_ms: float) -> float:
+def cell_current_ua(
+    r_ohm: float, c_uf: float, from_ua: float, load_ua: float, t_ms: float
+) -> float:
     """The cell's own current t_ms after the load steps to load_ua, having
     been from_ua: it relaxes with tau = R*C while the capacitor makes up the
     rest."""
@@ -193,4 +195,5 @@ def session_min_mv(
                 current = cell_current_ua(r_ohm, c_uf, current, load, step)
                 worst = max(worst, current)
                 elapsed += step
-    return voc_mv - r_ohm * worst / 1000
+    # A linear source would go below zero; a real terminal stops at 0 V.
+    return max(0.0, voc_mv - r_ohm * worst / 1000)

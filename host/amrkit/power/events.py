@@ -16,18 +16,23 @@ workflows' own figures instead (`source` says which):
 
 from __future__ import annotations
 
+import ast
+import hashlib
+import json
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from amrkit.boards import Board
-from amrkit.paths import firmware_module
+from amrkit.paths import firmware_dir, firmware_module, platform_dir
 from amrkit.power.spec import radio_timing
 from amrkit.twin.energy import STATES, account
 from amrkit.twin.unit import Boot, VirtualUnit
 
 TWIN = "twin"
+_CACHE_VERSION = 1  # bump when what is measured changes
 HOUR_MS = 3_600_000
 # The window after a press in which the acknowledged alert is over.
 _ALERT_WINDOW_MS = 10 * 60_000
@@ -98,10 +103,48 @@ def measure(board: Board) -> dict[str, EventCost]:
     alert_unacked (UNACKED_MINUTES of retries) and cover (one sequence, of
     the firmware's mean length). Cached: they depend only on the firmware
     and the board's wake-to-app time, not on currents or the policy."""
-    key = repr(board)
+    key = _cache_key(board)
     if key not in _MEASURED:
-        _MEASURED[key] = _measure(board)
+        _MEASURED[key] = _load(key) or _store(key, _measure(board))
     return _MEASURED[key]
+
+
+def _cache_key(board: Board) -> str:
+    """The firmware tree, the twin's platform and the board, hashed: a
+    measurement kept under this key is still what the twin would measure."""
+    digest = hashlib.sha256(f"{_CACHE_VERSION}|{board!r}".encode())
+    for root in (firmware_dir(), platform_dir(), Path(__file__).parent.parent / "twin"):
+        for path in sorted(root.rglob("*.py")):
+            digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:32]
+
+
+def _cache_file(key: str) -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "amr" / "power" / f"{key}.json"
+
+
+def _load(key: str) -> dict[str, EventCost] | None:
+    try:
+        data = json.loads(_cache_file(key).read_text())
+        return {name: EventCost(name, e["ms"], e["source"]) for name, e in data.items()}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _store(key: str, events: dict[str, EventCost]) -> dict[str, EventCost]:
+    """Keep the measurement for the next run (best effort: a read-only home
+    only costs the next run the twin's few seconds)."""
+    path = _cache_file(key)
+    data = {name: {"ms": e.ms, "source": e.source} for name, e in events.items()}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data))
+        tmp.replace(path)
+    except OSError:
+        pass
+    return events
 
 
 def _measure(board: Board) -> dict[str, EventCost]:
@@ -151,6 +194,21 @@ def _measure(board: Board) -> dict[str, EventCost]:
     return out
 
 
+def _constants(path: Path) -> dict[str, float]:
+    """Module-level NAME = <number> assignments of a Python file."""
+    found: dict[str, float] = {}
+    for node in ast.parse(path.read_text()).body:
+        if (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+            and isinstance(node.value, ast.Constant)
+            and isinstance(node.value.value, int | float)
+        ):
+            found[node.targets[0].id] = float(node.value.value)
+    return found
+
+
 def event_costs(board: Board) -> dict[str, EventCost]:
     """Every event the forecast counts: the twin's, and the fallbacks."""
     return {**measure(board), **fallbacks(measure(board)["alert"])}
@@ -160,10 +218,11 @@ def fallbacks(test_press: EventCost) -> dict[str, EventCost]:
     """Events the twin cannot run, from the firmware's and workflows' figures
     (module doc); a store check adds the twin's test press (an acknowledged
     alert) to its wired session."""
-    from amrkit.workflows.check import ACK_SETTLE_S, PRESS_LIMIT_S
-
     timing = radio_timing()
-    wired_ms = (PRESS_LIMIT_S + ACK_SETTLE_S + 30) * 1000
+    # The test-mode time `amr check` asks for (workflows/check.py), read from
+    # its source: importing the workflow pulls in the radio and the registry.
+    check = _constants(Path(__file__).parent.parent / "workflows" / "check.py")
+    wired_ms = (check["PRESS_LIMIT_S"] + check["ACK_SETTLE_S"] + 30) * 1000
     store = dict(test_press.ms)
     store["cpu_active"] += wired_ms
     service = dict.fromkeys(STATES, 0.0)

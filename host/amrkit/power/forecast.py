@@ -14,6 +14,7 @@ heartbeat resets the chip."""
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import asdict, dataclass, field
 
 from amrkit.power.cell import Cell
@@ -116,7 +117,7 @@ class Forecast:
 
     def day_at(self, dod: float) -> float:
         pts = self.points
-        for a, b in zip(pts, pts[1:], strict=False):
+        for a, b in itertools.pairwise(pts):
             if a.dod <= dod <= b.dod:
                 return a.day + (b.day - a.day) * (dod - a.dod) / (b.dod - a.dod)
         return pts[-1].day if dod > pts[-1].dod else 0.0
@@ -128,21 +129,26 @@ class Forecast:
         pts = self.points
         if target <= 0:
             return 0.0
-        for a, b in zip(pts, pts[1:], strict=False):
+        for a, b in itertools.pairwise(pts):
             if a.day <= target <= b.day:
                 return a.dod + (b.dod - a.dod) * (target - a.day) / (b.day - a.day)
         return self.end_dod
 
     def gauge_mv_at(self, dod: float) -> float:
         pts = self.points
-        for a, b in zip(pts, pts[1:], strict=False):
+        for a, b in itertools.pairwise(pts):
             if a.dod <= dod <= b.dod:
                 return a.gauge_mv + (b.gauge_mv - a.gauge_mv) * (dod - a.dod) / (b.dod - a.dod)
         return pts[-1].gauge_mv
 
 
 def _scaled(
-    spec: PowerSpec, cell: Cell, currents: dict[str, float], dod: float, temp_c: float
+    spec: PowerSpec,
+    cell: Cell,
+    currents: dict[str, float],
+    dod: float,
+    temp_c: float,
+    constant_power: bool = True,
 ) -> tuple[dict[str, float], dict[str, float]]:
     """The state currents at this depth of discharge (constant power through
     the converter; a state whose load the cell cannot hold above the brownout
@@ -153,12 +159,15 @@ def _scaled(
     for state, ua in currents.items():
         v = cell.constant_power_mv(dod, temp_c, ua, CURRENT_REF_MV)
         volts[state] = v
-        out[state] = ua * CURRENT_REF_MV / max(v, spec.brownout_mv)
+        out[state] = ua * CURRENT_REF_MV / max(v, spec.brownout_mv) if constant_power else ua
     return out, volts
 
 
-def forecast(spec: PowerSpec, events: dict[str, EventCost], policy: Policy) -> Forecast:
-    """The cell's life for this policy (module doc)."""
+def forecast(
+    spec: PowerSpec, events: dict[str, EventCost], policy: Policy, constant_power: bool = True
+) -> Forecast:
+    """The cell's life for this policy (module doc). Without constant_power
+    the currents stay as the profile gives them (a linear regulator's load)."""
     cell = Cell(spec.nominal_mah)
     currents = spec.currents_at(policy.tx_dbm)
     base = budget(spec, events, policy, currents)
@@ -170,7 +179,7 @@ def forecast(spec: PowerSpec, events: dict[str, EventCost], policy: Policy) -> F
     step = 1.0 / STEPS
     for i in range(STEPS + 1):
         dod = i * step
-        scaled, volts = _scaled(spec, cell, currents, dod, policy.temp_c)
+        scaled, volts = _scaled(spec, cell, currents, dod, policy.temp_c, constant_power)
         per_day = budget(spec, events, policy, scaled).total
         adv_mv = volts["advertising"] if "advertising" in volts else volts["cpu_active"]
         point = LifePoint(dod, day, cell.ocv_mv(dod), volts["cpu_active"], adv_mv, per_day)
@@ -181,9 +190,15 @@ def forecast(spec: PowerSpec, events: dict[str, EventCost], policy: Policy) -> F
             end_dod = prev.dod + frac * step
             day = prev.day + frac * step * capacity * 1000 / prev.uah_per_day
             points.append(
-                LifePoint(end_dod, day, cell.ocv_mv(end_dod), cell_gauge(cell, spec, currents,
-                          end_dod, policy.temp_c), spec.brownout_mv, per_day)
-            )  # fmt: skip
+                LifePoint(
+                    end_dod,
+                    day,
+                    cell.ocv_mv(end_dod),
+                    cell_gauge(cell, spec, currents, end_dod, policy.temp_c),
+                    spec.brownout_mv,
+                    per_day,
+                )
+            )
             limited = "load"
             break
         if adv_mv < spec.brownout_mv:  # not even a fresh cell holds it
@@ -196,5 +211,7 @@ def forecast(spec: PowerSpec, events: dict[str, EventCost], policy: Policy) -> F
     return Forecast(policy, base, capacity, end_dod, limited, points[-1].day, points)
 
 
-def cell_gauge(cell: Cell, spec: PowerSpec, currents: dict[str, float], dod: float, t: float) -> float:
+def cell_gauge(
+    cell: Cell, spec: PowerSpec, currents: dict[str, float], dod: float, t: float
+) -> float:
     return cell.constant_power_mv(dod, t, currents["cpu_active"], CURRENT_REF_MV)

@@ -1,25 +1,16 @@
-"""The board's numbers as the power model reads them, and the firmware's
-radio timings it needs.
-
-Board profiles v2 (hardware/boards, notes in hardware/README.md) carry every
-figure the model needs: currents per state, advertising current per TX power,
-peak currents of the radio's pulses, the bulk capacitor, the brownout
-voltage. A profile without one of them gets the value below, and the model
-says so (`fallbacks`)."""
+"""The board's numbers as the power model reads them (board profiles v2,
+hardware/boards: currents per state, advertising current per TX power, peak
+currents of the radio's pulses, the bulk capacitor, the brownout voltage,
+each with its source), and the firmware's radio timings it needs."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 
 from amrkit.boards import Board
 from amrkit.paths import firmware_dir, firmware_module
-
-# Used only for a profile that lacks them (older profiles): the v2 format's
-# reference figures. ESTIMATE, as in the profile format's reference board.
-_FALLBACK_PEAK_UA = {"advertising": 130_000.0, "scanning": 110_000.0, "boot": 60_000.0}
-_FALLBACK_BULK_UF = 470.0
 
 # One advertising event: a packet on each of the 3 primary channels with the
 # radio's ramp-up and the hops between them, ~3 ms (ESP32-C3 BLE controller).
@@ -41,7 +32,7 @@ class PowerSpec:
     advertising_ua: dict[int, float]  # dBm -> uA
     tx_dbm: int
     peak_ua: dict[str, float]
-    fallbacks: list[str] = field(default_factory=list)
+    sources: dict[str, str]  # "section.key" -> where the figure comes from
 
     def currents_at(self, tx_dbm: int | None) -> dict[str, float]:
         """The state currents with advertising at another TX power."""
@@ -52,33 +43,17 @@ class PowerSpec:
 
 
 def power_spec(board: Board) -> PowerSpec:
-    fallbacks = []
-    peak = getattr(board, "peak_ua", None)
-    if not peak:
-        peak = dict(_FALLBACK_PEAK_UA)
-        fallbacks.append("peak_ua")
-    bulk = getattr(board, "bulk_uf", None)
-    if bulk is None:
-        bulk = _FALLBACK_BULK_UF
-        fallbacks.append("bulk_uf")
-    currents = {k: float(v) for k, v in board.currents_ua.items()}
-    tx = getattr(board, "tx_dbm", None)
-    advertising = getattr(board, "advertising_ua", None)
-    if tx is None or not advertising:
-        tx = 0
-        advertising = {0: currents["advertising"]}
-        fallbacks.append("advertising_ua")
     return PowerSpec(
         name=board.name,
         nominal_mah=float(board.nominal_mah),
         brownout_mv=float(board.brownout_mv),
-        bulk_uf=float(bulk),
-        wake_to_app_ms=int(board.wake_to_app_ms),
-        currents_ua=currents,
-        advertising_ua={int(k): float(v) for k, v in advertising.items()},
-        tx_dbm=int(tx),
-        peak_ua={k: float(v) for k, v in peak.items()},
-        fallbacks=fallbacks,
+        bulk_uf=float(board.bulk_uf),
+        wake_to_app_ms=board.wake_to_app_ms,
+        currents_ua={k: float(v) for k, v in board.currents_ua.items()},
+        advertising_ua={int(k): float(v) for k, v in board.advertising_ua.items()},
+        tx_dbm=board.tx_dbm,
+        peak_ua={k: float(v) for k, v in board.peak_ua.items()},
+        sources=dict(board.sources),
     )
 
 
