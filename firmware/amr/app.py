@@ -131,7 +131,9 @@ class App:
         if self.brownout:
             # Alerts stay pending; they go out once the cell has recovered.
             self.log.say("brownout: resting the cell before the radio draws again")
-            self.sleep(_BROWNOUT_REST_MS)
+            # The button wakes on a level: a gesture still held would wake the
+            # unit at once into the radio and the next brownout, a loop.
+            self.sleep(_BROWNOUT_REST_MS, on_release=self.chip.pressed())
             return
         self.button.start(wake, up_at, pressed)
         self._awake()

@@ -3,7 +3,8 @@ from amr.compat import const
 
 NAME = "esp32c3-coin"
 CHIP = "ESP32-C3"
-WAKE_TO_APP_MS = const(350)
+# Deep-sleep wake to main.py in the frozen deployment, the board's default
+WAKE_TO_APP_MS = const(90)
 
 PIN_BUTTON = const(3)
 BUTTON_ACTIVE_LOW = True
@@ -17,3 +18,7 @@ PIN_BATT_EN = const(10)
 BATT_DIV_NUM = const(2)
 BATT_DIV_DEN = const(1)
 BATT_SETTLE_MS = const(17)
+
+INDICATOR = "haptic"
+PIN_INDICATOR = const(7)
+INDICATOR_ACTIVE_HIGH = True

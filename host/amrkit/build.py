@@ -51,6 +51,7 @@ def board_module_source(board: Board) -> str:
         "",
         f"NAME = {_str(board.name)}",
         f"CHIP = {_str(board.chip)}",
+        f"# Deep-sleep wake to main.py in the {board.deployment} deployment, the board's default",
         f"WAKE_TO_APP_MS = const({board.wake_to_app_ms})",
         "",
         f"PIN_BUTTON = const({board.button_pin})",
@@ -66,6 +67,10 @@ def board_module_source(board: Board) -> str:
         f"BATT_DIV_NUM = const({num // g})",
         f"BATT_DIV_DEN = const({den // g})",
         f"BATT_SETTLE_MS = const({board.settle_ms})",
+        "",
+        f"INDICATOR = {_str(board.indicator_kind)}",
+        f"PIN_INDICATOR = const({board.indicator_pin})",
+        f"INDICATOR_ACTIVE_HIGH = {board.indicator_active_high!r}",
         "",
     ]
     return "\n".join(lines)

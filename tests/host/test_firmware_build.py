@@ -17,6 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 AMR = str(Path(sys.executable).parent / "amr")
 FIRMWARE = REPO / "firmware"
 REFERENCE = REPO / "hardware" / "boards" / "esp32c3-coin.toml"
+FIXTURE = Path(__file__).parent / "data" / "board-profile.toml"
 
 
 bf = build_module
@@ -29,7 +30,7 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _profile_text() -> str:
-    return REFERENCE.read_text()
+    return FIXTURE.read_text()
 
 
 def _write_profile(tmp_path: Path, text: str, name: str = "esp32c3-coin") -> Path:
@@ -67,8 +68,10 @@ def test_board_module_constants() -> None:
     assert namespace["PIN_BATT_EN"] == 10
     # 470k over 470k, reduced.
     assert (namespace["BATT_DIV_NUM"], namespace["BATT_DIV_DEN"]) == (2, 1)
-    assert namespace["WAKE_TO_APP_MS"] == 350
-    assert "const(350)" in text and "const(3)" in text
+    board = boards.load_profile(REFERENCE)
+    assert namespace["WAKE_TO_APP_MS"] == board.wake_to_app[board.deployment]
+    assert namespace["PIN_INDICATOR"] == board.indicator_pin
+    assert f"const({board.wake_to_app_ms})" in text and "const(3)" in text
 
 
 def test_divider_ratio_is_reduced(tmp_path: Path) -> None:
@@ -84,7 +87,24 @@ def test_divider_ratio_is_reduced(tmp_path: Path) -> None:
 def test_reference_profile_is_valid() -> None:
     board = boards.load_profile(REFERENCE)
     assert board.chemistry == "CR2032"
-    assert set(boards.CURRENT_STATES) <= set(board.currents_ua)
+    assert set(boards.CURRENT_STATES) | {"advertising"} <= set(board.currents_ua)
+    assert board.currents_ua["advertising"] == board.advertising_ua[board.tx_dbm]
+    # Every physical number carries its source.
+    assert "currents_ua.deep_sleep" in board.sources
+    assert {f"wake_to_app_ms.{d}" for d in boards.DEPLOYMENTS} <= set(board.sources)
+
+
+@pytest.mark.parametrize("name", boards.board_names())
+def test_every_committed_profile_is_valid(name: str) -> None:
+    board = boards.load_board(name)
+    assert board.name == name
+    for deployment in boards.DEPLOYMENTS:
+        assert board.for_deployment(deployment).wake_to_app_ms == board.wake_to_app[deployment]
+
+
+def test_unknown_deployment_is_a_profile_error() -> None:
+    with pytest.raises(boards.ProfileError, match="unknown deployment 'fast'; use one of"):
+        boards.load_board(boards.DEFAULT_BOARD, "fast")
 
 
 def test_missing_key_names_key_and_file(tmp_path: Path) -> None:
@@ -116,10 +136,51 @@ def test_missing_table_is_reported(tmp_path: Path) -> None:
         ("divider_enable_pin = 10", "divider_enable_pin = 22", "GPIO22 does not exist"),
         ('chip = "ESP32-C3"', 'chip = "ESP8266"', "[board] chip: unknown chip"),
         ("r_bottom_ohm = 470_000", "r_bottom_ohm = 0", "[battery] r_bottom_ohm: must be > 0"),
-        ("deep_sleep = 9", "deep_sleep = -1", "[currents_ua] deep_sleep: must be >= 0"),
-        ("deep_sleep = 9", 'deep_sleep = "9"', "[currents_ua] deep_sleep: must be number"),
+        (
+            "deep_sleep = { value = ",
+            "deep_sleep = { value = -",
+            "[currents_ua] deep_sleep: must be > 0",
+        ),
+        (
+            "deep_sleep = { value = 9,",
+            'deep_sleep = "9"\nx = { value = 9,',
+            "deep_sleep: must be { value",
+        ),
         ("settle_ms = 17", "settle_ms = 17\nsetle_ms = 17", "[battery] setle_ms: unknown key"),
         ('name = "esp32c3-coin"', 'name = "other"', "must match the file name"),
+        ('deployment = "frozen"', 'deployment = "fast"', "[board] deployment: must be one of"),
+        ('standby = "deep_sleep"', 'standby = "nap"', "[board] standby: must be one of"),
+        ("tx_dbm = 0", "tx_dbm = 4", "[radio] tx_dbm: 4 dBm has no current"),
+        ("flash_mb = { value = 4", "flash_mb = { value = 3", "[board] flash_mb: must be one of"),
+        ("frozen = { value = 90", "frozen = { value = 900", "cannot wake slower than stock"),
+        (
+            'source = "ESTIMATE: TX at 0 dBm through the boost converter"',
+            'source = ""',
+            "[peak_ua] advertising: must be { value",
+        ),
+        ("advertising = { value = 130_000", "advertising = { value = 13_000", "cannot be below"),
+        ("deep_sleep = { value = 9,", "deep_sleep = { value = 900,", "deep_sleep: 900 µA must be"),
+        (
+            "[advertising_ua]\n",
+            '[advertising_ua]\n"9" = { value = 1, source = "ESTIMATE: x" }\n',
+            "a higher TX power cannot draw less",
+        ),
+        (
+            "[advertising_ua]\n",
+            '[advertising_ua]\nmax = { value = 1, source = "ESTIMATE: x" }\n',
+            '[advertising_ua] "max": must be a TX power',
+        ),
+        ("brownout_mv = { value = 2000", "brownout_mv = { value = 3100", "could never run"),
+        (
+            '[indicator]\nkind = "haptic"\npin = 7',
+            '[indicator]\nkind = "haptic"\npin = 3',
+            "pins must be distinct",
+        ),
+        (
+            "[wake_to_app_ms]\n",
+            "[wake_to_app_ms]\nturbo = { value = 1, source = 'ESTIMATE: x' }\n",
+            "[wake_to_app_ms] turbo: unknown key",
+        ),
     ],
 )
 def test_bad_values_are_named(tmp_path: Path, old: str, new: str, error: str) -> None:
@@ -131,7 +192,10 @@ def test_bad_values_are_named(tmp_path: Path, old: str, new: str, error: str) ->
 
 
 def test_extra_current_states_are_allowed(tmp_path: Path) -> None:
-    text = _profile_text() + "transmit_peak = 120_000.5\n"
+    text = _profile_text().replace(
+        "[currents_ua]\n",
+        "[currents_ua]\ntransmit_peak = { value = 120_000.5, source = 'ESTIMATE: a test' }\n",
+    )
     assert boards.load_profile(_write_profile(tmp_path, text)).currents_ua["transmit_peak"] > 0
 
 
@@ -141,7 +205,7 @@ def test_not_toml_is_a_profile_error(tmp_path: Path) -> None:
 
 
 def test_cli_exit_code_2_on_bad_profile(tmp_path: Path) -> None:
-    text = _profile_text().replace("wake_to_app_ms = 350\n", "")
+    text = _profile_text().replace("stock = { value = 350", "stock_ms = { value = 350")
     path = _write_profile(tmp_path, text)
     proc = subprocess.run(
         [AMR, "build", "--profile", str(path), "--out", str(tmp_path / "out")],
@@ -150,7 +214,7 @@ def test_cli_exit_code_2_on_bad_profile(tmp_path: Path) -> None:
         check=False,
     )
     assert proc.returncode == 2, proc.stderr
-    assert "[board] wake_to_app_ms: missing" in proc.stderr
+    assert "[wake_to_app_ms] stock: missing" in proc.stderr
     assert str(path) in proc.stderr
     assert not (tmp_path / "out").exists()
 
