@@ -7,7 +7,7 @@ STUBS := $(VENV)/mpy-stubs
 BOARD ?= esp32c3-coin
 STAMP := $(VENV)/.installed
 
-.PHONY: all demo test lint typecheck firmware bench clean
+.PHONY: all demo test lint typecheck firmware image bench clean
 
 all: test
 
@@ -42,6 +42,11 @@ typecheck: $(STAMP)
 
 firmware: $(STAMP)
 	$(BIN)/amr build --board $(BOARD)
+
+# The production image: MicroPython built with the app frozen in and fast-boot
+# settings (firmware/image/); needs $MICROPY_DIR and ESP-IDF, says how if absent.
+image: $(STAMP)
+	$(BIN)/python tools/build_image.py --board $(BOARD)
 
 bench: $(STAMP)
 	$(BIN)/python tools/bench.py --board $(BOARD) --out build/bench.json

@@ -26,6 +26,7 @@ from amrkit.twin.unit import VirtualUnit
 
 _ALARM = re.compile(r"amr: \[(\d+) ms\] gesture: alarm")
 _GAP_MS = 20 * 60_000  # between presses: long enough for the alert to be acknowledged
+_SEED_WOKEN = 500_000  # apart from the seeds the other figures use
 
 
 def fleet_speed(board_name: str, units: int, hours: int) -> dict[str, Any]:
@@ -103,4 +104,45 @@ def latency(board_name: str, presses: int) -> dict[str, Any]:
         "firmware_share_pct_p50": round(
             100 * statistics.median(firmware) / statistics.median(total), 1
         ),
+    }
+
+
+def woken_fast_triple_taps(board_name: str, deployment: str, presses: int) -> dict[str, Any]:
+    """Fast triple taps (taps 80-150 ms, gaps 120-250 ms) that wake a unit
+    running the whole app in the twin, which holds the app back for the
+    deployment's wake-to-app time: the share raised as an alarm."""
+    board = load_board(board_name, deployment)
+    recognised = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        unit = VirtualUnit(Path(tmp) / "unit", board)
+        rx = Receiver([known := provision(unit)])
+        unit.power_on()
+        for n in range(presses):
+            at = (n + 1) * _GAP_MS
+            rng = Rng(_SEED_WOKEN + n)
+            unit.press(at, trace(rng, taps(rng, 3, tap_ms=(80, 150), gap_ms=(120, 250))))
+            boot = unit.run_until(at + 1)[-1]
+            if not any(_ALARM.match(line) for line in boot.lines):
+                continue
+            recognised += 1
+            for sent in (e for e in boot.events if e["kind"] == "advertise"):
+                alert = next(
+                    (
+                        e
+                        for e in rx.feed(bytes.fromhex(sent["data"]), sent["t"] / 1000)
+                        if e["event"] == "alert"
+                    ),
+                    None,
+                )
+                if alert is not None:
+                    unit.air(
+                        rx.ack_ad(known.unit, alert["alert_id"]), sent["t"], sent["t"] + 120_000
+                    )
+                    break
+            unit.run_until(at + _GAP_MS // 2)
+    return {
+        "deployment": deployment,
+        "wake_to_app_ms": board.wake_to_app_ms,
+        "presses": presses,
+        "recognised_pct": round(100 * recognised / presses, 1),
     }

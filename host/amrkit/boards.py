@@ -27,7 +27,6 @@ PULLS = ("up", "down", "none")
 # stock: the app as .mpy files on stock MicroPython; frozen: the production
 # image, the app frozen in, with the fast-boot settings (firmware/image/).
 DEPLOYMENTS = ("stock", "frozen")
-STANDBYS = ("deep_sleep", "light_sleep")
 POWER_SOURCES = ("coin", "usb")
 INDICATORS = ("haptic", "led")
 FLASH_SIZES_MB = (1, 2, 4, 8, 16, 32)
@@ -50,7 +49,6 @@ class Board:
     description: str
     flash_mb: int
     deployment: str
-    standby: str
     power: str
     wake_to_app: dict[str, int]  # deployment -> deep-sleep wake to the app's first line, ms
     button_pin: int
@@ -155,7 +153,6 @@ def _board(profile: dict[str, Any]) -> Board:
         description=board["description"],
         flash_mb=board["flash_mb"]["value"],
         deployment=board["deployment"],
-        standby=board["standby"],
         power=board["power"],
         wake_to_app={d: v["value"] for d, v in profile["wake_to_app_ms"].items()},
         button_pin=button["pin"],
@@ -232,7 +229,6 @@ _SCHEMA: dict[str, dict[str, _Check]] = {
         "description": _STRING,
         "flash_mb": _SOURCED_INT,
         "deployment": _STRING,
-        "standby": _STRING,
         "power": _STRING,
     },
     "wake_to_app_ms": {deployment: _SOURCED_INT for deployment in DEPLOYMENTS},
@@ -293,7 +289,6 @@ def _check_values(profile: dict[str, Any], stem: str) -> list[str]:
         errors.append(f"[board] name: {board['name']!r} must match the file name {stem!r}")
     for key, allowed in (
         ("deployment", DEPLOYMENTS),
-        ("standby", STANDBYS),
         ("power", POWER_SOURCES),
     ):
         if board[key] not in allowed:

@@ -103,7 +103,10 @@ def compile_mpy(src: Path, dst: Path, source_name: str, arch: str | None = None)
 def _firmware_files(root: Path) -> Iterator[Path]:
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root)
-        skip = any(part == "__pycache__" or part.startswith(".") for part in rel.parts)
+        # firmware/image/ is the recipe for the production image, not part of the app.
+        skip = rel.parts[0] == "image" or any(
+            part == "__pycache__" or part.startswith(".") for part in rel.parts
+        )
         if path.is_file() and not skip and rel != BOARD_MODULE:
             yield rel
 

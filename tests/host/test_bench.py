@@ -35,9 +35,26 @@ def test_bench_quick_reports_every_figure(tmp_path: Path) -> None:
     assert result["chatter"]["traces"] == 50
     assert result["chatter"]["alarms"] == 0
     assert result["chatter"]["alarms_per_1000"] == 0
-    rates = result["recognition_woken_pct"]
-    for key in ("triple_tap", "hold_1600_4000ms", "fast_triple_tap"):
-        assert 0 <= rates[key] <= 100
+    recognition = result["recognition_pct"]
+    assert recognition["traces"] == 50
+    boards = recognition["boards"]
+    assert "esp32c3-coin" in boards
+    for deployments in boards.values():
+        assert set(deployments) == {"stock", "frozen"}
+        assert sum(r["default"] for r in deployments.values()) == 1
+        for r in [*deployments.values(), recognition["awake"]]:
+            for key in ("triple_tap", "hold_1600_4000ms", "fast_triple_tap"):
+                assert 0 <= r[key] <= 100
+        # Edges during a longer boot are lost, never gained.
+        stock, frozen = deployments["stock"], deployments["frozen"]
+        assert stock["wake_to_app_ms"] >= frozen["wake_to_app_ms"]
+        assert stock["fast_triple_tap"] <= frozen["fast_triple_tap"]
+        assert frozen["fast_triple_tap"] <= recognition["awake"]["fast_triple_tap"]
+        assert stock["chatter_alarms"] == frozen["chatter_alarms"] == 0
+    assert "fast triple tap" in proc.stdout
+    woken = {w["deployment"]: w for w in result["twin_woken"]}
+    assert set(woken) == {"stock", "frozen"}
+    assert all(w["presses"] == 5 and 0 <= w["recognised_pct"] <= 100 for w in woken.values())
 
     # Figures only, no thresholds: the rates depend on the machine.
     receiver = result["receiver"]

@@ -149,7 +149,6 @@ def test_missing_table_is_reported(tmp_path: Path) -> None:
         ("settle_ms = 17", "settle_ms = 17\nsetle_ms = 17", "[battery] setle_ms: unknown key"),
         ('name = "esp32c3-coin"', 'name = "other"', "must match the file name"),
         ('deployment = "frozen"', 'deployment = "fast"', "[board] deployment: must be one of"),
-        ('standby = "deep_sleep"', 'standby = "nap"', "[board] standby: must be one of"),
         ("tx_dbm = 0", "tx_dbm = 4", "[radio] tx_dbm: 4 dBm has no current"),
         ("flash_mb = { value = 4", "flash_mb = { value = 3", "[board] flash_mb: must be one of"),
         ("frozen = { value = 90", "frozen = { value = 900", "cannot wake slower than stock"),

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from amrkit.boards import Board, load_profile
+from amrkit.boards import DEPLOYMENTS, Board, load_profile
 
 if TYPE_CHECKING:
     from amrkit.protocol import KnownUnit
@@ -61,10 +61,12 @@ def passphrase(env: str) -> str:
     return str(click.prompt("Bundle passphrase", hide_input=True))
 
 
-def load_board(path: Path) -> Board:
-    """The board a profile describes, or a usage error saying what is wrong with it."""
+def load_board(path: Path, deployment: str | None = None) -> Board:
+    """The board a profile describes, running `deployment` (its default if
+    None), or a usage error saying what is wrong with it."""
     try:
-        return load_profile(path)
+        board = load_profile(path)
+        return board if deployment is None else board.for_deployment(deployment)
     except ValueError as err:
         raise click.UsageError(str(err)) from err
 
@@ -210,3 +212,13 @@ def open_registry(url: str | None, master_key_file: Path | None, create: bool = 
         key = MasterKey.resolve(master_key_file)
         return Registry.open(url, key, create=create)
     raise AssertionError("unreachable")
+
+
+def deployment_option(f: F) -> F:
+    """--deployment: which image the units run, for the wake time the twin imposes."""
+    return click.option(
+        "--deployment",
+        type=click.Choice(DEPLOYMENTS),
+        help="stock: the app as .mpy files on stock MicroPython; frozen: the production"
+        " image with the app frozen in and fast boot [the board profile's default].",
+    )(f)

@@ -14,7 +14,14 @@ from typing import Any, TypeVar
 import click
 
 from amrkit.boards import DEFAULT_BOARD, profile_path
-from amrkit.cli.common import EXIT_UNIT, echo_fields, fail, load_board, writable_dir
+from amrkit.cli.common import (
+    EXIT_UNIT,
+    deployment_option,
+    echo_fields,
+    fail,
+    load_board,
+    writable_dir,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -22,6 +29,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 @click.group(invoke_without_command=True)
 @click.option("--units", default=1, show_default=True, help="How many virtual units.")
 @click.option("--board", default=DEFAULT_BOARD, show_default=True, help="Board profile name.")
+@deployment_option
 @click.option(
     "--dir",
     "directory",
@@ -41,6 +49,7 @@ def sim(
     ctx: click.Context,
     units: int,
     board: str,
+    deployment: str | None,
     directory: Path | None,
     blank: bool,
     speed: float,
@@ -61,7 +70,7 @@ def sim(
     from amrkit.twin.control import announce, withdraw
     from amrkit.twin.sim import Sim, SimError
 
-    profile = load_board(profile_path(board))
+    profile = load_board(profile_path(board), deployment)
     if directory is not None:
         writable_dir(directory, "--dir")
     done = threading.Event()

@@ -89,7 +89,8 @@ def run_demo(board: Board, out: Callable[[str], None] = print) -> dict[str, int]
         phone = Phone(unit, provision(unit), out)
         out(
             f"Virtual {board.chip} unit on board {board.name} "
-            f"(wake to app {board.wake_to_app_ms} ms), factory config and keys, "
+            f"({board.deployment} image, wake to app {board.wake_to_app_ms} ms), "
+            "factory config and keys, "
             f"battery {unit.battery_mv} mV; the phone holds the unit's keys"
         )
         rng = Rng(2026)
