@@ -116,7 +116,22 @@ def check(
             first_cold = dod
         if first_warm is None and warm < spec.brownout_mv:
             first_warm = dod
+
+    def first_below(temp: float) -> float:
+        """The depth of discharge (to 0.001) where the worst session first
+        dips below the brownout voltage, knowing it does by end_dod."""
+        lo, hi = 0.0, end_dod
+        while hi - lo > 0.001:
+            mid = (lo + hi) / 2
+            below = min(_worst(cell, trains, mid, temp, c, rest).values()) < spec.brownout_mv
+            lo, hi = (lo, mid) if below else (mid, hi)
+        return round(hi, 3)
+
     at_end = _worst(cell, trains, end_dod, cold_c, c, rest)
+    if min(at_end.values()) < spec.brownout_mv:
+        first_cold = first_below(cold_c)
+    if min(_worst(cell, trains, end_dod, temp_c, c, rest).values()) < spec.brownout_mv:
+        first_warm = first_below(temp_c)
     worst = min(at_end, key=lambda k: at_end[k])
     fresh = min(_worst(cell, trains, 0.0, temp_c, c, rest).values())
     return Brownout(

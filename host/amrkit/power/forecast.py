@@ -7,19 +7,23 @@ depth of discharge: the boost converter draws constant power, so as the
 cell's voltage under each state's load falls (open-circuit voltage down,
 internal resistance up) it draws more current; the capacity is derated for
 the average load and the temperature (cell.py). Life ends at the earlier of
-the capacity's end and the point where the cell can no longer hold the
-heartbeat's advertising load above the brownout voltage (the usable end
-under load, as in Nordic/Energizer's pulse-drain paper): from there every
-heartbeat resets the chip."""
+the capacity's end and the point where the cell, with the bulk capacitor,
+can no longer hold the radio's sessions (a heartbeat's advertising, an
+alert's burst with its acknowledgement scan, their pulses included) above the
+brownout voltage at the policy's temperature (the usable end under load, as
+in Nordic/Energizer's pulse-drain paper): from there an alert resets the
+chip instead of getting out. Voltages come from the first-order session model (cell.py,
+brownout.py): a small capacitor leaves the cell the steady sag, a large one
+carries a whole session."""
 
 from __future__ import annotations
 
 import itertools
 from dataclasses import asdict, dataclass, field
 
-from amrkit.power.cell import Cell
+from amrkit.power.cell import Cell, PulseTrain, session_min_mv
 from amrkit.power.events import EventCost
-from amrkit.power.spec import CURRENT_REF_MV, PowerSpec
+from amrkit.power.spec import CURRENT_REF_MV, PowerSpec, radio_timing
 
 DAY_MS = 86_400_000
 DAYS_PER_MONTH = 365.25 / 12
@@ -92,8 +96,8 @@ class LifePoint:
     dod: float
     day: float  # days since the cell went in
     ocv_mv: float
-    gauge_mv: float  # what the gauge reads: the cell under the CPU's load
-    advertising_mv: float  # under the heartbeat's advertising load (mean)
+    gauge_mv: float  # what the gauge reads: the cell under the CPU's load after a wake
+    radio_mv: float  # the lowest through the radio's sessions (heartbeat, alert burst)
     uah_per_day: float  # with the converter's extra current at this voltage
 
 
@@ -142,6 +146,19 @@ class Forecast:
         return pts[-1].gauge_mv
 
 
+_STATE_MS = 1000.0  # a stretch of one state, to find the voltage it holds
+_GAUGE_MS = 20.0  # the gauge reads this long after the app starts (settle time)
+
+
+def _node_mv(
+    spec: PowerSpec, cell: Cell, dod: float, temp_c: float, trains: list[PulseTrain]
+) -> float:
+    """The lowest voltage at the cell's terminals (and the bulk capacitor)
+    over these stretches, from rest."""
+    voc, r = cell.ocv_mv(dod), cell.resistance_ohm(dod, temp_c)
+    return session_min_mv(voc, r, spec.bulk_uf, trains, spec.currents_ua["deep_sleep"])
+
+
 def _scaled(
     spec: PowerSpec,
     cell: Cell,
@@ -149,18 +166,21 @@ def _scaled(
     dod: float,
     temp_c: float,
     constant_power: bool = True,
-) -> tuple[dict[str, float], dict[str, float]]:
-    """The state currents at this depth of discharge (constant power through
-    the converter; a state whose load the cell cannot hold above the brownout
-    voltage is counted at the brownout voltage: the chip resets there), and
-    the voltage under each."""
+) -> dict[str, float]:
+    """The state currents at this depth of discharge: the converter draws
+    constant power, so ua * 3.0 V / the voltage the cell and capacitor hold
+    over a second of that state (one fixed-point step from the constant-
+    current sag); below the brownout voltage the chip resets, so it is
+    counted at that voltage."""
+    if not constant_power:
+        return dict(currents)
     out: dict[str, float] = {}
-    volts: dict[str, float] = {}
     for state, ua in currents.items():
-        v = cell.constant_power_mv(dod, temp_c, ua, CURRENT_REF_MV)
-        volts[state] = v
-        out[state] = ua * CURRENT_REF_MV / max(v, spec.brownout_mv) if constant_power else ua
-    return out, volts
+        v = _node_mv(spec, cell, dod, temp_c, [PulseTrain(_STATE_MS, ua)])
+        ua_at_v = ua * CURRENT_REF_MV / max(v, spec.brownout_mv)
+        v = _node_mv(spec, cell, dod, temp_c, [PulseTrain(_STATE_MS, ua_at_v)])
+        out[state] = ua * CURRENT_REF_MV / max(v, spec.brownout_mv)
+    return out
 
 
 def forecast(
@@ -168,8 +188,15 @@ def forecast(
 ) -> Forecast:
     """The cell's life for this policy (module doc). Without constant_power
     the currents stay as the profile gives them (a linear regulator's load)."""
+    from amrkit.power.brownout import sessions
+
     cell = Cell(spec.nominal_mah)
     currents = spec.currents_at(policy.tx_dbm)
+    radio = list(sessions(spec, radio_timing(), policy.tx_dbm).values())
+    gauge = [
+        PulseTrain(spec.wake_to_app_ms, currents["boot"]),
+        PulseTrain(_GAUGE_MS, currents["cpu_active"]),
+    ]
     base = budget(spec, events, policy, currents)
     # The capacity's derating follows the mean load (microamps: none in practice).
     capacity = cell.capacity_mah(base.total / 24, policy.temp_c)
@@ -177,27 +204,23 @@ def forecast(
     day = 0.0
     end_dod, limited = 1.0, "capacity"
     step = 1.0 / STEPS
+    t = policy.temp_c
     for i in range(STEPS + 1):
         dod = i * step
-        scaled, volts = _scaled(spec, cell, currents, dod, policy.temp_c, constant_power)
+        scaled = _scaled(spec, cell, currents, dod, t, constant_power)
         per_day = budget(spec, events, policy, scaled).total
-        adv_mv = volts["advertising"] if "advertising" in volts else volts["cpu_active"]
-        point = LifePoint(dod, day, cell.ocv_mv(dod), volts["cpu_active"], adv_mv, per_day)
+        adv_mv = min(_node_mv(spec, cell, dod, t, session) for session in radio)
+        gauge_mv = _node_mv(spec, cell, dod, t, gauge)
+        point = LifePoint(dod, day, cell.ocv_mv(dod), gauge_mv, adv_mv, per_day)
         if adv_mv < spec.brownout_mv and i > 0:
             # The usable end lies in the last step: interpolate on the voltage.
             prev = points[-1]
-            frac = (prev.advertising_mv - spec.brownout_mv) / (prev.advertising_mv - adv_mv)
+            frac = (prev.radio_mv - spec.brownout_mv) / (prev.radio_mv - adv_mv)
             end_dod = prev.dod + frac * step
             day = prev.day + frac * step * capacity * 1000 / prev.uah_per_day
+            end_gauge = _node_mv(spec, cell, end_dod, t, gauge)
             points.append(
-                LifePoint(
-                    end_dod,
-                    day,
-                    cell.ocv_mv(end_dod),
-                    cell_gauge(cell, spec, currents, end_dod, policy.temp_c),
-                    spec.brownout_mv,
-                    per_day,
-                )
+                LifePoint(end_dod, day, cell.ocv_mv(end_dod), end_gauge, spec.brownout_mv, per_day)
             )
             limited = "load"
             break
@@ -209,9 +232,3 @@ def forecast(
         if i < STEPS:
             day += step * capacity * 1000 / per_day
     return Forecast(policy, base, capacity, end_dod, limited, points[-1].day, points)
-
-
-def cell_gauge(
-    cell: Cell, spec: PowerSpec, currents: dict[str, float], dod: float, t: float
-) -> float:
-    return cell.constant_power_mv(dod, t, currents["cpu_active"], CURRENT_REF_MV)

@@ -20,8 +20,8 @@ def plot(report: PowerReport, path: Path) -> None:
     fig = Figure(figsize=(9, 5.5), dpi=110)
     ax = fig.add_subplot()
     ax.plot(days, [p.ocv_mv for p in fc.points], label="open circuit", color="0.6")
-    ax.plot(days, [p.gauge_mv for p in fc.points], label="under CPU load (gauge)")
-    ax.plot(days, [p.advertising_mv for p in fc.points], label="under advertising (mean)")
+    ax.plot(days, [p.gauge_mv for p in fc.points], label="gauge reading (CPU load)")
+    ax.plot(days, [p.radio_mv for p in fc.points], label="radio sessions (lowest)")
     by_dod = {round(d, 6): (warm, cold) for d, warm, cold in br.curve}
     pulse = [(fc.day_at(d), warm) for d, (warm, _) in by_dod.items() if d <= fc.end_dod]
     if pulse:
