@@ -27,8 +27,8 @@ _TABLE = (
     ("burst_ms", "H", 500, 10000, 3000),  # initial alert burst duration
     ("retry_first_s", "B", 1, 30, 2),  # alert retry back-off bounds
     ("retry_max_s", "B", 5, 60, 60),
-    ("battery_floor_mv", "H", 1800, 2800, 2430),  # alert retries stop below this
-    ("low_battery_mv", "H", 2000, 3000, 2470),
+    ("battery_floor_mv", "H", 1800, 2800, 2590),  # alert retries stop below this
+    ("low_battery_mv", "H", 2000, 3000, 2750),
     # Cover traffic: sequences a day that look like an alert's (burst, then
     # retries) but carry heartbeats, so an alert cannot be told by its timing.
     ("cover_per_day", "B", 0, 48, 0),
