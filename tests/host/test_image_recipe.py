@@ -26,6 +26,8 @@ PORT_MANIFEST = "$(PORT_DIR)/boards/manifest.py"
 sys.path.insert(0, str(REPO / "tools"))
 import build_image  # noqa: E402
 
+from amrkit.boards import board_names, load_board  # noqa: E402
+
 
 def board_ids(boards: list[Path]) -> list[str]:
     return [b.name for b in boards]
@@ -82,7 +84,14 @@ def app_modules() -> set[str]:
 
 
 def test_there_is_a_board_definition() -> None:
-    assert [b.name for b in BOARDS] == sorted(build_image.BOARD_DIRS.values())
+    # Every board profile that defaults to the production image can build it.
+    frozen = [name for name in board_names() if load_board(name).deployment == "frozen"]
+    assert sorted(frozen) == ["esp32c3-coin", "esp32c3-devkit", "esp32c6-coin", "esp32h2-coin"]
+    missing = [name for name in frozen if name not in build_image.BOARD_DIRS]
+    assert not missing, f"frozen by default but no image definition: {missing}"
+    # ... and every definition is used by a profile, and exists.
+    assert [b.name for b in BOARDS] == sorted(set(build_image.BOARD_DIRS.values()))
+    assert set(build_image.BOARD_DIRS) <= set(board_names())
 
 
 @pytest.mark.parametrize("board", BOARDS, ids=board_ids(BOARDS))
@@ -103,19 +112,47 @@ def test_board_json_names_the_mcu(board: Path) -> None:
     assert "BLE" in data["features"]
 
 
-def known_options() -> dict[str, str]:
-    """Option name -> where ESP-IDF defines it, from kconfig-options.txt."""
+TARGETS = ("esp32c3", "esp32c6", "esp32h2")
+
+# Per target, the options that differ by chip and that the wake time and the
+# cell depend on: the fastest flash clock, and the BLE controller's default TX
+# power at 0 dBm (the C3's controller has BT_CTRL_ options, the C6's and H2's
+# BT_LE_ ones).
+CHIP_OPTIONS = {
+    "esp32c3": ("ESPTOOLPY_FLASHFREQ_80M", "BT_CTRL_DFT_TX_POWER_LEVEL_N0"),
+    "esp32c6": ("ESPTOOLPY_FLASHFREQ_80M", "BT_LE_DFT_TX_POWER_LEVEL_N0"),
+    "esp32h2": ("ESPTOOLPY_FLASHFREQ_64M", "BT_LE_DFT_TX_POWER_LEVEL_N0"),
+}
+
+
+def known_options() -> dict[str, tuple[str, tuple[str, ...]]]:
+    """Option name -> (where ESP-IDF defines it, the targets it applies to),
+    from kconfig-options.txt; a trailing [target, ...] limits the targets."""
     options = {}
     for line in (IMAGE / "kconfig-options.txt").read_text().splitlines():
         if line.strip() and not line.startswith("#"):
             name, where = line.split(None, 1)
-            options[name] = where
+            match = re.fullmatch(r"(.*?)\s*\[([a-z0-9, ]+)\]", where)
+            if match:
+                where = match[1]
+                targets = tuple(t.strip() for t in match[2].split(","))
+            else:
+                targets = TARGETS
+            options[name] = (where, targets)
     return options
+
+
+def idf_target(board: Path) -> str:
+    text = (board / "mpconfigboard.cmake").read_text()
+    match = re.search(r"^set\(IDF_TARGET\s+(\w+)\)", text, re.MULTILINE)
+    assert match, "mpconfigboard.cmake sets no IDF_TARGET"
+    return match[1]
 
 
 @pytest.mark.parametrize("board", BOARDS, ids=board_ids(BOARDS))
 def test_sdkconfig_sets_only_known_options(board: Path) -> None:
     known = known_options()
+    target = idf_target(board)
     seen = []
     for n, line in enumerate((board / "sdkconfig.board").read_text().splitlines(), 1):
         if not line.strip() or line.startswith("#"):
@@ -123,6 +160,7 @@ def test_sdkconfig_sets_only_known_options(board: Path) -> None:
         match = re.fullmatch(r"CONFIG_([A-Z0-9_]+)=(y|n|-?\d+|0x[0-9a-fA-F]+|\"[^\"]*\")", line)
         assert match, f"sdkconfig.board:{n}: not CONFIG_NAME=VALUE: {line!r}"
         assert match[1] in known, f"sdkconfig.board:{n}: {match[1]} is not in kconfig-options.txt"
+        assert target in known[match[1]][1], f"sdkconfig.board:{n}: {match[1]} is not for {target}"
         seen.append(match[1])
     assert len(seen) == len(set(seen)), "an option is set twice"
     # The settings the wake time depends on are all there.
@@ -132,23 +170,29 @@ def test_sdkconfig_sets_only_known_options(board: Path) -> None:
         "BOOT_ROM_LOG_ALWAYS_OFF",
         "LOG_DEFAULT_LEVEL_NONE",
         "ESPTOOLPY_FLASHMODE_QIO",
-        "ESPTOOLPY_FLASHFREQ_80M",
-        "BT_CTRL_DFT_TX_POWER_LEVEL_N0",
+        *CHIP_OPTIONS[target],
     ):
         assert name in seen, name
 
 
 def test_known_options_name_where_they_are_defined() -> None:
-    for name, where in known_options().items():
+    for name, (where, targets) in known_options().items():
         assert re.fullmatch(r"[A-Z0-9_]+", name), name
         assert where.startswith("components/"), (name, where)
+        assert targets and set(targets) <= set(TARGETS), (name, targets)
+        # A controller's Kconfig applies to its own chips only.
+        for chip in re.findall(r"components/bt/controller/(\w+)/", where):
+            assert chip in targets, (name, chip)
 
 
 @pytest.mark.parametrize("board", BOARDS, ids=board_ids(BOARDS))
 def test_mpconfigboard_cmake_sets_what_micropython_needs(board: Path) -> None:
     text = (board / "mpconfigboard.cmake").read_text()
     sets = dict(re.findall(r"^set\((\w+)\s+(.*?)\)\s*$", text, re.MULTILINE | re.DOTALL))
-    assert sets["IDF_TARGET"] == "esp32c3"
+    profile = next(p for p, d in build_image.BOARD_DIRS.items() if d == board.name)
+    chip = build_image.load_board(profile).chip  # e.g. "ESP32-C3"
+    assert sets["IDF_TARGET"] == chip.lower().replace("-", "")
+    assert sets["IDF_TARGET"] == build_image.idf_target(profile)
     defaults = sets["SDKCONFIG_DEFAULTS"].split()
     assert defaults[0] == "boards/sdkconfig.base"
     assert "boards/sdkconfig.ble" in defaults
