@@ -60,7 +60,7 @@ def test_defaults_round_trip():
 def test_field_order_is_the_wire_order():
     payload = encode_config(DEFAULTS)
     assert payload[1:3] == struct.pack("<H", 1500)  # hold_ms first
-    assert payload[-3:-1] == struct.pack("<H", 2450)  # low_battery_mv
+    assert payload[-3:-1] == struct.pack("<H", DEFAULTS["low_battery_mv"])
     assert payload[-1] == 0  # cover_per_day last
 
 

@@ -224,10 +224,17 @@ def test_alert_burst_does_not_wait_for_a_heartbeat_on_the_air(unit: VirtualUnit)
 def test_a_cell_that_sags_under_the_radio_browns_out_but_the_alert_waits(
     unit: VirtualUnit,
 ) -> None:
+    # The twin's cell has no reservoir capacitor, so the radio's sag is its
+    # full I * R: a unit configured with a low battery floor lets the radio
+    # start on a cell that sags below the brownout voltage.
+    defaults = firmware_module("config").DEFAULTS
+    KNOWN[unit.directory] = provision(
+        unit, {**defaults, "low_battery_mv": 2450, "battery_floor_mv": 2200}
+    )
     unit.power_on()
     # A cold, tired coin cell: 2.96 V open circuit, 25 ohm inside. Under the
-    # CPU's 30 mA it reads 2.21 V, above the battery floor; the radio's 40 mA
-    # takes it to 1.96 V, under the board's brownout voltage.
+    # CPU's 30 mA it reads 2.21 V, above the unit's battery floor; the radio's
+    # 40 mA takes it to 1.96 V, under the board's brownout voltage.
     unit.set_battery(2960, resistance_ohm=25)
     assert unit.loaded_mv("advertising") < BOARD.brownout_mv < unit.loaded_mv("cpu_active")
     unit.press(10_000, trace(Rng(4), [(0, 2000)]))

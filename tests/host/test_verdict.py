@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from amrkit.paths import firmware_module
 from amrkit.unit.verdict import Reason, Thresholds, judge, verdict_fields
 
 SOUND: dict[str, Any] = {
@@ -59,10 +60,12 @@ def test_battery_is_judged_under_load_by_the_units_own_thresholds() -> None:
         "battery below floor (2100 mV under load, floor 2200 mV): replace the cell"
     ]
     assert reasons(loaded_mv=2380, low_battery_mv=2300) == []
-    # Without a loaded reading, the reading at rest; without thresholds, the defaults.
+    # Without a loaded reading, the reading at rest; without thresholds, the
+    # firmware's defaults.
+    default = firmware_module("config").DEFAULTS["low_battery_mv"]
     report = {k: v for k, v in SOUND.items() if k not in ("loaded_mv", "low_battery_mv")}
-    assert [str(r) for r in judge({**report, "battery_mv": 2400})] == [
-        "low battery (2400 mV, warning at 2450 mV): replace the cell"
+    assert [str(r) for r in judge({**report, "battery_mv": default - 50})] == [
+        f"low battery ({default - 50} mV, warning at {default} mV): replace the cell"
     ]
     assert judge({**SOUND, "loaded_mv": 2380}, Thresholds(2300, 2200)) == []
 
