@@ -30,6 +30,11 @@ Figures (printed as a table and written as JSON):
   - the same fast triple taps through the whole app on a twin unit of the
     board, for each deployment (the twin holds the app back for the wake
     time), 200 presses each;
+  - battery life (tools/bench_power.py, the model behind `amr power`): the
+    forecast years of every coin-cell board for the default policy (heartbeat
+    every 6 h, 2 alerts and 1 store check a month), with cover traffic, an
+    hourly heartbeat and in the cold, against the 2-year goal, and the
+    brownout margin at end of life;
   - the store (tools/bench_store.py): units per hour taken from blank to
     checked (amr flash, amr provision, amr check with its guided press) on
     twin units, with 1 port and with 4 in parallel, the scaling ratio and
@@ -59,6 +64,7 @@ from amrkit.paths import firmware_dir, micropython_binary, platform_dir
 from amrkit.protocol import Frame, Kind, derive_keys, encode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_power
 import bench_receiver
 import bench_store
 import bench_twin
@@ -225,11 +231,33 @@ def figures(
             for deployment in DEPLOYMENTS
         ],
         "store": bench_store.figures(board, *store),
+        "power": bench_power.figures(),
     }
 
 
 def _p(figure: dict[str, float]) -> str:
     return f"{figure['p50']} / {figure['p99']} ms"
+
+
+def _power_rows(power: dict[str, Any]) -> list[tuple[str, str]]:
+    rows = [
+        (
+            f"battery life on a CR2032 (amr power; goal {power['goal_years']} y):"
+            " years, / goal, brownout margin at end of life",
+            "",
+        )
+    ]
+    for name, policies in power["boards"].items():
+        for label, r in policies.items():
+            rows.append(
+                (
+                    f"  {name}, {label}",
+                    f"{r['years']} y  {r['to_goal_ratio']}x  {r['brownout_margin_mv']:+} mV"
+                    f" ({r['worst_session']})",
+                )
+            )
+    rows.append(("  lowest brownout margin", f"{power['min_brownout_margin_mv']:+} mV"))
+    return rows
 
 
 def _rates(r: dict[str, Any]) -> str:
@@ -328,6 +356,7 @@ def table(result: dict[str, Any]) -> str:
             )
             for w in result["twin_woken"]
         ),
+        *_power_rows(result["power"]),
         ("store: blank to checked on twin units (flash, provision, check)", ""),
         ("  1 port", _store_rate(one)),
         (f"  {many['units']} ports in parallel", _store_rate(many)),

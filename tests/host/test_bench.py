@@ -52,6 +52,17 @@ def test_bench_quick_reports_every_figure(tmp_path: Path) -> None:
         assert frozen["fast_triple_tap"] <= recognition["awake"]["fast_triple_tap"]
         assert stock["chatter_alarms"] == frozen["chatter_alarms"] == 0
     assert "fast triple tap" in proc.stdout
+    power = result["power"]
+    assert set(power["boards"]) == {"esp32c3-coin", "esp32c6-coin", "esp32h2-coin"}
+    for policies in power["boards"].values():
+        default = policies["default"]
+        assert 0 < default["years"] and default["to_goal_ratio"] == round(default["years"] / 2, 2)
+        # More traffic never lengthens the life.
+        assert policies["cover 4/day"]["years"] < policies["cover 1/day"]["years"]
+        assert policies["cover 1/day"]["years"] < default["years"]
+    margins = [r["brownout_margin_mv"] for p in power["boards"].values() for r in p.values()]
+    assert power["min_brownout_margin_mv"] == min(margins)
+    assert "battery life on a CR2032" in proc.stdout
     woken = {w["deployment"]: w for w in result["twin_woken"]}
     assert set(woken) == {"stock", "frozen"}
     assert all(w["presses"] == 5 and 0 <= w["recognised_pct"] <= 100 for w in woken.values())

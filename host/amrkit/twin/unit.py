@@ -14,6 +14,7 @@ import json
 import math
 import os
 import signal
+import shutil
 import subprocess
 import threading
 import time
@@ -108,6 +109,24 @@ class Boot:
     wake_on_pressed: bool | None = None
 
 
+def firmware_for(board: Board, scratch: Path) -> Path:
+    """The firmware tree to run for `board`: the committed one when its
+    board module (amr/board.py, the reference board's) is this board's, else
+    a copy in `scratch` with this board's module, as `amr build` makes it,
+    so the app reads the board's own pins."""
+    from amrkit.build import BOARD_MODULE, board_module_source
+
+    tree = firmware_dir()
+    source = board_module_source(board)
+    if (tree / BOARD_MODULE).read_text() == source:
+        return tree
+    if scratch.exists():
+        shutil.rmtree(scratch)
+    shutil.copytree(tree, scratch, ignore=shutil.ignore_patterns("__pycache__", ".*", "image"))
+    (scratch / BOARD_MODULE).write_text(source)
+    return scratch
+
+
 @dataclass
 class VirtualUnit:
     directory: Path
@@ -135,6 +154,8 @@ class VirtualUnit:
 
     def __post_init__(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
+        if self.firmware == firmware_dir():
+            self.firmware = firmware_for(self.board, self.directory / "firmware")
         if not (self.directory / UNIT_FILE).exists():
             # The chip's surroundings (its cell, its pins) exist before its
             # first boot: a board powered over USB that never ran the app
