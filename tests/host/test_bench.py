@@ -56,7 +56,7 @@ def test_bench_quick_reports_every_figure(tmp_path: Path) -> None:
     assert set(power["boards"]) == {"esp32c3-coin", "esp32c6-coin", "esp32h2-coin"}
     for policies in power["boards"].values():
         default = policies["default"]
-        assert 0 < default["years"] and default["to_goal_ratio"] == round(default["years"] / 2, 2)
+        assert default["years"] > 0 and default["to_goal_ratio"] == round(default["years"] / 2, 2)
         # More traffic never lengthens the life.
         assert policies["cover 4/day"]["years"] < policies["cover 1/day"]["years"]
         assert policies["cover 1/day"]["years"] < default["years"]

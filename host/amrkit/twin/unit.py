@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
 import shutil
+import signal
 import subprocess
 import threading
 import time
