@@ -7,6 +7,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from amrkit.boards import load_board
@@ -48,7 +49,15 @@ def test_the_download_socket_and_the_serial_port_are_one_uart(tmp_path: Path) ->
     with Sim(1, load_board(), tmp_path / "fleet", blank=True) as sim:
         line = sim.units["unit-1"].announce()
         host, port = str(line["serial_download"]).removeprefix("socket://").split(":")
+        server = sim.units["unit-1"].serial
+        assert server is not None
         with socket.create_connection((host, int(port)), timeout=10):
+            # The UART is taken once the server has accepted the client, not
+            # when the connection is made.
+            deadline = time.monotonic() + 10
+            while server.connections == 0:
+                assert time.monotonic() < deadline, "the download socket never took its client"
+                time.sleep(0.01)
             rfc = str(line["serial"]).removeprefix("rfc2217://").split(":")
             with socket.create_connection((rfc[0], int(rfc[1])), timeout=10) as second:
                 assert second.recv(64).startswith(b"Port already in use")

@@ -275,12 +275,13 @@ def test_amr_info_reads_battery_and_diagnostics_over_serial(tmp_path: Path) -> N
     with Sim(1, load_board(), tmp_path / "fleet") as sim:
         sim_unit = sim.units["unit-1"]
         url = str(sim_unit.announce()["serial"])
-        assert control(sim, {"cmd": "battery", "unit": "unit-1", "mv": 2500})["ok"] is True
+        # A used cell, above the firmware's warning threshold.
+        assert control(sim, {"cmd": "battery", "unit": "unit-1", "mv": 2800})["ok"] is True
         result = CliRunner().invoke(main, ["info", "--port", url, "--json"])
         assert result.exit_code == 0, result.output
         report = json.loads(result.stdout)
         assert sim_unit.known and report["unit_id"] == sim_unit.known.unit
-        assert abs(report["battery_mv"] - 2500) <= 2 and 0 < report["battery_pct"] < 100
+        assert abs(report["battery_mv"] - 2800) <= 2 and 0 < report["battery_pct"] < 100
         assert report["config"] == "ok" and report["keys"] == "present"
         assert report["state"] == {"counter_hwm": 0, "pending_alerts": 0, "pending_tests": 0}
         assert report["diagnostics"]["boots"] == 1
@@ -288,10 +289,10 @@ def test_amr_info_reads_battery_and_diagnostics_over_serial(tmp_path: Path) -> N
         assert all(k.hex() not in result.stdout for k in (keys.enc, keys.id, keys.ack))
         # With internal resistance the unit reads its cell under its own load.
         bad_ohm = control(
-            sim, {"cmd": "battery", "unit": "unit-1", "mv": 2500, "resistance_ohm": -1}
+            sim, {"cmd": "battery", "unit": "unit-1", "mv": 2800, "resistance_ohm": -1}
         )
         assert bad_ohm["ok"] is False and "resistance_ohm" in str(bad_ohm["error"])
-        reply = control(sim, {"cmd": "battery", "unit": "unit-1", "mv": 2500, "resistance_ohm": 10})
+        reply = control(sim, {"cmd": "battery", "unit": "unit-1", "mv": 2800, "resistance_ohm": 10})
         assert reply["resistance_ohm"] == 10
         loaded = json.loads(CliRunner().invoke(main, ["info", "--port", url, "--json"]).stdout)
         assert abs(loaded["battery_mv"] - sim_unit.unit.loaded_mv("cpu_active")) <= 2

@@ -20,8 +20,6 @@ def _plot_path(_ctx: click.Context, _param: click.Parameter, value: Path | None)
     if value is None:
         return None
     parent = value.parent if str(value.parent) else Path(".")
-    if value.is_dir():
-        raise click.BadParameter(f"{value} is a folder; give a file name such as power.png")
     if not parent.is_dir():
         raise click.BadParameter(f"no folder {parent}; create it or give another path")
     if not os.access(parent, os.W_OK) or (value.exists() and not os.access(value, os.W_OK)):
