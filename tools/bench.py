@@ -40,7 +40,15 @@ Figures (printed as a table and written as JSON):
     twin units, with 1 port and with 4 in parallel, the scaling ratio and
     what limits it (each step's time at 4 ports against 1, the registry's
     write lock, the CPU); and the app deploy through the toolkit's transport
-    against `mpremote connect URL fs cp -r` of the same files, and the ratio.
+    against `mpremote connect URL fs cp -r` of the same files, and the ratio;
+  - the air (tools/bench_air.py): press-to-verified-alert latency, p50 and
+    p99 over --air-presses presses (200), through receivers that scan in
+    windows (amrkit.twin.receivers: a gateway, Android's LOW_LATENCY,
+    BALANCED and LOW_POWER scan modes, a phone with its screen off), with
+    the ratio against the ideal radio that hears every frame, measured in
+    the same run; presses not heard within 60 s; retries and ms of
+    advertising and scanning per alert sequence; and how soon the unit's
+    own scan hears an acknowledgement.
 
 Exit codes: 0 done, 1 chatter raised an alarm, 2 the benchmark failed to run,
 3 a board's default deployment recognised under 99 % of woken fast triple
@@ -64,6 +72,7 @@ from amrkit.paths import firmware_dir, micropython_binary, platform_dir
 from amrkit.protocol import Frame, Kind, derive_keys, encode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_air
 import bench_power
 import bench_receiver
 import bench_store
@@ -84,6 +93,8 @@ QUICK_RECEIVER_ROUNDS = 1
 FRAME_CALLS = 2000
 FULL_STORE = (4, 3)  # parallel ports, deploy rounds
 QUICK_STORE = (2, 1)
+FULL_AIR_PRESSES = 200
+QUICK_AIR_PRESSES = 3
 FRAME_SECRET = b"bench frame registry secret"
 FRAME_UNIT_ID = bytes.fromhex("a3e0000000000001")
 EXIT_CHATTER = 1
@@ -193,6 +204,7 @@ def figures(
     fleet: tuple[int, int] = (50, 6),
     latency_presses: int = 200,
     store: tuple[int, int] = FULL_STORE,
+    air_presses: int = FULL_AIR_PRESSES,
 ) -> dict[str, Any]:
     wakes = wake_times()
     raw = run_press_bench(traces, rounds, sorted({ms for w in wakes.values() for ms in w.values()}))
@@ -232,6 +244,7 @@ def figures(
         ],
         "store": bench_store.figures(board, *store),
         "power": bench_power.figures(),
+        "air": bench_air.figures(board, air_presses),
     }
 
 
@@ -366,6 +379,7 @@ def table(result: dict[str, Any]) -> str:
         ("  toolkit (mpremote's transport)", f"{deploy['toolkit_deploy_s']} s"),
         ("  mpremote fs cp -r (CLI)", f"{deploy['mpremote_cp_s']} s"),
         ("  toolkit / mpremote cp", f"{deploy['toolkit_to_mpremote_ratio']}x"),
+        *bench_air.rows(result["air"]),
     ]
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"{name:<{width}}  {value}".rstrip() for name, value in rows)
@@ -383,6 +397,12 @@ def main(argv: list[str] | None = None) -> int:
             f"{QUICK_STORE[0]} parallel store ports and one timing round, for tests"
         ),
     )
+    parser.add_argument(
+        "--air-presses",
+        type=int,
+        help=f"presses per receiver profile for the air figures ({FULL_AIR_PRESSES}; "
+        f"{QUICK_AIR_PRESSES} with --quick)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         traces, rounds = QUICK_TRACES, QUICK_ROUNDS
@@ -392,9 +412,18 @@ def main(argv: list[str] | None = None) -> int:
         traces, rounds = FULL_TRACES, FULL_ROUNDS
         receiver_frames, receiver_rounds = FULL_RECEIVER_FRAMES, FULL_RECEIVER_ROUNDS
         fleet, presses, store = (50, 6), 200, FULL_STORE
+    air_presses = args.air_presses or (QUICK_AIR_PRESSES if args.quick else FULL_AIR_PRESSES)
     try:
         result = figures(
-            args.board, traces, rounds, receiver_frames, receiver_rounds, fleet, presses, store
+            args.board,
+            traces,
+            rounds,
+            receiver_frames,
+            receiver_rounds,
+            fleet,
+            presses,
+            store,
+            air_presses,
         )
     except (RuntimeError, OSError, ValueError, subprocess.TimeoutExpired) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -5,6 +5,17 @@
 # burst (burst_ms of fast advertising), followed by retries with doubling
 # back-off from retry_first_s up to retry_max_s (never more than 60 s apart),
 # until the receiver acknowledges it or the battery falls below its floor.
+#
+# Why this shape (docs/protocol.md section 6.2, tools/bench_air.py): a phone
+# listens one window in every scan interval, at a phase the unit cannot
+# know. A burst at least one interval plus one window long holds a whole
+# window whatever its phase (burst_ms default: Android's screen-off scan,
+# 512 ms in every 10240 ms). The first retry comes soon and exactly on time:
+# it is there to hear the acknowledgement. From the second retry on, each
+# back-off is shortened by a random part of up to a quarter of it, so
+# retries fall at phases unrelated to the phone's period (a fixed gap that
+# is close to a multiple of it would miss the same windows again and again),
+# and the longest gap is still the cap.
 # A second alarm during an alert is a new alert with its own id and burst;
 # the first keeps its schedule. Pure logic: times are ms on the RTC clock,
 # which keeps running through deep sleep.
@@ -13,6 +24,7 @@
 # back-off) and stops after a few retries, as an acknowledged alert does; its
 # frames are heartbeats, so only the receiver can tell it from an alert.
 import math
+import random
 
 from amr import rtcmem
 from amr.compat import const
@@ -22,6 +34,8 @@ RETRY_ADVERTISE_MS = const(1000)  # how long one retry advertises
 # session, instead of a wake per alert.
 _BATCH_MS = const(10000)
 _MAX_BACKOFF_MS = const(60000)
+_JITTER_FROM = const(2)  # the first attempt whose back-off is jittered
+_JITTER_SHIFT = const(2)  # jitter: up to back-off >> 2 taken off
 COVER = const(0xFFFFFF00)  # ids from here up are cover sequences, never alert ids
 # How many retries a cover sequence makes: mostly one (an alert acknowledged
 # at its first retry), sometimes more (a receiver that took longer).
@@ -34,8 +48,15 @@ def cover_gap_ms(random_u32, per_day):
     return int(-math.log(u) * 86400000 / per_day)
 
 
+def _random_u32():
+    return random.getrandbits(32)
+
+
 class Sequencer:
-    def __init__(self, cfg, counters):
+    def __init__(self, cfg, counters, random_u32=None):
+        # The back-off jitter's source: seeded from the hardware RNG on the
+        # chip; tests pass their own.
+        self._random = random_u32 or _random_u32
         self._burst = cfg["burst_ms"]
         self._first = cfg["retry_first_s"] * 1000
         self._cap = min(cfg["retry_max_s"] * 1000, _MAX_BACKOFF_MS)
@@ -153,7 +174,7 @@ class Sequencer:
                 continue
             span = self._burst if attempt == 0 else RETRY_ADVERTISE_MS
             out.append((alert_id, attempt, span))
-            entry[0] = now + span + self.backoff(attempt + 1)
+            entry[0] = now + span + self.wait(attempt + 1)
             entry[1] = attempt + 1
             if last and attempt >= last:
                 done.append(alert_id)
@@ -162,9 +183,17 @@ class Sequencer:
         return out
 
     def backoff(self, attempt):
-        """Quiet time before retry `attempt` (>= 1): doubling, capped."""
+        """Nominal quiet time before retry `attempt` (>= 1): doubling, capped."""
         wait = self._first << min(attempt - 1, 16)
         return wait if wait < self._cap else self._cap
+
+    def wait(self, attempt):
+        """Quiet time before retry `attempt`: the back-off, less a random
+        part of up to a quarter of it from the second retry on."""
+        wait = self.backoff(attempt)
+        if attempt < _JITTER_FROM:
+            return wait
+        return wait - self._random() % ((wait >> _JITTER_SHIFT) + 1)
 
     def next_due(self):
         """The earliest time an alert needs the radio, or None."""

@@ -24,7 +24,10 @@ _TABLE = (
     ("service_pause_min_ms", "H", 1200, 8000, 2500),  # ... with pauses between pairs
     ("service_pause_max_ms", "H", 2000, 15000, 6000),  # ... in this range
     ("heartbeat_s", "I", 60, 86400, 3600),
-    ("burst_ms", "H", 500, 10000, 3000),  # initial alert burst duration
+    # Initial alert burst: one scan interval plus one window of Android's
+    # screen-off scan (10240 + 512 ms, rounded up), so a phone scanning
+    # with the screen off hears the burst whatever its phase.
+    ("burst_ms", "H", 500, 20000, 10800),
     ("retry_first_s", "B", 1, 30, 2),  # alert retry back-off bounds
     ("retry_max_s", "B", 5, 60, 60),
     ("battery_floor_mv", "H", 1800, 2800, 2590),  # alert retries stop below this

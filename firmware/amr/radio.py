@@ -13,8 +13,15 @@ from amr.compat import const
 from amr.contract import ADDR_NRPA, IRQ_SCAN_RESULT
 
 _INTERVAL_US = const(100000)
-_SCAN_INTERVAL_US = const(100000)
-_SCAN_WINDOW_US = const(30000)  # 30 % duty while awake for an alert
+# The acknowledgement scan: 30 % duty while awake for an alert. A phone
+# advertises its acknowledgement every 100 ms plus BLE's 0-10 ms advDelay
+# (Android's AdvertisingSetParameters.INTERVAL_LOW), so a 120 ms window
+# always holds one of its events whole, and a 1 s retry has two or three
+# windows. (30 ms every 100 ms, the same duty, aliases with the phone's
+# 100 ms: the ack's phase drifts past the window only by the advDelay, and
+# a 1 s retry missed an ack on the air about one time in four.)
+_SCAN_INTERVAL_US = const(400000)
+_SCAN_WINDOW_US = const(120000)
 _ACK_LENGTH = const(10)
 
 

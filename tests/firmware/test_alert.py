@@ -12,10 +12,21 @@ from amr.store import SlotStore
 FULL_MV = 3000
 
 
-def unit(cfg=None):
+def unit(cfg=None, random_u32=None):
     store = SlotStore(MemBackend(), STATE[1])
     counters = Counters(store, State())
-    return Sequencer(cfg or DEFAULTS, counters), counters, store
+    return Sequencer(cfg or DEFAULTS, counters, random_u32), counters, store
+
+
+def draws(*values):
+    """A stand-in for the RNG: these values, round and round."""
+    state = [0]
+
+    def random_u32():
+        state[0] += 1
+        return values[(state[0] - 1) % len(values)]
+
+    return random_u32
 
 
 def drive(seq, start, end, mv=FULL_MV):
@@ -42,7 +53,8 @@ def test_alarm_is_persisted_before_anything_is_due():
 
 
 def test_burst_then_doubling_back_off_capped_at_60_s():
-    seq, _, _ = unit()
+    # With no jitter drawn (the RNG says 0), the nominal schedule.
+    seq, _, _ = unit(random_u32=draws(0))
     alert = seq.alarm(0)
     sent = drive(seq, 0, 20 * 60000)
     assert sent[0] == (0, alert, 0, DEFAULTS["burst_ms"])
@@ -53,6 +65,33 @@ def test_burst_then_doubling_back_off_capped_at_60_s():
     assert max(quiet) == 60000
     assert quiet[-1] == 60000
     assert all(span == RETRY_ADVERTISE_MS for _, _, _, span in sent[1:])
+
+
+def test_burst_holds_a_whole_screen_off_scan_window():
+    # Android's screen-off scan listens 512 ms in every 10240 ms
+    # (ScanManager SCAN_MODE_SCREEN_OFF_LOW_POWER_*): a burst one interval
+    # plus one window long holds a whole window, whatever its phase.
+    assert DEFAULTS["burst_ms"] >= 10240 + 512
+
+
+def test_back_off_is_jittered_from_the_second_retry_never_beyond_the_cap():
+    seq, _, _ = unit(random_u32=draws(0xFFFFFFFF, 12345, 987654321, 7, 2**31 + 5))
+    alert = seq.alarm(0)
+    sent = drive(seq, 0, 30 * 60000)
+    quiet = [sent[i + 1][0] - sent[i][0] - sent[i][3] for i in range(len(sent) - 1)]
+    first = DEFAULTS["retry_first_s"] * 1000
+    # The first retry, which collects the acknowledgement, is on time.
+    assert quiet[0] == first
+    nominal = [min(first << i, 60000) for i in range(1, len(quiet))]
+    # Later ones lose up to a quarter of their back-off, at random ...
+    for i, b in enumerate(nominal):
+        assert b - b // 4 <= quiet[i + 1] <= b
+    assert quiet[1:] != nominal
+    # ... so the gaps at the cap do not repeat a fixed period, and the
+    # longest is still the cap.
+    capped = quiet[6:]
+    assert len(set(capped)) > 3 and max(capped) <= 60000 and min(capped) >= 45000
+    assert all(a == alert for _, a, _, _ in sent)
 
 
 def test_back_off_cap_follows_config_but_never_exceeds_60_s():
@@ -141,6 +180,18 @@ def test_cover_sequence_has_an_acknowledged_alerts_timing_and_ends():
     assert seq.busy == 0 and seq.pending == 0  # over, and never an alert
     assert counters.writes == 0  # no flash write for cover traffic
     assert alert_seq.pending == 1 and alert != cover[0][1]
+
+
+def test_longest_cover_sequence_draws_its_jitter_as_an_alert_does():
+    rand = (3, 99999, 4242, 17, 123456789)
+    seq, _, _ = unit(random_u32=draws(*rand))
+    seq.cover(0, 7)  # length index 7: five retries
+    cover = drive(seq, 0, 10 * 60000)
+    alert_seq, _, _ = unit(random_u32=draws(*rand))
+    alert_seq.alarm(0)
+    timing = drive(alert_seq, 0, 10 * 60000)[:6]
+    assert len(cover) == 6
+    assert [(t, a, s) for t, _, a, s in cover] == [(t, a, s) for t, _, a, s in timing]
 
 
 def test_cover_sequences_survive_deep_sleep_but_not_power_loss():

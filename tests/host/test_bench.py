@@ -63,6 +63,15 @@ def test_bench_quick_reports_every_figure(tmp_path: Path) -> None:
     margins = [r["brownout_margin_mv"] for p in power["boards"].values() for r in p.values()]
     assert power["min_brownout_margin_mv"] == min(margins)
     assert "battery life on a CR2032" in proc.stdout
+    air = result["air"]
+    assert air["presses"] == 3 and air["baseline"] in air["profiles"]
+    for name, profile in air["profiles"].items():
+        assert profile["presses"] == 3, name
+        assert profile["never_heard"] == 0, name  # retries go on until acknowledged
+        p = profile["press_to_verified_ms"]
+        assert 0 < p["p50"] <= p["p99"], name
+        assert profile["advertising_ms_per_alert_mean"] > 0
+    assert {"ideal", "gateway", "android_background"} <= set(air["profiles"])
     woken = {w["deployment"]: w for w in result["twin_woken"]}
     assert set(woken) == {"stock", "frozen"}
     assert all(w["presses"] == 5 and 0 <= w["recognised_pct"] <= 100 for w in woken.values())

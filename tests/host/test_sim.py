@@ -26,6 +26,7 @@ from amrkit.boards import load_board
 from amrkit.bundle import write_bundle
 from amrkit.cli import EXIT_UNIT, main
 from amrkit.cli.common import EXIT_UNFIT
+from amrkit.paths import firmware_module
 from amrkit.twin.factory import provision
 from amrkit.twin.serial.image import stand_in_image
 from amrkit.twin.sim import Sim
@@ -75,11 +76,13 @@ def test_radio_loss_delays_an_alert_but_it_still_gets_through(tmp_path: Path) ->
         assert control(sim, {"cmd": "radio_loss", "unit": "unit-1", "p": 1.0})["radio_loss"] == 1.0
         assert control(sim, {"cmd": "taps", "unit": "unit-1", "count": 3})["ok"] is True
         rx = tmp_path / "rx.sqlite"
-        _, deaf, _ = amr_listen(bundle, rx, PASS, "--transport", sim.ble, "--duration", "5")
+        # Deaf for the whole burst (burst_ms, 10.8 s), so what gets through is a retry.
+        deaf_s = str(firmware_module("config").DEFAULTS["burst_ms"] // 1000 + 2)
+        _, deaf, _ = amr_listen(bundle, rx, PASS, "--transport", sim.ble, "--duration", deaf_s)
         assert not [e for e in deaf if e["event"] == "alert"]  # every frame lost
         assert control(sim, {"cmd": "radio_loss", "unit": "unit-1", "p": 0.0})["ok"] is True
         code, events, err = amr_listen(
-            bundle, rx, PASS, "--transport", sim.ble, "--ack", "--duration", "8"
+            bundle, rx, PASS, "--transport", sim.ble, "--ack", "--duration", "20"
         )
         assert code == 0, err
         alerts = [e for e in events if e["event"] == "alert"]
