@@ -118,11 +118,12 @@ class AirQueue:
             self._log.say("alert %d attempt %d: advertising %d ms" % (alert_id, attempt, span))
         elif kind == frame.TEST_PRESS:
             self._log.say("test press %d attempt %d: advertising %d ms" % (alert_id, attempt, span))
-        self._send(kind, alert_id, attempt if attempt < _LAST else 0)
+        # The receiver is not listened to during a burst (radio.py says why).
+        self._send(kind, alert_id, attempt if attempt < _LAST else 0, not burst)
         self._air_kind = kind
         self._air_until = now + span
 
-    def _send(self, kind, alert_id, attempt):
+    def _send(self, kind, alert_id, attempt, listen):
         gauge = self._gauge
         flags = 0
         pct = 255  # no reading this session
@@ -133,7 +134,9 @@ class AirQueue:
                 flags |= frame.FLAG_BELOW_FLOOR
             pct = gauge.percent()
         counter = self._alerts.take_counter()
-        self._radio.advertise(self._sealer.seal(kind, counter, alert_id, attempt, pct, flags))
+        self._radio.advertise(
+            self._sealer.seal(kind, counter, alert_id, attempt, pct, flags), listen
+        )
         self._log.diag.frames_sent += 1
 
     def _acknowledged(self):

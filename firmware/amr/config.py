@@ -24,14 +24,17 @@ _TABLE = (
     ("service_pause_min_ms", "H", 1200, 8000, 2500),  # ... with pauses between pairs
     ("service_pause_max_ms", "H", 2000, 15000, 6000),  # ... in this range
     ("heartbeat_s", "I", 60, 86400, 3600),
-    # Initial alert burst: one scan interval plus one window of Android's
-    # screen-off scan (10240 + 512 ms, rounded up), so a phone scanning
-    # with the screen off hears the burst whatever its phase.
-    ("burst_ms", "H", 500, 20000, 10800),
+    # Initial alert burst: one scan interval plus one window of a phone
+    # scanning in the background (0.5 s in every 5 s) and a margin, so it
+    # hears the burst whatever its phase (docs/protocol.md 6.2 says why not
+    # longer: the coin cell's end of life).
+    ("burst_ms", "H", 500, 20000, 5600),
     ("retry_first_s", "B", 1, 30, 2),  # alert retry back-off bounds
     ("retry_max_s", "B", 5, 60, 60),
-    ("battery_floor_mv", "H", 1800, 2800, 2590),  # alert retries stop below this
-    ("low_battery_mv", "H", 2000, 3000, 2750),
+    # From the power model (`amr power`, docs/power.md): the warning 30 days
+    # before the end, the floor 7 days of use and an alert sequence before it.
+    ("battery_floor_mv", "H", 1800, 2800, 2710),  # alert retries stop below this
+    ("low_battery_mv", "H", 2000, 3000, 2790),
     # Cover traffic: sequences a day that look like an alert's (burst, then
     # retries) but carry heartbeats, so an alert cannot be told by its timing.
     ("cover_per_day", "B", 0, 48, 0),

@@ -5,9 +5,14 @@
 # changes in the same step as the frame's rolling identifier and nothing
 # links two frames. All kinds use the same interval, so it tells nothing.
 #
-# While alerts are pending the radio also scans for acknowledgements: a
-# receiver advertises one 10-byte AD structure (0x09, 0xFF, 8-byte tag) per
-# alert it has verified; the tags to look for are set by the app.
+# While alerts are pending the radio also scans for acknowledgements, in
+# the retries only: a receiver advertises one 10-byte AD structure (0x09,
+# 0xFF, 8-byte tag) per alert it has verified; the tags to look for are set
+# by the app. Not during an alert's burst: a receiver acknowledges what it
+# has verified, and the burst goes on for a phone that has not heard it yet
+# whatever a gateway says, so scanning there would only draw the cell (its
+# receiver is the unit's largest current; a coin cell at the end of its life
+# could not hold it through a 10 s burst).
 from amr import blecore
 from amr.compat import const
 from amr.contract import ADDR_NRPA, IRQ_SCAN_RESULT
@@ -32,7 +37,9 @@ class Radio:
         self._wanted = {}  # ack tag -> alert id
         self.acked = []  # alert ids whose tag was heard, for the app to collect
 
-    def advertise(self, payload):
+    def advertise(self, payload, listen=True):
+        """Put payload on the air under a fresh address; with listen, scan
+        for the acknowledgements of pending alerts meanwhile."""
         ble = self._ble
         if ble.active():
             ble.gap_advertise(None)  # type: ignore[arg-type]  # None stops (documented)
@@ -41,7 +48,7 @@ class Radio:
         ble.active(True)
         ble.config(addr_mode=ADDR_NRPA)  # new at each activation
         ble.gap_advertise(_INTERVAL_US, payload, connectable=False)
-        if self._wanted:
+        if listen and self._wanted:
             ble.gap_scan(0, _SCAN_INTERVAL_US, _SCAN_WINDOW_US)
 
     def listen_for(self, tags):

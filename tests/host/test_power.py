@@ -146,7 +146,9 @@ def test_cover_traffic_costs_what_the_twin_measured() -> None:
     cover = events["cover"]
     assert cover.source == "twin"
     # a burst (burst_ms) and the firmware's mean of 2 retries (1 s each), plus the boots
-    assert cover.ms["advertising"] == pytest.approx(3000 + 2 * 1000, rel=0.02)
+    timing = radio_timing()
+    expected = timing.burst_ms + timing.cover_mean_retries * timing.retry_advertise_ms
+    assert cover.ms["advertising"] == pytest.approx(expected, rel=0.02)
     assert on.total - off.total == pytest.approx(4 * cover.uah(spec.currents_ua), rel=0.01)
 
 

@@ -32,6 +32,9 @@ DEFAULTS = firmware_module("config").DEFAULTS
 T = TypeVar("T")
 # After a session the app boots again; edges while it boots are not seen.
 BOOTED_S = load_board().wake_to_app_ms / 1000 + 0.3
+# Long enough to hear a press and for the unit to hear the acknowledgement
+# at its first retry, after the burst.
+ACKED_S = str(DEFAULTS["burst_ms"] // 1000 + DEFAULTS["retry_first_s"] + 5)
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +171,7 @@ def test_test_mode_turns_an_alarm_into_a_test_press_until_it_ends(tmp_path: Path
         time.sleep(BOOTED_S)  # the tapper waits for the app to be up again
         assert control(sim, {"cmd": "taps", "unit": "unit-1", "count": 3})["ok"]
         code, events, err = amr_listen(
-            bundle, rx, PASS, "--transport", sim.ble, "--ack", "--duration", "8"
+            bundle, rx, PASS, "--transport", sim.ble, "--ack", "--duration", ACKED_S
         )
         assert code == 0, err
         kinds = [e["event"] for e in events]
@@ -185,7 +188,7 @@ def test_test_mode_turns_an_alarm_into_a_test_press_until_it_ends(tmp_path: Path
         time.sleep(BOOTED_S)
         assert control(sim, {"cmd": "taps", "unit": "unit-1", "count": 3})["ok"]
         code, events, err = amr_listen(
-            bundle, rx, PASS, "--transport", sim.ble, "--ack", "--duration", "8"
+            bundle, rx, PASS, "--transport", sim.ble, "--ack", "--duration", ACKED_S
         )
         assert code == 0, err
         kinds = [e["event"] for e in events]

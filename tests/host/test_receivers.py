@@ -168,7 +168,7 @@ def test_spans_follow_the_boot_events() -> None:
     ]
 
 
-@pytest.mark.parametrize("profile", [GATEWAY, ANDROID_BACKGROUND], ids=lambda p: p.name)
+@pytest.mark.parametrize("profile", [GATEWAY, ANDROID_5_LOW_POWER], ids=lambda p: p.name)
 def test_alerts_from_a_virtual_unit_are_verified_and_acknowledged(profile: Profile) -> None:
     result = bench_air.run_profile("esp32c3-coin", profile, presses=3, seed=5)
     assert result["never_heard"] == 0 and result["not_heard_within_bound"] == 0

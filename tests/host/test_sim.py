@@ -44,6 +44,9 @@ def test_press_is_verified_and_acknowledged_over_the_virtual_radio(tmp_path: Pat
         bundle = tmp_path / "rx.bundle"
         write_bundle(bundle, [u.known for u in sim.units.values() if u.known], PASS)
         assert control(sim, {"cmd": "taps", "unit": "unit-1", "count": 3})["ok"] is True
+        # The unit hears the acknowledgement at its first retry, after the burst.
+        config = firmware_module("config").DEFAULTS
+        listen_s = config["burst_ms"] // 1000 + config["retry_first_s"] + 5
         code, events, err = amr_listen(
             bundle,
             tmp_path / "rx.sqlite",
@@ -52,7 +55,7 @@ def test_press_is_verified_and_acknowledged_over_the_virtual_radio(tmp_path: Pat
             sim.ble,
             "--ack",
             "--duration",
-            "8",
+            str(listen_s),
         )
         assert code == 0, err
         alerts = [e for e in events if e["event"] == "alert"]
@@ -76,7 +79,7 @@ def test_radio_loss_delays_an_alert_but_it_still_gets_through(tmp_path: Path) ->
         assert control(sim, {"cmd": "radio_loss", "unit": "unit-1", "p": 1.0})["radio_loss"] == 1.0
         assert control(sim, {"cmd": "taps", "unit": "unit-1", "count": 3})["ok"] is True
         rx = tmp_path / "rx.sqlite"
-        # Deaf for the whole burst (burst_ms, 10.8 s), so what gets through is a retry.
+        # Deaf for the whole burst (burst_ms), so what gets through is a retry.
         deaf_s = str(firmware_module("config").DEFAULTS["burst_ms"] // 1000 + 2)
         _, deaf, _ = amr_listen(bundle, rx, PASS, "--transport", sim.ble, "--duration", deaf_s)
         assert not [e for e in deaf if e["event"] == "alert"]  # every frame lost
@@ -107,11 +110,14 @@ def test_every_frame_comes_from_a_fresh_non_resolvable_address(tmp_path: Path) -
 
             host.device.on("advertisement", on_adv)
             await host.device.start_scanning(filter_duplicates=False)
-            await asyncio.sleep(6)
+            await asyncio.sleep(listen_s)
             await host.close()
 
+        # The burst, then the first retry: two frames.
+        config = firmware_module("config").DEFAULTS
+        listen_s = config["burst_ms"] / 1000 + config["retry_first_s"] + 3
         assert control(sim, {"cmd": "taps", "unit": "unit-1", "count": 3})["ok"]
-        sim.radio.call(listen(), timeout=30)
+        sim.radio.call(listen(), timeout=listen_s + 30)
     assert len(heard) >= 2, "fewer than two frames heard"
     addresses = [a for frame in heard.values() for a in frame]
     assert all(len(a) == 1 for a in heard.values())  # one address per frame

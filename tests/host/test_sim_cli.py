@@ -17,6 +17,7 @@ import serial
 
 from amrkit.cli import EXIT_UNIT
 from amrkit.cli.common import EXIT_UNFIT
+from amrkit.paths import firmware_module
 
 AMR = str(Path(sys.executable).parent / "amr")
 
@@ -64,19 +65,23 @@ def test_the_sim_client_presses_and_reads_a_running_sim(tmp_path: Path) -> None:
         unknown = amr("sim", "service", "unit-9")
         assert unknown.returncode == 2 and "units are unit-1, unit-2" in unknown.stderr
         # A tired cell: the unit's verdict says so, exit 7.
-        # Between the firmware's floor (2590 mV) and its warning (2750 mV).
-        assert amr("sim", "battery", "unit-2", "2700").returncode == 0
+        # Between the firmware's floor and its warning.
+        config = firmware_module("config").DEFAULTS
+        tired = (config["battery_floor_mv"] + config["low_battery_mv"]) // 2
+        warning = config["low_battery_mv"]
+        assert amr("sim", "battery", "unit-2", str(tired)).returncode == 0
         port = str(lines[1]["serial"])
         info = amr("info", "--port", port)
         assert info.returncode == EXIT_UNFIT, info.stderr
         assert "verdict: not fit for use" in info.stdout
         assert (
-            "low battery (2700 mV under load, warning at 2750 mV): replace the cell" in info.stdout
+            f"low battery ({tired} mV under load, warning at {warning} mV): replace the cell"
+            in info.stdout
         )
         as_json = json.loads(amr("info", "--port", port, "--json").stdout)
         assert as_json["verdict"] == [
             {
-                "reason": "low battery (2700 mV under load, warning at 2750 mV)",
+                "reason": f"low battery ({tired} mV under load, warning at {warning} mV)",
                 "next_step": "replace the cell",
             }
         ]

@@ -9,15 +9,15 @@ at the boot current), the bulk capacitor charged at rest (deep sleep) before:
   ~3 ms advertising event at the profile's peak_ua.advertising every
   advertising interval (firmware/amr/radio.py _INTERVAL_US), the current
   between events such that the mean is the profile's advertising current;
-- scanning: an alert's burst (config burst_ms) with the acknowledgement
-  scan: a window of _SCAN_WINDOW_US at peak_ua.scanning every
-  _SCAN_INTERVAL_US, advertising (its mean current) in between.
+- scanning: an alert: its burst (config burst_ms, advertising events as
+  above), asleep until the first retry (config retry_first_s), then the
+  retry's advertising with the acknowledgement scan: a window of
+  _SCAN_WINDOW_US at peak_ua.scanning every _SCAN_INTERVAL_US, advertising
+  (its mean current) in between. The burst does not scan (radio.py).
 
 Pulses are constant-current (first order: the boost converter draws more as
 the voltage falls, so the true sag near the threshold is a little deeper).
-Each session starts from a capacitor charged at rest: for a capacitor large
-enough to carry a whole session, the alert's first retry 2 s after the burst
-finds it less than full, so such a size is a lower bound."""
+Each session starts from a capacitor charged at rest."""
 
 from __future__ import annotations
 
@@ -42,15 +42,19 @@ def sessions(
     between = (adv * period - peak * ADV_EVENT_MS) / (period - ADV_EVENT_MS)
     between = min(adv, max(0.0, between))
     boot = PulseTrain(spec.wake_to_app_ms, currents["boot"])
+
+    def advertising(ms: float) -> PulseTrain:
+        return PulseTrain(ms, between, peak, ADV_EVENT_MS, period)
+
     return {
-        "advertising": [
-            boot,
-            PulseTrain(timing.heartbeat_advertise_ms, between, peak, ADV_EVENT_MS, period),
-        ],
+        "advertising": [boot, advertising(timing.heartbeat_advertise_ms)],
         "scanning": [
             boot,
+            advertising(timing.burst_ms),
+            PulseTrain(timing.retry_first_ms, currents["deep_sleep"]),
+            boot,
             PulseTrain(
-                timing.burst_ms,
+                timing.retry_advertise_ms,
                 adv,
                 spec.peak_ua["scanning"],
                 timing.scan_window_ms,

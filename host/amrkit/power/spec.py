@@ -66,6 +66,7 @@ class RadioTiming:
     scan_interval_ms: float
     scan_window_ms: float
     burst_ms: float
+    retry_first_ms: float
     retry_advertise_ms: float
     heartbeat_advertise_ms: float
     service_max_ms: float
@@ -92,6 +93,7 @@ def radio_timing() -> RadioTiming:
         scan_interval_ms=_const("radio", "_SCAN_INTERVAL_US") / 1000,
         scan_window_ms=_const("radio", "_SCAN_WINDOW_US") / 1000,
         burst_ms=float(config.DEFAULTS["burst_ms"]),
+        retry_first_ms=float(config.DEFAULTS["retry_first_s"] * 1000),
         retry_advertise_ms=float(alert.RETRY_ADVERTISE_MS),
         heartbeat_advertise_ms=float(_const("air", "_HEARTBEAT_ADVERTISE_MS")),
         service_max_ms=float(_const("service_mode", "_MAX_MS")),

@@ -229,6 +229,7 @@ BENCH_PROFILES = (
     "android_low_latency",
     "android_balanced",
     "android_low_power",
+    "android5_low_power",
     "android_background",
 )
 
