@@ -12,7 +12,7 @@ import pytest
 
 from amrkit.boards import load_board
 from amrkit.paths import firmware_module
-from amrkit.power.brownout import bulk_needed, sessions
+from amrkit.power.brownout import bulk_needed, check, sessions
 from amrkit.power.cell import Cell, PulseTrain, pulse_end_mv, session_min_mv
 from amrkit.power.events import HOUR_MS, EventCost, event_costs
 from amrkit.power.forecast import DAY_MS, Policy, budget, forecast
@@ -167,3 +167,20 @@ def test_firmware_defaults_satisfy_the_computed_low_battery_policy() -> None:
         30, abs=0.5
     )
     assert th.reserve_days >= 7
+
+
+def test_alerts_are_judged_up_to_the_firmware_floor_heartbeats_to_the_end() -> None:
+    """Below the battery floor the firmware sends no alert (alert.py), so an
+    alert's session is checked where the gauge crosses the floor; a heartbeat
+    goes out to the end of life."""
+    report = PowerReport(BOARD, Policy())
+    fc, br = report.forecast, report.brownout
+    floor = firmware_module("config").DEFAULTS["battery_floor_mv"]
+    assert br.alerts_until_dod == pytest.approx(fc.dod_at_gauge(floor))
+    assert 0 < br.alerts_until_dod < fc.end_dod
+    assert fc.gauge_mv_at(br.alerts_until_dod) == pytest.approx(floor, abs=1)
+    # Judged to the end of life instead, the alert's session sags lower.
+    to_the_end = check(power_spec(BOARD), radio_timing(), fc.end_dod, 20.0)
+    assert to_the_end.alerts_until_dod == fc.end_dod
+    assert to_the_end.min_mv["scanning"] < br.min_mv["scanning"]
+    assert to_the_end.min_mv["advertising"] == br.min_mv["advertising"]

@@ -179,8 +179,9 @@ def _table(result: dict[str, Any]) -> None:
         "brownout",
         f"margin {margin:+d} mV at end of life, {br['cold_c']:g} C "
         f"({br['worst_session']}: {br['min_mv_end_of_life_cold'][br['worst_session']]} mV "
-        f"vs {br['brownout_mv']:.0f} mV)"
-        + ("" if where is None else f"; browns out from {100 * where:.0f} % discharge")
+        f"vs {br['brownout_mv']:.0f} mV); alerts stop at the floor, "
+        f"{100 * br['alerts_until_dod']:.1f} % discharge"
+        + ("" if where is None else f"; an alert would brown out from {100 * where:.1f} %")
         + (
             ""
             if margin >= 0

@@ -15,6 +15,11 @@ at the boot current), the bulk capacitor charged at rest (deep sleep) before:
   _SCAN_WINDOW_US at peak_ua.scanning every _SCAN_INTERVAL_US, advertising
   (its mean current) in between. The burst does not scan (radio.py).
 
+A heartbeat goes out to the end of the cell's life; an alert only while the
+gauge reads above the firmware's battery floor (alert.py sends nothing below
+it), so each session is judged up to the depth of discharge where the
+firmware still runs it.
+
 Pulses are constant-current (first order: the boost converter draws more as
 the voltage falls, so the true sag near the threshold is a little deeper).
 Each session starts from a capacitor charged at rest."""
@@ -71,12 +76,13 @@ class Brownout:
     brownout_mv: float
     bulk_uf: float
     end_dod: float
-    min_mv: dict[str, float]  # per session, at the end of life in the cold
-    margin_mv: float  # the worst session's, at the end of life in the cold
+    min_mv: dict[str, float]  # per session, at its last DoD (alerts_until_dod) in the cold
+    margin_mv: float  # the worst session's, at its last DoD in the cold
     fresh_margin_mv: float  # the worst session's, a fresh cell at temp_c
     browns_out_at_dod: float | None  # first depth of discharge with a reset, cold
     browns_out_at_dod_warm: float | None  # the same at temp_c
     worst_session: str
+    alerts_until_dod: float  # alerts go out to here: the gauge above the floor
     bulk_uf_needed: float | None  # to end of life in the cold; None: none fits
     curve: list[tuple[float, float, float]]  # (dod, worst min mV at temp_c, at cold)
 
@@ -104,11 +110,18 @@ def check(
     temp_c: float,
     tx_dbm: int | None = None,
     cold_c: float = COLD_C,
+    alerts_until_dod: float | None = None,
 ) -> Brownout:
+    """alerts_until_dod: where the gauge crosses the firmware's battery floor
+    (the end of life if None)."""
     cell = Cell(spec.nominal_mah)
     trains = sessions(spec, timing, tx_dbm)
     rest = spec.currents_ua["deep_sleep"]
     c = spec.bulk_uf
+    until = {
+        name: end_dod if name == "advertising" else min(end_dod, alerts_until_dod or end_dod)
+        for name in trains
+    }
     curve = []
     first_cold = first_warm = None
     for i in range(_GRID + 1):
@@ -131,8 +144,11 @@ def check(
             lo, hi = (lo, mid) if below else (mid, hi)
         return round(hi, 3)
 
-    at_end = _worst(cell, trains, end_dod, cold_c, c, rest)
-    if min(at_end.values()) < spec.brownout_mv:
+    at_end = {
+        name: _worst(cell, {name: t}, until[name], cold_c, c, rest)[name]
+        for name, t in trains.items()
+    }
+    if min(_worst(cell, trains, end_dod, cold_c, c, rest).values()) < spec.brownout_mv:
         first_cold = first_below(cold_c)
     if min(_worst(cell, trains, end_dod, temp_c, c, rest).values()) < spec.brownout_mv:
         first_warm = first_below(temp_c)
@@ -150,7 +166,13 @@ def check(
         browns_out_at_dod=first_cold if first_cold is None or first_cold <= end_dod else None,
         browns_out_at_dod_warm=first_warm if first_warm is None or first_warm <= end_dod else None,
         worst_session=worst,
-        bulk_uf_needed=bulk_needed(cell, trains, end_dod, cold_c, rest, spec.brownout_mv),
+        alerts_until_dod=until["scanning"],
+        bulk_uf_needed=_max_needed(
+            [
+                bulk_needed(cell, {name: t}, until[name], cold_c, rest, spec.brownout_mv)
+                for name, t in trains.items()
+            ]
+        ),
         curve=curve,
     )
 
@@ -179,6 +201,11 @@ def bulk_needed(
         mid = (lo + hi) / 2 if lo > 0 else hi / 64
         lo, hi = (lo, mid) if holds(mid) else (mid, hi)
     return _round_up(hi)
+
+
+def _max_needed(sizes: list[float | None]) -> float | None:
+    """The largest of each session's capacitor; None if one has none that fits."""
+    return None if None in sizes else max(s for s in sizes if s is not None)
 
 
 def _round_up(value: float) -> float:

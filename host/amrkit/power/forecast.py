@@ -138,6 +138,14 @@ class Forecast:
                 return a.dod + (b.dod - a.dod) * (target - a.day) / (b.day - a.day)
         return self.end_dod
 
+    def dod_at_gauge(self, mv: float) -> float:
+        """Depth of discharge where the gauge first reads below mv (the end
+        of life if it never does)."""
+        for a, b in itertools.pairwise(self.points):
+            if a.gauge_mv >= mv > b.gauge_mv:
+                return a.dod + (b.dod - a.dod) * (a.gauge_mv - mv) / (a.gauge_mv - b.gauge_mv)
+        return 0.0 if self.points and self.points[0].gauge_mv < mv else self.end_dod
+
     def gauge_mv_at(self, dod: float) -> float:
         pts = self.points
         for a, b in itertools.pairwise(pts):

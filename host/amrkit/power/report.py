@@ -6,6 +6,7 @@ from dataclasses import replace
 from typing import Any
 
 from amrkit.boards import Board
+from amrkit.paths import firmware_module
 from amrkit.power.brownout import Brownout, check
 from amrkit.power.events import EventCost, event_costs
 from amrkit.power.forecast import Forecast, Policy, forecast
@@ -21,8 +22,15 @@ class PowerReport:
         self.policy = policy
         self.events: dict[str, EventCost] = event_costs(board)
         self.forecast: Forecast = forecast(self.spec, self.events, policy)
+        # Alerts go out while the gauge reads above the firmware's floor.
+        floor = firmware_module("config").DEFAULTS["battery_floor_mv"]
         self.brownout: Brownout = check(
-            self.spec, radio_timing(), self.forecast.end_dod, policy.temp_c, policy.tx_dbm
+            self.spec,
+            radio_timing(),
+            self.forecast.end_dod,
+            policy.temp_c,
+            policy.tx_dbm,
+            alerts_until_dod=self.forecast.dod_at_gauge(floor),
         )
         currents = self.spec.currents_at(policy.tx_dbm)
         self.thresholds: Thresholds = thresholds(
@@ -83,6 +91,7 @@ class PowerReport:
                 "worst_session": br.worst_session,
                 "browns_out_at_dod": br.browns_out_at_dod,
                 "browns_out_at_dod_warm": br.browns_out_at_dod_warm,
+                "alerts_until_dod": round(br.alerts_until_dod, 3),
                 "bulk_uf_needed": br.bulk_uf_needed,
                 "ok": br.ok,
             },
