@@ -19,6 +19,8 @@ POLICIES: dict[str, Policy] = {
     "cover 4/day": Policy(cover=True, cover_per_day=4),
     "heartbeat 1 h": Policy(heartbeat_h=1),
     "default at 0 C": Policy(temp_c=0),
+    # The standby that would see every edge of a gesture (docs/firmware.md).
+    "light-sleep standby": Policy(standby="light_sleep"),
 }
 
 

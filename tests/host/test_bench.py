@@ -60,6 +60,7 @@ def test_bench_quick_reports_every_figure(tmp_path: Path) -> None:
         # More traffic never lengthens the life.
         assert policies["cover 4/day"]["years"] < policies["cover 1/day"]["years"]
         assert policies["cover 1/day"]["years"] < default["years"]
+        assert policies["light-sleep standby"]["years"] < default["years"] / 10
     margins = [r["brownout_margin_mv"] for p in power["boards"].values() for r in p.values()]
     assert power["min_brownout_margin_mv"] == min(margins)
     assert "battery life on a CR2032" in proc.stdout

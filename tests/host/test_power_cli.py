@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from amrkit.boards import load_board
+
 AMR = str(Path(sys.executable).parent / "amr")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -33,6 +35,21 @@ def test_table_shows_forecast_charge_brownout_and_thresholds(env: dict[str, str]
     for text in ("forecast", "years", "brownout", "thresholds", "heartbeat", "deep_sleep",
                  "uAh/day", "twin", "fallback"):  # fmt: skip
         assert text in result.stdout, text
+
+
+def test_a_light_sleep_standby_costs_the_light_sleep_current(env: dict[str, str]) -> None:
+    deep = json.loads(amr(env, "--json").stdout)
+    light = json.loads(amr(env, "--json", "--standby", "light_sleep").stdout)
+    by_event = light["charge_per_day_uah"]["by_event"]
+    assert "deep_sleep" not in by_event and by_event["light_sleep"] > 0
+    # Each awake event costs the same; only the standby changes.
+    assert by_event["heartbeat"] == deep["charge_per_day_uah"]["by_event"]["heartbeat"]
+    currents = load_board().currents_ua
+    ratio = currents["light_sleep"] / currents["deep_sleep"]
+    assert by_event["light_sleep"] == pytest.approx(
+        deep["charge_per_day_uah"]["by_event"]["deep_sleep"] * ratio, rel=0.01
+    )
+    assert light["life"]["days"] < deep["life"]["days"] / 10
 
 
 def test_json_has_the_fields(env: dict[str, str]) -> None:

@@ -75,6 +75,14 @@ def _plot_path(_ctx: click.Context, _param: click.Parameter, value: Path | None)
     help="Temperature the unit lives at (the brownout check adds a cold case).",
 )
 @click.option(
+    "--standby",
+    type=click.Choice(["deep_sleep", "light_sleep"]),
+    default="deep_sleep",
+    show_default=True,
+    help="Between events: deep sleep (the firmware's), or light sleep with a pin"
+    " interrupt (every edge seen, at the light-sleep current), for comparison.",
+)
+@click.option(
     "--plot",
     type=click.Path(path_type=Path, dir_okay=False),
     callback=_plot_path,
@@ -92,6 +100,7 @@ def power(
     checks_per_month: float,
     service_per_month: float,
     temp_c: float,
+    standby: str,
     plot: Path | None,
     as_json: bool,
 ) -> None:
@@ -127,6 +136,7 @@ def power(
         checks_per_month=checks_per_month,
         service_per_month=service_per_month,
         temp_c=temp_c,
+        standby=standby,
     )
     try:
         report = PowerReport(spec, policy)

@@ -44,6 +44,9 @@ class Policy:
     checks_per_month: float = 1.0
     service_per_month: float = 0.0
     temp_c: float = 20.0
+    # Between events: deep sleep (every wake a boot), or light sleep with a
+    # pin interrupt (every edge seen at once, at the light-sleep current).
+    standby: str = "deep_sleep"
 
     def rates_per_day(self) -> dict[str, float]:
         return {
@@ -62,7 +65,7 @@ class Policy:
 class Budget:
     """Charge per day at the profile's currents (as given, at 3.0 V)."""
 
-    by_event: dict[str, float]  # uAh/day: deep_sleep, self_discharge, each event
+    by_event: dict[str, float]  # uAh/day: the standby state, self_discharge, each event
     by_state: dict[str, float]  # uAh/day per power state (self-discharge apart)
     awake_ms_per_day: float
 
@@ -85,9 +88,10 @@ def budget(
         by_event[name] = rate * event.uah(currents)
         for state, ms in event.ms.items():
             by_state[state] += rate * ms * currents[state] / 3_600_000
-    asleep = max(0.0, DAY_MS - awake) * currents["deep_sleep"] / 3_600_000
-    by_state["deep_sleep"] += asleep
-    by_event = {"deep_sleep": asleep, **by_event, "self_discharge": cell.self_discharge_ua() * 24}
+    standby = policy.standby
+    asleep = max(0.0, DAY_MS - awake) * currents[standby] / 3_600_000
+    by_state[standby] += asleep
+    by_event = {standby: asleep, **by_event, "self_discharge": cell.self_discharge_ua() * 24}
     return Budget(by_event, {k: v for k, v in by_state.items() if v}, awake)
 
 
