@@ -52,6 +52,15 @@ def test_a_light_sleep_standby_costs_the_light_sleep_current(env: dict[str, str]
     assert light["life"]["days"] < deep["life"]["days"] / 10
 
 
+def test_the_stock_deployment_boots_longer_and_lives_shorter(env: dict[str, str]) -> None:
+    frozen = json.loads(amr(env, "--json").stdout)
+    stock = json.loads(amr(env, "--json", "--deployment", "stock").stdout)
+    boot = {d: r["events"]["heartbeat"]["ms"]["boot"] for d, r in (("f", frozen), ("s", stock))}
+    board = load_board()
+    assert boot["s"] - boot["f"] == board.wake_to_app["stock"] - board.wake_to_app["frozen"]
+    assert stock["life"]["days"] < frozen["life"]["days"]
+
+
 def test_json_has_the_fields(env: dict[str, str]) -> None:
     result = amr(env, "--json", "--cover", "--cover-per-day", "2", "--temp-c", "15")
     assert result.returncode == 0, result.stderr

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from amrkit.boards import DEFAULT_BOARD, profile_path
-from amrkit.cli.common import EXIT_BUILD, fail, load_board
+from amrkit.cli.common import EXIT_BUILD, deployment_option, fail, load_board
 
 _RATE = click.FloatRange(min=0)
 
@@ -29,6 +29,7 @@ def _plot_path(_ctx: click.Context, _param: click.Parameter, value: Path | None)
 
 @click.command("power")
 @click.option("--board", default=DEFAULT_BOARD, show_default=True, help="Board profile name.")
+@deployment_option
 @click.option(
     "--heartbeat-h",
     type=click.FloatRange(min=1 / 60, max=24),
@@ -91,6 +92,7 @@ def _plot_path(_ctx: click.Context, _param: click.Parameter, value: Path | None)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def power(
     board: str,
+    deployment: str | None,
     heartbeat_h: float,
     jitter_pct: float,
     cover: bool,
@@ -114,7 +116,7 @@ def power(
     from amrkit.power.report import PowerReport
     from amrkit.twin.unit import FirmwareCrash
 
-    spec = load_board(profile_path(board))
+    spec = load_board(profile_path(board), deployment)
     if spec.power != "coin":
         raise click.BadParameter(
             f"{spec.name} is powered over USB: no cell to forecast; give a coin-cell board",
