@@ -10,8 +10,9 @@
 # listens one window in every scan interval, at a phase the unit cannot
 # know. A burst at least one interval plus one window long holds a whole
 # window whatever its phase (burst_ms default: a phone scanning in the
-# background, 0.5 s in every 5 s). The first retry comes soon and exactly on time:
-# it is there to hear the acknowledgement. From the second retry on, each
+# background, 0.5 s in every 5 s; not longer, for the coin cell's end of
+# life). The first retry comes soon and exactly on time: it is there to hear
+# the acknowledgement. From the second retry on, each
 # back-off is shortened by a random part of up to a quarter of it, so
 # retries fall at phases unrelated to the phone's period (a fixed gap that
 # is close to a multiple of it would miss the same windows again and again),

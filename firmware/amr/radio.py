@@ -10,9 +10,9 @@
 # 0xFF, 8-byte tag) per alert it has verified; the tags to look for are set
 # by the app. Not during an alert's burst: a receiver acknowledges what it
 # has verified, and the burst goes on for a phone that has not heard it yet
-# whatever a gateway says, so scanning there would only draw the cell (its
-# receiver is the unit's largest current; a coin cell at the end of its life
-# could not hold it through a 10 s burst).
+# whatever a gateway says, so scanning there would only draw the cell: the
+# receiver is the unit's largest current, and near the end of its life a
+# coin cell could not hold it through a burst (docs/power.md).
 from amr import blecore
 from amr.compat import const
 from amr.contract import ADDR_NRPA, IRQ_SCAN_RESULT
