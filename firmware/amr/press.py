@@ -86,10 +86,17 @@ class Recogniser:
             self._raw = True
             return self.poll(boot_ms)
         self._count_press(0)
-        self._down = False
+        # The release may have come just before the boot and still be
+        # bouncing: the press stays down, open since the boot and not yet
+        # settled, as the awake path holds a release, so a glitch of the
+        # bounce is not a second press. (A second press that starts within
+        # release_settle_ms of the boot is merged too, as the awake path
+        # merges one that close: only a boot of more than about 140 ms can
+        # put a deliberate tap there.)
+        self._counted = True
         self._raw = False
         self._raw_since = boot_ms
-        self._down_since = boot_ms
+        self._first = boot_ms
         return self._check_multi()
 
     def held_since(self):
