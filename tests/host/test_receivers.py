@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 
-from amrkit.paths import firmware_dir
+from amrkit.boards import load_board
+from amrkit.bundle import write_bundle
+from amrkit.paths import firmware_dir, firmware_module
 from amrkit.twin.receivers import (
     ANDROID_5_LOW_POWER,
     ANDROID_BACKGROUND,
@@ -27,13 +29,17 @@ from amrkit.twin.receivers import (
     Profile,
     Scanner,
     Span,
+    live_listener,
     spans,
     unit_ack_scan,
 )
+from amrkit.twin.sim import Sim
 from amrkit.twin.unit import Boot
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 import bench_air
+from listen_cli import amr_listen
+from sim_control import control
 
 # Listens 100 ms in every 1000 ms, loses nothing: window k is [1000k, 1000k + 100)
 # on channel k % 3 (phase 0, first channel 0).
@@ -178,3 +184,47 @@ def test_alerts_from_a_virtual_unit_are_verified_and_acknowledged(profile: Profi
     # Acknowledged: the unit heard the ack at its first retry and stopped.
     assert result["retries_per_alert_mean"] == 1
     assert result["advertising_ms_per_alert_mean"] > 0 and result["scanning_ms_per_alert_mean"] > 0
+
+
+# -- the live radio: `amr sim --receiver` ------------------------------------
+
+
+def _heard_over_the_live_radio(tmp_path: Path, profile: Profile) -> list[str]:
+    """Events `amr listen` reports for a triple tap on a sim unit whose radio
+    gives receivers `profile`'s scan windows."""
+    with Sim(1, load_board(), tmp_path / "fleet", receiver=profile) as sim:
+        bundle = tmp_path / "rx.bundle"
+        write_bundle(bundle, [u.known for u in sim.units.values() if u.known], "rx test")
+        assert control(sim, {"cmd": "taps", "unit": "unit-1", "count": 3})["ok"]
+        burst_s = firmware_module("config").DEFAULTS["burst_ms"] // 1000
+        code, events, err = amr_listen(
+            bundle, tmp_path / "rx.sqlite", "rx test", "--transport", sim.ble,
+            "--duration", str(burst_s + 2),
+        )  # fmt: skip
+        assert code == 0, err
+        return [str(e["event"]) for e in events]
+
+
+def test_a_gateway_on_the_live_radio_hears_the_alert(tmp_path: Path) -> None:
+    assert "alert" in _heard_over_the_live_radio(tmp_path, GATEWAY)
+
+
+def test_a_suspended_scan_on_the_live_radio_hears_nothing(tmp_path: Path) -> None:
+    # Android's unfiltered scan with the screen off: the OS has stopped it.
+    assert _heard_over_the_live_radio(tmp_path, ANDROID_UNFILTERED_SCREEN_OFF) == []
+
+
+def test_each_live_receiver_gets_its_own_scan_phase() -> None:
+    now = [0.0]
+    listener = live_listener(ANDROID_BACKGROUND, seed=3, clock_ms=lambda: now[0])
+    first, second = listener(), listener()
+    heard: tuple[list[float], list[float]] = ([], [])
+    for step in range(1024):  # one scan interval, an event every 10 ms
+        now[0] = step * 10.0
+        for hears, times in zip((first, second), heard, strict=True):
+            if hears():
+                times.append(now[0])
+    for times in heard:
+        # Only inside its one window of the interval (less the losses).
+        assert times and times[-1] - times[0] <= ANDROID_BACKGROUND.window_ms
+    assert heard[0][0] != heard[1][0]  # phases of their own

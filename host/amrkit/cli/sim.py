@@ -22,6 +22,7 @@ from amrkit.cli.common import (
     load_board,
     writable_dir,
 )
+from amrkit.twin.receivers import PROFILES
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -38,6 +39,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 )
 @click.option("--blank", is_flag=True, help="Units with nothing provisioned (a factory-new board).")
 @click.option(
+    "--receiver",
+    type=click.Choice(sorted(PROFILES)),
+    help="How receivers that connect to the radio listen: a phone's scan windows and"
+    " losses (amrkit.twin.receivers) [every advertising event heard].",
+)
+@click.option(
     "--speed",
     type=click.FloatRange(min=0, min_open=True),
     default=1000.0,
@@ -52,6 +59,7 @@ def sim(
     deployment: str | None,
     directory: Path | None,
     blank: bool,
+    receiver: str | None,
     speed: float,
 ) -> None:
     """Run virtual units until interrupted: one JSON line per unit says how to
@@ -76,7 +84,8 @@ def sim(
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     try:
-        with Sim(units, profile, directory, blank=blank, speed=speed) as fleet:
+        listens = None if receiver is None else PROFILES[receiver]
+        with Sim(units, profile, directory, blank=blank, speed=speed, receiver=listens) as fleet:
             for sim_unit in fleet.units.values():
                 click.echo(json.dumps(sim_unit.announce()), nl=True)
             sys.stdout.flush()

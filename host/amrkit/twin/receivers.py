@@ -78,10 +78,12 @@ minutes, docs/protocol.md section 6.2).
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -332,12 +334,41 @@ class Scanner:
                 t = event + channel * CHANNEL_STEP_MS
                 if t + PACKET_MS > span.end_ms:
                     break
-                listening = self.channel_at(t)
-                if listening is None or not (self.profile.all_channels or listening == channel):
-                    continue
-                if self.rng.random() >= self.profile.loss:
+                if self._listens(t, channel) and self.rng.random() >= self.profile.loss:
                     yield t
+
+    def hears_event(self, t: float) -> bool:
+        """Does an advertising event that starts at t (one packet on each
+        channel in turn) reach the receiver?"""
+        for channel in range(CHANNELS):
+            at = t + channel * CHANNEL_STEP_MS
+            if self._listens(at, channel):
+                return self.rng.random() >= self.profile.loss
+        return False
+
+    def _listens(self, t: float, channel: int) -> bool:
+        listening = self.channel_at(t)
+        return listening is not None and (self.profile.all_channels or listening == channel)
 
     def first_heard(self, span: Span) -> float | None:
         """When the receiver first gets this frame, or None if it never does."""
         return next(self.heard(span), None)
+
+
+def _wall_ms() -> float:
+    return time.monotonic() * 1000
+
+
+def live_listener(
+    profile: Profile, seed: int | str = 0, clock_ms: Callable[[], float] = _wall_ms
+) -> Callable[[], Callable[[], bool]]:
+    """For the twin's live radio (`amr sim --receiver`): each receiver that
+    connects gets its own Scanner, on the wall clock, and hears an
+    advertising event as that Scanner would."""
+    clients = itertools.count()
+
+    def listener() -> Callable[[], bool]:
+        scanner = Scanner(profile, random.Random(f"{seed}:{profile.name}:{next(clients)}"))
+        return lambda: scanner.hears_event(clock_ms())
+
+    return listener

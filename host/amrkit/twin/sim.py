@@ -34,6 +34,7 @@ from amrkit.twin.factory import provision, twin_keys
 from amrkit.twin.gestures import Rng, service_presses, taps, trace
 from amrkit.twin.platform._contract import NVS_FILE
 from amrkit.twin.radio_peer.device import UnitRadio
+from amrkit.twin.receivers import Profile, live_listener
 from amrkit.twin.serial import (
     FLASH_FILE,
     BootContext,
@@ -316,10 +317,14 @@ class Sim:
         *,
         blank: bool = False,
         speed: float = SPEED,
+        receiver: Profile | None = None,
     ) -> None:
         if units < 1:
             raise SimError("--units must be at least 1")
         self.board = board
+        # How receivers that connect to the radio listen (scan windows, loss);
+        # None: they hear every advertising event.
+        self.receiver = receiver
         self.speed = speed
         self.blank = blank
         self.count = units
@@ -352,7 +357,8 @@ class Sim:
 
     def _start(self) -> None:
         self.radio.start()
-        self.ble = self.radio.call(self.radio.radio.serve_tcp()).spec
+        listener = None if self.receiver is None else live_listener(self.receiver)
+        self.ble = self.radio.call(self.radio.radio.serve_tcp(listener=listener)).spec
         self._control_server = _ControlServer(self)
         self.control = f"tcp://127.0.0.1:{self._control_server.server_address[1]}"
         threading.Thread(target=self._control_server.serve_forever, daemon=True).start()

@@ -34,7 +34,7 @@ from concurrent.futures import Future
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from bumble import hci
+from bumble import hci, ll
 from bumble.controller import Controller
 from bumble.device import AdvertisingType, Device
 from bumble.host import Host
@@ -171,12 +171,32 @@ class VirtualBeacon:
         await self.host.close()
 
 
+# Decides, as an advertising event reaches a listening controller, whether
+# that controller hears it: a receiver that listens in scan windows.
+Hears = Callable[[], bool]
+
+
+class _ListeningController(Controller):
+    """A controller that hears an advertising PDU only when `hears()` says so
+    (connection PDUs always reach it)."""
+
+    def __init__(self, *args: Any, hears: Hears, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._hears = hears
+
+    def on_ll_advertising_pdu(self, packet: ll.AdvertisingPdu) -> None:
+        if isinstance(packet, ll.AdvInd | ll.AdvExtInd) and not self._hears():
+            return
+        super().on_ll_advertising_pdu(packet)
+
+
 class _HciConnection(asyncio.Protocol):
     """One TCP client = one fresh controller on the radio's link."""
 
-    def __init__(self, radio: VirtualRadio, label: str) -> None:
+    def __init__(self, radio: VirtualRadio, label: str, hears: Hears | None = None) -> None:
         self._radio = radio
         self._label = label
+        self._hears = hears
         self._source = StreamPacketSource()
         self.controller: Controller | None = None
         self.transport: asyncio.WriteTransport | None = None
@@ -185,7 +205,10 @@ class _HciConnection(asyncio.Protocol):
         assert isinstance(transport, asyncio.WriteTransport)
         self.transport = transport
         self.controller = self._radio.add_controller(
-            self._label, host_source=self._source, host_sink=StreamPacketSink(transport)
+            self._label,
+            host_source=self._source,
+            host_sink=StreamPacketSink(transport),
+            hears=self._hears,
         )
 
     def data_received(self, data: bytes) -> None:
@@ -258,15 +281,17 @@ class VirtualRadio:
         *,
         host_source: Any = None,
         host_sink: Any = None,
+        hears: Hears | None = None,
     ) -> Controller:
-        """A new controller on this radio's link (call from the radio's loop)."""
+        """A new controller on this radio's link (call from the radio's loop);
+        with `hears`, one that hears an advertising event only when it says so."""
         self._check_loop()
-        return Controller(
-            label or f"C{next(_counter)}",
-            host_source=host_source,
-            host_sink=host_sink,
-            link=self.link,
-        )
+        name = label or f"C{next(_counter)}"
+        if hears is not None:
+            return _ListeningController(
+                name, host_source=host_source, host_sink=host_sink, link=self.link, hears=hears
+            )
+        return Controller(name, host_source=host_source, host_sink=host_sink, link=self.link)
 
     async def open_host(self, name: str = "amrkit", address: str | None = None) -> BumbleHost:
         """A powered-on bumble host with its own controller on the link."""
@@ -312,14 +337,22 @@ class VirtualRadio:
             raise
         return beacon
 
-    async def serve_tcp(self, host: str = "127.0.0.1", port: int = 0) -> HciTcpServer:
-        """Serve HCI over TCP; port 0 picks a free port (see ``.port``/``.spec``)."""
+    async def serve_tcp(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        listener: Callable[[], Hears] | None = None,
+    ) -> HciTcpServer:
+        """Serve HCI over TCP; port 0 picks a free port (see ``.port``/``.spec``).
+        With `listener`, each client's controller hears advertising events as
+        the predicate listener() makes for it says (a receiver's scan windows)."""
         self._check_loop()
         loop = asyncio.get_running_loop()
         labels = itertools.count(1)
 
         def protocol() -> _HciConnection:
-            connection = _HciConnection(self, f"tcp{next(labels)}")
+            hears = listener() if listener is not None else None
+            connection = _HciConnection(self, f"tcp{next(labels)}", hears)
             self._connections.add(connection)
             return connection
 
