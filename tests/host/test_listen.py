@@ -15,6 +15,7 @@ from listen_cli import amr_listen
 from amrkit.boards import load_board
 from amrkit.bundle import BundleError, read_bundle, write_bundle
 from amrkit.cli import EXIT_INPUT, EXIT_KEYS, main
+from amrkit.paths import firmware_module
 from amrkit.protocol import KnownUnit
 from amrkit.twin.factory import provision
 from amrkit.twin.gestures import Rng, taps, trace
@@ -33,7 +34,8 @@ def capture_from_twin(tmp_path: Path) -> tuple[Path, list[KnownUnit]]:
         if pressed:
             rng = Rng(4)
             unit.press(2_000, trace(rng, taps(rng, 3)))
-        unit.run_until(2 * 3600_000)
+        # Past the first heartbeat.
+        unit.run_until(firmware_module("config").DEFAULTS["heartbeat_s"] * 1000 + 60_000)
         lines += [
             {"t": e["t"] / 1000, "ad": e["data"], "rssi": -60}
             for b in unit.boots

@@ -90,7 +90,8 @@ def test_a_stuck_contact_raises_one_alarm_sleeps_until_release_and_is_a_fault(
     tmp_path: Path,
 ) -> None:
     unit = make_unit(tmp_path)
-    held_until = 10_000 + 3700_000  # past a heartbeat
+    beat_ms = firmware_module("config").DEFAULTS["heartbeat_s"] * 1000
+    held_until = 10_000 + beat_ms + 100_000  # past a heartbeat
     unit.press(10_000, [(0, True), (held_until - 10_000, False)])
     unit.run_until(held_until - 1)
     assert len(lines(unit, "reserved and persisted")) == 1  # the hold's alarm, once

@@ -86,7 +86,8 @@ def run_demo(board: Board, out: Callable[[str], None] = print) -> dict[str, int]
     """Run the scenario; returns the unit's diagnostics at the end."""
     with tempfile.TemporaryDirectory(prefix="amr-demo-") as tmp:
         unit = VirtualUnit(Path(tmp) / "unit-1", board)
-        phone = Phone(unit, provision(unit), out)
+        known = provision(unit)
+        phone = Phone(unit, known, out)
         out(
             f"Virtual {board.chip} unit on board {board.name} "
             f"({board.deployment} image, wake to app {board.wake_to_app_ms} ms), "
@@ -108,8 +109,11 @@ def run_demo(board: Board, out: Callable[[str], None] = print) -> dict[str, int]
         out("\n# 00:04:00 the phone is back in range: it hears a retry and acknowledges")
         phone.answering = True
         unit.run_until(6 * 60_000, on_boot=phone.hear)
-        out("\n# An hour later the heartbeat wakes the unit by its timer")
-        unit.run_until(3_700_000, on_boot=phone.hear)
+        beat_h = known.heartbeat_s / 3600
+        out(
+            f"\n# {beat_h:g} hours after the cell went in the heartbeat wakes the unit by its timer"
+        )
+        unit.run_until(known.heartbeat_s * 1000 + 100_000, on_boot=phone.hear)
         diag = firmware_module("diag").decode(_diag_bytes(unit))
         counters = diag.as_dict() if diag else {}
         out("\n# Diagnostics kept across deep sleep (RTC memory)")

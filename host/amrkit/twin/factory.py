@@ -23,9 +23,12 @@ def twin_unit_id(unit: VirtualUnit) -> bytes:
     return hashlib.sha256(b"AMR twin unit " + unit.directory.name.encode()).digest()[:8]
 
 
-def twin_keys(unit: VirtualUnit, heartbeat_s: int = 3600) -> KnownUnit:
-    """What a receiver needs to know about a twin unit provisioned earlier."""
+def twin_keys(unit: VirtualUnit, heartbeat_s: int | None = None) -> KnownUnit:
+    """What a receiver needs to know about a twin unit provisioned earlier
+    (its heartbeat the firmware's default unless given)."""
     unit_id = twin_unit_id(unit)
+    if heartbeat_s is None:
+        heartbeat_s = firmware_module("config").DEFAULTS["heartbeat_s"]
     return KnownUnit(unit_id.hex(), derive_keys(TWIN_REGISTRY_SECRET, unit_id), heartbeat_s)
 
 
