@@ -5,11 +5,12 @@ from firmware/image/boards/<BOARD>/: the app frozen in (its manifest.py) and
 the fast-boot settings of its sdkconfig.board (docs/firmware.md, "Production
 image"). This script:
 
-1. regenerates firmware/amr/board.py from the board profile (as `amr build`
-   does), since the image freezes that file;
-2. checks for the toolchain: a MicroPython source tree in $MICROPY_DIR (with
+1. checks for the toolchain: a MicroPython source tree in $MICROPY_DIR (with
    ports/esp32) and ESP-IDF ($IDF_PATH set, idf.py on PATH, as ESP-IDF's
-   export.sh leaves them); without it, says what to install and exits 9;
+   export.sh leaves them); without it, says what to install and exits 9,
+   having written nothing;
+2. regenerates firmware/amr/board.py from the board profile (as `amr build`
+   does), since the image freezes that file;
 3. runs MicroPython's own build, `make -C $MICROPY_DIR/ports/esp32
    BOARD_DIR=<board dir>` (mpy-cross and the port's submodules first), with
    its build directory under build/<board>/image/idf;
@@ -171,11 +172,12 @@ def build_image(board: str, out_dir: Path, env: Mapping[str, str]) -> Path:
             "firmware/ (firmware/image/boards/*/manifest.py); unset AMR_FIRMWARE",
             EXIT_INPUT,
         )
-    print(f"wrote {write_board_module(profile)}")
-
     missing = missing_toolchain(env)
     if missing:
         raise ImageError(toolchain_help(board, missing), EXIT_TOOLCHAIN)
+    # Only now, with a build to come: the tree's board module is what the
+    # running twins and tests import.
+    print(f"wrote {write_board_module(profile)}")
 
     micropy = Path(env["MICROPY_DIR"]).resolve()
     image = (out_dir / board / "image").resolve()

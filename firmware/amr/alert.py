@@ -25,7 +25,6 @@
 # back-off) and stops after a few retries, as an acknowledged alert does; its
 # frames are heartbeats, so only the receiver can tell it from an alert.
 import math
-import random
 
 from amr import rtcmem
 from amr.compat import const
@@ -49,15 +48,10 @@ def cover_gap_ms(random_u32, per_day):
     return int(-math.log(u) * 86400000 / per_day)
 
 
-def _random_u32():
-    return random.getrandbits(32)
-
-
 class Sequencer:
-    def __init__(self, cfg, counters, random_u32=None):
-        # The back-off jitter's source: seeded from the hardware RNG on the
-        # chip; tests pass their own.
-        self._random = random_u32 or _random_u32
+    def __init__(self, cfg, counters, random_u32):
+        # The back-off jitter's source: the chip's hardware RNG (hw.Chip).
+        self._random = random_u32
         self._burst = cfg["burst_ms"]
         self._first = cfg["retry_first_s"] * 1000
         self._cap = min(cfg["retry_max_s"] * 1000, _MAX_BACKOFF_MS)

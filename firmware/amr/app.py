@@ -81,7 +81,7 @@ class App:
         rtc.flags &= ~(rtcmem.SCHEDULED | rtcmem.SERVICE)
         self._keep()
         sealer = Sealer(keys)
-        self.alerts = Sequencer(cfg, Counters(store, state, resume_at))
+        self.alerts = Sequencer(cfg, Counters(store, state, resume_at), chip.random_u32)
         self.alerts.restore(now, rtc.snapshot)
         self.gauge = BatteryGauge(chip, cfg, self.log)
         self.air = AirQueue(chip, self.radio, sealer, self.alerts, self.gauge, self.log, cfg)

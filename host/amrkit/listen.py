@@ -177,6 +177,11 @@ async def listen(
         stop.set()
         if forwarder is not None:
             forwarder.join(timeout=5)
+            if outbox is not None and not forwarder.is_alive():
+                # Events put since the forwarder's last pass (the end of a
+                # capture, say) go out now; any the endpoint refuses stay
+                # queued for the next run.
+                outbox.deliver_once()
 
 
 async def session(

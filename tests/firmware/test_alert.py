@@ -12,7 +12,11 @@ from amr.store import SlotStore
 FULL_MV = 3000
 
 
-def unit(cfg=None, random_u32=None):
+def no_jitter():
+    return 0
+
+
+def unit(cfg=None, random_u32=no_jitter):
     store = SlotStore(MemBackend(), STATE[1])
     counters = Counters(store, State())
     return Sequencer(cfg or DEFAULTS, counters, random_u32), counters, store
@@ -148,7 +152,9 @@ def test_schedule_survives_deep_sleep_through_rtc_snapshot():
     seq.due(seq.next_due(), FULL_MV)
     due, snapshot = seq.next_due(), seq.snapshot()
     # Reboot after deep sleep: state from flash, schedule from RTC memory.
-    again = Sequencer(DEFAULTS, Counters(store, decode_state(store.load()), counters.next))
+    again = Sequencer(
+        DEFAULTS, Counters(store, decode_state(store.load()), counters.next), no_jitter
+    )
     again.restore(due - 5, snapshot)
     assert again.next_due() == due
     assert again.due(due, FULL_MV)[0][:2] == (alert, 2)
@@ -157,7 +163,7 @@ def test_schedule_survives_deep_sleep_through_rtc_snapshot():
 def test_after_power_loss_pending_alerts_are_retried_at_once():
     seq, _, store = unit()
     alert = seq.alarm(0)
-    again = Sequencer(DEFAULTS, Counters(store, decode_state(store.load()), None))
+    again = Sequencer(DEFAULTS, Counters(store, decode_state(store.load()), None), no_jitter)
     again.restore(777)  # RTC memory was lost with the power
     assert again.due(777, FULL_MV)[0][:2] == (alert, 1)
 
@@ -201,10 +207,10 @@ def test_cover_sequences_survive_deep_sleep_but_not_power_loss():
     seq.cover(0, 7)  # the longest sequence
     seq.due(0, FULL_MV)
     snapshot, due = seq.snapshot(), seq.next_due()
-    again = Sequencer(DEFAULTS, Counters(store, State(), counters.next))
+    again = Sequencer(DEFAULTS, Counters(store, State(), counters.next), no_jitter)
     again.restore(due, snapshot)
     assert again.busy == 1 and again.due(due, FULL_MV)[0][1] == 1
-    lost = Sequencer(DEFAULTS, Counters(store, State(), None))
+    lost = Sequencer(DEFAULTS, Counters(store, State(), None), no_jitter)
     lost.restore(due)
     assert lost.busy == 0
 

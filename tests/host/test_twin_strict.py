@@ -109,7 +109,8 @@ def test_a_stuck_contact_raises_one_alarm_sleeps_until_release_and_is_a_fault(
     assert held[0].ended_ms - held[0].started_ms <= busy_ms + BOARD.wake_to_app_ms
     assert len(held) > 10
     assert all(b.wake_reason != GPIO_WAKE for b in held[1:])
-    assert all(b.ended_ms - b.started_ms < 2_000 for b in held[1:])
+    # (A retry and a heartbeat due together share one wake: 1 s each.)
+    assert all(b.ended_ms - b.started_ms < 2_500 for b in held[1:])
     assert all(b.wake_on_pressed is False for b in held)  # armed to wake on release
     # Letting go wakes it; that is not a press, and the button works again.
     unit.run_until(held_until + 10_000)
