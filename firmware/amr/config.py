@@ -24,7 +24,7 @@ _TABLE = (
     ("service_pause_min_ms", "H", 1200, 8000, 2500),  # ... with pauses between pairs
     ("service_pause_max_ms", "H", 2000, 15000, 6000),  # ... in this range
     # Every 6 h: the policy the reference board's two years on a CR2032 are
-    # computed for (docs/power.md; hourly beats would give under one year).
+    # computed for (docs/power.md; hourly beats would give 1.1 years).
     # The receiver reports a unit silent after 2.5 intervals, 15 h.
     ("heartbeat_s", "I", 60, 86400, 21600),
     # Initial alert burst: one scan interval plus one window of a phone
