@@ -409,10 +409,13 @@ def _check_not_older(port: str, version: str, force: bool) -> None:
     except Exception as err:
         raise FlashError(port, "unit", _port_problem(port, err)) from err
     try:
-        try:
-            transport.enter_raw_repl(soft_reset=False, timeout_overall=2)
-        except TransportError:
-            return  # no MicroPython answering (blank, or in the loader): nothing to keep
+        transport.enter_raw_repl(soft_reset=False, timeout_overall=2)
+    except TransportError:
+        # No MicroPython answering (blank, or in the loader): nothing to keep,
+        # and no app to hand back.
+        _close(transport)
+        return
+    try:
         release = _read_unit_release(transport)
     finally:
         _hand_back(port, transport)  # a refused downgrade leaves the app running

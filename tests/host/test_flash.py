@@ -76,6 +76,18 @@ def test_flash_two_units_in_parallel(fleet: SimpleNamespace) -> None:
     assert app_hash_on_unit(a) == manifest["app_hash"]
 
 
+def test_a_blank_board_is_flashed_without_a_word_about_its_app(
+    fleet: SimpleNamespace, tmp_path: Path
+) -> None:
+    # Nothing answers on a blank board before the flash: no app to hand back,
+    # so no warning that it did not restart (the EN reset at the end starts it).
+    with Sim(1, load_board(), tmp_path / "blank", blank=True) as sim:
+        url = str(sim.units["unit-1"].announce()["serial"])
+        result = amr("flash", "--port", url, "--image", str(fleet.image), "--app", str(fleet.app))
+    assert result.returncode == 0, result.stderr
+    assert "did not restart its app" not in result.stderr + result.stdout
+
+
 def test_the_hash_check_catches_a_file_altered_on_the_unit(fleet: SimpleNamespace) -> None:
     manifest = read_release_manifest(fleet.app)
     assert amr("flash", "--port", fleet.urls[1], "--image", str(fleet.image),
