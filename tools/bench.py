@@ -67,7 +67,7 @@ from pathlib import Path
 from typing import Any
 
 from amrkit import build
-from amrkit.boards import DEPLOYMENTS, board_names, load_board
+from amrkit.boards import DEPLOYMENTS, Board, board_names, load_board
 from amrkit.paths import firmware_dir, micropython_binary, platform_dir
 from amrkit.protocol import Frame, Kind, derive_keys, encode
 
@@ -127,32 +127,26 @@ def run_press_bench(traces: int, rounds: int, boots_ms: list[int]) -> dict[str, 
     return run_micropython(PRESS_SCRIPT, str(traces), str(rounds), boots)
 
 
-def wake_times() -> dict[str, dict[str, int]]:
-    """Every board's wake-to-app time for each deployment, and its default."""
-    out: dict[str, dict[str, int]] = {}
-    for name in board_names():
-        board = load_board(name)
-        out[name] = dict(board.wake_to_app)
-    return out
-
-
-def recognition(raw: dict[str, Any], wakes: dict[str, dict[str, int]]) -> dict[str, Any]:
+def recognition(raw: dict[str, Any], boards: list[Board]) -> dict[str, Any]:
     """Alarm gestures recognised by a unit they woke, for each board and
     deployment (the board's default marked), against an awake unit."""
     rates = raw["recognised_pct"]
-    boards: dict[str, Any] = {}
-    for name, deployments in wakes.items():
-        default = load_board(name).deployment
-        boards[name] = {
-            deployment: {
-                "wake_to_app_ms": ms,
-                "default": deployment == default,
-                **rates[str(ms)],
-                "chatter_alarms": raw["chatter_alarms_woken"][str(ms)],
+    return {
+        "traces": raw["traces"],
+        "awake": rates["awake"],
+        "boards": {
+            board.name: {
+                deployment: {
+                    "wake_to_app_ms": ms,
+                    "default": deployment == board.deployment,
+                    **rates[str(ms)],
+                    "chatter_alarms": raw["chatter_alarms_woken"][str(ms)],
+                }
+                for deployment, ms in board.wake_to_app.items()
             }
-            for deployment, ms in deployments.items()
-        }
-    return {"traces": raw["traces"], "awake": rates["awake"], "boards": boards}
+            for board in boards
+        },
+    }
 
 
 def frame_figures(calls: int, rounds: int) -> dict[str, Any]:
@@ -206,8 +200,10 @@ def figures(
     store: tuple[int, int] = FULL_STORE,
     air_presses: int = FULL_AIR_PRESSES,
 ) -> dict[str, Any]:
-    wakes = wake_times()
-    raw = run_press_bench(traces, rounds, sorted({ms for w in wakes.values() for ms in w.values()}))
+    boards = [load_board(name) for name in board_names()]
+    raw = run_press_bench(
+        traces, rounds, sorted({ms for b in boards for ms in b.wake_to_app.values()})
+    )
     presses: int = raw["presses"]
     files, size = bundle_bytes(board)
     rec_us = raw["recogniser_us"] / presses
@@ -233,7 +229,7 @@ def figures(
             "alarms_per_1000": round(1000 * raw["chatter_alarms"] / raw["chatter_traces"], 2),
             "alarms_woken": sum(raw["chatter_alarms_woken"].values()),
         },
-        "recognition_pct": recognition(raw, wakes),
+        "recognition_pct": recognition(raw, boards),
         "receiver": bench_receiver.figures(RECEIVER_UNITS, receiver_frames, receiver_rounds),
         "frame": frame_figures(FRAME_CALLS, rounds),
         "twin_fleet": bench_twin.fleet_speed(board, *fleet),

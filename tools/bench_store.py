@@ -35,7 +35,6 @@ import json
 import os
 import resource
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -53,6 +52,7 @@ from typing import Any
 from amrkit import build, flashing
 from amrkit.boards import load_board
 from amrkit.release import read_release_manifest
+from amrkit.twin.control import send
 from amrkit.twin.serial.image import stand_in_image
 from amrkit.twin.sim import Sim
 
@@ -187,13 +187,9 @@ def _settle(store: _Store, name: str) -> float:
     return time.monotonic() - started
 
 
-def control(sim: Sim, command: dict[str, object]) -> dict[str, Any]:
+def control(sim: Sim, command: dict[str, Any]) -> dict[str, Any]:
     """One command to the sim's control port, as `amr sim press` sends it."""
-    host, port = sim.control.removeprefix("tcp://").split(":")
-    with socket.create_connection((host, int(port)), timeout=30) as s:
-        s.sendall(json.dumps(command).encode() + b"\n")
-        reply: dict[str, Any] = json.loads(s.makefile().readline())
-    return reply
+    return send(sim.control.removeprefix("tcp://"), command, timeout_s=30)
 
 
 # -- the steps ---------------------------------------------------------------------

@@ -22,6 +22,7 @@ from amrkit.paths import firmware_module, micropython_binary
 from amrkit.receiver import Receiver
 from amrkit.twin.factory import provision
 from amrkit.twin.gestures import Rng, taps, trace
+from amrkit.twin.receivers import acknowledge_alert
 from amrkit.twin.unit import VirtualUnit
 
 _ALARM = re.compile(r"amr: \[(\d+) ms\] gesture: alarm")
@@ -127,20 +128,7 @@ def woken_fast_triple_taps(board_name: str, deployment: str, presses: int) -> di
             if not any(_ALARM.match(line) for line in boot.lines):
                 continue
             recognised += 1
-            for sent in (e for e in boot.events if e["kind"] == "advertise"):
-                alert = next(
-                    (
-                        e
-                        for e in rx.feed(bytes.fromhex(sent["data"]), sent["t"] / 1000)
-                        if e["event"] == "alert"
-                    ),
-                    None,
-                )
-                if alert is not None:
-                    unit.air(
-                        rx.ack_ad(known.unit, alert["alert_id"]), sent["t"], sent["t"] + 120_000
-                    )
-                    break
+            acknowledge_alert(unit, boot, rx, known.unit)
             unit.run_until(at + _GAP_MS // 2)
     return {
         "deployment": deployment,

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import socket
 from typing import Any
 
+from amrkit.twin.control import send
 from amrkit.twin.sim import Sim
 
 
-def control(sim: Sim, command: dict[str, object]) -> dict[str, Any]:
-    """Send one JSON command line; the JSON reply."""
-    host, port = sim.control.removeprefix("tcp://").split(":")
-    with socket.create_connection((host, int(port)), timeout=30) as s:
-        s.sendall(json.dumps(command).encode() + b"\n")
-        reply: dict[str, Any] = json.loads(s.makefile().readline())
-    return reply
+def control(sim: Sim, command: dict[str, Any]) -> dict[str, Any]:
+    """Send one JSON command line (amrkit.twin.control, as `amr sim press` does); the reply."""
+    return send(sim.control.removeprefix("tcp://"), command, timeout_s=30)

@@ -23,12 +23,12 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from amrkit.boards import Board
 from amrkit.paths import firmware_dir, firmware_module, platform_dir
 from amrkit.power.spec import radio_timing
 from amrkit.twin.energy import STATES, account
+from amrkit.twin.receivers import acknowledge_alert
 from amrkit.twin.unit import Boot, VirtualUnit
 
 TWIN = "twin"
@@ -88,18 +88,6 @@ def _press(unit: VirtualUnit, at_ms: int, seed: int) -> None:
 
     rng = Rng(seed)
     unit.press(at_ms, trace(rng, taps(rng, 3)))
-
-
-def _ack(unit: VirtualUnit, boot: Boot, receiver: Any, known: Any) -> None:
-    """Let the receiver verify the alert in `boot` and acknowledge it."""
-    for first in (e for e in boot.events if e["kind"] == "advertise"):
-        events = receiver.feed(bytes.fromhex(first["data"]), first["t"] / 1000)
-        alert = next((e for e in events if e["event"] == "alert"), None)
-        if alert is not None:
-            ack = receiver.ack_ad(known.unit, alert["alert_id"])
-            unit.air(ack, first["t"], first["t"] + 120_000)
-            return
-    raise RuntimeError("the twin's receiver verified no alert after the press")
 
 
 _MEASURED: dict[str, dict[str, EventCost]] = {}
@@ -173,7 +161,8 @@ def _measure(board: Board) -> dict[str, EventCost]:
         at = 2 * HOUR_MS + 5 * 60_000
         _press(unit, at, 1)
         first = unit.run_until(at + 1)
-        _ack(unit, first[-1], receiver, known)
+        if acknowledge_alert(unit, first[-1], receiver, known.unit) is None:
+            raise RuntimeError("the twin's receiver verified no alert after the press")
         rest = unit.run_until(at + _ALERT_WINDOW_MS)
         out["alert"] = EventCost("alert", _awake(board, first + rest), TWIN)
 

@@ -85,9 +85,13 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from amrkit.paths import firmware_dir
+
+if TYPE_CHECKING:
+    from amrkit.receiver import Receiver
+    from amrkit.twin.unit import Boot, VirtualUnit
 
 ADV_DELAY_MAX_MS = 10.0  # advDelay: 0-10 ms added to every advertising interval
 CHANNELS = 3  # 37, 38, 39
@@ -372,3 +376,20 @@ def live_listener(
         return lambda: scanner.hears_event(clock_ms())
 
     return listener
+
+
+def acknowledge_alert(
+    unit: VirtualUnit, boot: Boot, receiver: Receiver, unit_id: str
+) -> dict[str, Any] | None:
+    """A receiver that hears every frame: fed the boot's frames in order until
+    one verifies as an alert (a routine frame due at the same wake may go out
+    first), it acknowledges that alert on the air from that frame for
+    ACK_ON_AIR_MS. The alert event, or None if no frame was one."""
+    for sent in (e for e in boot.events if e["kind"] == "advertise"):
+        events = receiver.feed(bytes.fromhex(sent["data"]), sent["t"] / 1000)
+        alert = next((e for e in events if e["event"] == "alert"), None)
+        if alert is not None:
+            ack = receiver.ack_ad(unit_id, alert["alert_id"])
+            unit.air(ack, sent["t"], sent["t"] + ACK_ON_AIR_MS)
+            return alert
+    return None
