@@ -48,6 +48,7 @@ from amrkit.twin.platform._contract import (
     COMMITS,
     CUT_AFTER,
     CUT_AT_COMMIT,
+    CUT_AT_MS,
     DIR_ENV,
     DRAWS,
     EVENTS_FILE,
@@ -212,12 +213,17 @@ class VirtualUnit:
         with self._lock:
             self._update_unit_json({RTC_ANCHOR: [int(time.time() * 1000), rtc_ms, rate]})
 
-    def power_on(self, cut_at_commit: int | None = None, cut_after: bool = False) -> Boot:
-        """Insert a cell: RTC memory is lost, flash is kept."""
+    def power_on(
+        self,
+        cut_at_commit: int | None = None,
+        cut_after: bool = False,
+        cut_at_ms: int | None = None,
+    ) -> Boot:
+        """Insert a cell: RTC memory is lost, flash is kept. The cuts as for run_until()."""
         (self.directory / RTC_FILE).unlink(missing_ok=True)
         with self._lock:
             self._stopped_at = None
-        return self._boot(PWRON_RESET, 0, cut_at_commit, cut_after)
+        return self._boot(PWRON_RESET, 0, cut_at_commit, cut_after, cut_at_ms)
 
     def interrupt(self, at_ms: int | None = None, wait_s: float = INTERRUPT_WAIT_S) -> bool:
         """A Ctrl-C on the serial port (the jig's session): the app stops where
@@ -261,7 +267,7 @@ class VirtualUnit:
                 self.clock_ms = max(self.clock_ms, self._stopped_at)
             self._stopped_at = None
         self._restart_cause = None
-        return self._boot(SOFT_RESET, 0, None, False)
+        return self._boot(SOFT_RESET, 0, None, False, None)
 
     def set_battery(self, mv: int, resistance_ohm: float | None = None) -> None:
         """A new cell (open-circuit voltage, internal resistance), seen from
@@ -320,21 +326,27 @@ class VirtualUnit:
         cut_at_commit: int | None = None,
         cut_after: bool = False,
         on_boot: Callable[[Boot], None] | None = None,
+        cut_at_ms: int | None = None,
     ) -> list[Boot]:
         """Let the unit sleep and wake until the clock reaches end_ms.
 
         on_boot sees each boot as it ends (a receiver nearby, say). A power
-        cut stops the run: the unit stays off until power_on().
+        cut stops the run: the unit stays off until power_on(). Cuts: at
+        the NVS commit numbered cut_at_commit (before or after it is
+        written), or when the clock reaches cut_at_ms, awake or asleep.
         """
         done: list[Boot] = []
         while self._asleep and self._stopped_at is None:
             wake, reason = self.next_wake()
+            if cut_at_ms is not None and (wake is None or wake > cut_at_ms) and cut_at_ms <= end_ms:
+                self.power_off(cut_at_ms)  # the cell goes while the unit sleeps
+                break
             if wake is None or wake > end_ms:
                 self.clock_ms = max(self.clock_ms, end_ms)
                 break
             self.clock_ms = wake
             cause = DEEPSLEEP_RESET if self._restart_cause is None else self._restart_cause
-            boot = self._boot(cause, reason, cut_at_commit, cut_after)
+            boot = self._boot(cause, reason, cut_at_commit, cut_after, cut_at_ms)
             done.append(boot)
             if on_boot is not None:
                 on_boot(boot)
@@ -389,12 +401,18 @@ class VirtualUnit:
     # -- one boot --------------------------------------------------------
 
     def _boot(
-        self, reset_cause: int, wake_reason: int, cut_at_commit: int | None, cut_after: bool
+        self,
+        reset_cause: int,
+        wake_reason: int,
+        cut_at_commit: int | None,
+        cut_after: bool,
+        cut_at_ms: int | None,
     ) -> Boot:
         d = self.directory
         for name in (EVENTS_FILE, EXIT_FILE):
             (d / name).unlink(missing_ok=True)
         unit = self._unit_file(reset_cause, wake_reason, cut_at_commit, cut_after)
+        unit[CUT_AT_MS] = cut_at_ms
         with self._lock:
             unit[SAMPLES] = self._recent_samples()
             (d / UNIT_FILE).write_text(json.dumps(unit))
@@ -508,6 +526,7 @@ class VirtualUnit:
             COMMITS: self.commits,
             CUT_AT_COMMIT: cut_at_commit,
             CUT_AFTER: cut_after,
+            CUT_AT_MS: None,
             RADIO: self.ble,
             HANG_AT_MS: self._hang_at,
             REALTIME: self.awake_in_real_time,

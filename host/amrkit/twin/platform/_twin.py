@@ -20,11 +20,13 @@ from _contract import (
     CLOCK_MS,
     COMMITS,
     CPU_ACTIVE,
+    CUT_AT_MS,
     DIR_ENV,
     EVENTS_FILE,
     EXIT,
     EXIT_BROWNOUT,
     EXIT_FILE,
+    EXIT_POWER_CUT,
     EXIT_WATCHDOG,
     HANG_AT_MS,
     RADIO_MV,
@@ -187,7 +189,12 @@ def _watch(end):
     stays hung, as a real one would. Checked against the virtual time asked
     for, so a slow host never looks like a hang."""
     if IN_REPL:
-        return  # the watchdog and injected hangs belong to the unit's boots
+        return  # the watchdog, injected hangs and cuts belong to the unit's boots
+    cut = UNIT.get(CUT_AT_MS)
+    if cut is not None and end >= cut:
+        advance_to(cut)
+        record("power_cut", at=cut)
+        stop(EXIT_POWER_CUT)
     at = _seen.get(HANG_AT_MS)
     if at is not None and end >= at:
         advance_to(at)
@@ -276,5 +283,8 @@ def stop(code, fields=None):
     sys.exit(code)
 
 
+if UNIT.get(CUT_AT_MS) is not None and UNIT[CUT_AT_MS] <= _now:
+    record("power_cut", at=UNIT[CUT_AT_MS])  # during the boot, before the app
+    stop(EXIT_POWER_CUT)
 if _REALTIME:
     _wait_until(_now)  # the boot itself takes its time
