@@ -139,6 +139,16 @@ class Sequencer:
         return self._counters.writes
 
     @property
+    def unsaved(self):
+        """Alerts raised while the flash refused writes, kept in RAM only."""
+        return self._counters.unsaved
+
+    @property
+    def write_fault(self):
+        """Why the flash last refused a write (a StoreFault), or None."""
+        return self._counters.write_fault
+
+    @property
     def busy(self):
         """Alerts or cover sequences still scheduled."""
         return len(self._plan)

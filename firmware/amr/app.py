@@ -136,7 +136,14 @@ class App:
             self.sleep(_BROWNOUT_REST_MS, on_release=self.chip.pressed())
             return
         self.button.start(wake, up_at, pressed)
-        self._awake()
+        try:
+            self._awake()
+        except StoreFault as fault:
+            # A write the flash refused (full, worn) where no alert hangs on
+            # it any more: a counter block, an acknowledgement.
+            self.air.stop()
+            self.fault(diagnostics.E_FLASH_WRITE, fault)
+            return
         self.button.end()
         self.sleep(on_release=self.button.stuck)
 
@@ -157,7 +164,10 @@ class App:
                 self.service_asked = False
                 self._open_service("asked over the wired link")
             service.poll(now)
-            if button.quiet(ticks) and air.idle(now) and not service.is_open:
+            # An alert the flash could not keep lives in RAM: no deep sleep
+            # (a reboot) until it is acknowledged.
+            unsaved = self.alerts.unsaved
+            if button.quiet(ticks) and air.idle(now) and not service.is_open and not unsaved:
                 break
             # Edges and radio events come in meanwhile without waking the
             # loop: never idle longer than a slice.
@@ -186,7 +196,12 @@ class App:
             # Into RTC memory now, so a brownout at the first frame keeps the count.
             self._keep()
             what = "test press" if test else "alert"
-            log.say("%s %d reserved and persisted" % (what, alert_id))
+            if alert_id in self.alerts.unsaved:
+                log.diag.error(diagnostics.E_FLASH_WRITE)
+                why = self.alerts.write_fault
+                log.say("%s %d reserved in RAM only: %s" % (what, alert_id, why))
+            else:
+                log.say("%s %d reserved and persisted" % (what, alert_id))
             if self.alerts.evicted is not None:
                 log.say("alert %d no longer retried: too many pending" % self.alerts.evicted)
         elif event == press.REJECTED:

@@ -33,12 +33,14 @@ E_STATE = const(2)
 E_BATTERY_FLOOR = const(3)
 E_KEYS = const(4)
 E_STUCK_BUTTON = const(5)
+E_FLASH_WRITE = const(6)
 FAULT_NAMES = {
     E_CONFIG: "config unreadable",
     E_STATE: "counter state unreadable",
     E_BATTERY_FLOOR: "battery below floor",
     E_KEYS: "keys unreadable",
     E_STUCK_BUTTON: "stuck button",
+    E_FLASH_WRITE: "flash write failed",
 }
 
 SIZE = const(72)

@@ -24,7 +24,7 @@
 import struct
 
 from amr.compat import const
-from amr.store import StoreFault
+from amr.store import WRITE_FAILED, StoreFault
 
 COUNTER_BLOCK = const(64)
 MAX_PENDING = const(4)
@@ -132,6 +132,8 @@ class Counters:
         self.writes = 0  # saves done, for wear diagnostics
         self.evicted = None
         self.dropped = 0
+        self.unsaved = []  # alert ids raised while the flash refused writes: in RAM only
+        self.write_fault = None  # the StoreFault of the last refused write, for the log
         low = state.pending[-1] + 1 if state.pending else 0
         if resume_at is None or not low <= resume_at <= state.counter_hwm:
             resume_at = state.counter_hwm
@@ -157,6 +159,7 @@ class Counters:
         if tests is None:
             tests = [a for a in self.state.tests if a in pending]
         self._store.save(encode_state(State(hwm, pending, tests)))
+        self.unsaved = [a for a in self.unsaved if a not in pending]  # written with it
         self.writes += 1
         self.state.counter_hwm = hwm
         self.state.pending = pending
@@ -172,7 +175,13 @@ class Counters:
 
     def raise_alert(self, test=False):
         """Reserve a new alert id and persist it as pending (one write,
-        always); with test, as a test press."""
+        always); with test, as a test press.
+
+        If the flash refuses the write (full or worn) while the persisted
+        block still holds a counter for it, the alert is raised all the
+        same, kept in RAM only (listed in `unsaved`, the fault in
+        `write_fault`): an alarm goes out even when it cannot be kept.
+        """
         n = self._reserve()
         pending = self.state.pending[:]
         evicted = pending.pop(1) if len(pending) >= MAX_PENDING else None
@@ -182,7 +191,15 @@ class Counters:
         tests = [a for a in self.state.tests if a in pending]
         if test:
             tests.append(n)
-        self._save(max(self.state.counter_hwm, _block_end(n)), pending, tests)
+        try:
+            self._save(max(self.state.counter_hwm, _block_end(n)), pending, tests)
+        except StoreFault as fault:
+            if fault.reason != WRITE_FAILED or n >= self.state.counter_hwm:
+                raise
+            self.write_fault = fault
+            self.unsaved.append(n)
+            self.state.pending = pending
+            self.state.tests = tests
         self._next = n + 1
         self.evicted = evicted
         if evicted is not None:
@@ -190,8 +207,17 @@ class Counters:
         return n
 
     def acknowledge(self, alert_id):
-        """Drop an acknowledged alert and save; False (no write) if not pending."""
+        """Drop an acknowledged alert and save; False (no write) if not pending.
+        An alert only in RAM is dropped from RAM if the flash still refuses."""
         if alert_id not in self.state.pending:
             return False
-        self._save(self.state.counter_hwm, [a for a in self.state.pending if a != alert_id])
+        remaining = [a for a in self.state.pending if a != alert_id]
+        try:
+            self._save(self.state.counter_hwm, remaining)
+        except StoreFault as fault:
+            if fault.reason != WRITE_FAILED or alert_id not in self.unsaved:
+                raise
+            self.unsaved.remove(alert_id)
+            self.state.pending = remaining
+            self.state.tests = [a for a in self.state.tests if a in remaining]
         return True

@@ -34,6 +34,9 @@ _MASK = const(0xFFFFFFFF)
 _HALF = const(0x80000000)
 
 
+WRITE_FAILED = "write failed"  # StoreFault reason: the flash refused a write (full, worn)
+
+
 class StoreFault(Exception):
     """Stored data the unit cannot use: the app shows a fault, never guesses.
 
@@ -145,7 +148,14 @@ class SlotStore:
             self._scan()
         seq = (self.seq + 1) & _MASK
         slot = 1 - self._slot
-        self._backend.write(slot, pack_record(self._kind, seq, payload))
+        try:
+            self._backend.write(slot, pack_record(self._kind, seq, payload))
+        except OSError as e:  # the flash is full or worn: ESP-IDF refused the write
+            raise StoreFault(
+                WRITE_FAILED,
+                f"store {chr(self._kind)}: flash write failed ({e.args[0] if e.args else e}); "
+                "the flash is full or worn: service the unit",
+            ) from e
         self._slot = slot
         self.seq = seq
 

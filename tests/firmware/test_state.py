@@ -293,7 +293,7 @@ def test_failed_save_changes_nothing():
     for op in (unit.take, unit.raise_alert):
         try:
             op()
-        except OSError:
+        except StoreFault:
             pass
         else:
             raise AssertionError("write error swallowed")
@@ -304,6 +304,37 @@ def test_failed_save_changes_nothing():
     backend.fail = False
     assert unit.take() == 0
     assert unit.writes == 1
+
+
+def test_an_alarm_the_flash_refuses_is_raised_in_ram_if_its_block_is_reserved():
+    class Failing(MemBackend):
+        fail = False
+
+        def write(self, slot, data):
+            if self.fail:
+                raise OSError(-0x1105)
+            MemBackend.write(self, slot, data)
+
+    backend = Failing()
+    SlotStore(backend, S).save(encode_state(State()))
+    unit = boot(backend)
+    assert unit.take() == 0  # reserves the block 0..63 in flash
+    backend.fail = True
+    alert = unit.raise_alert()
+    assert alert == 1 and unit.unsaved == [1] and unit.state.pending == [1]
+    assert unit.write_fault.reason == "write failed"
+    assert unit.take() == 2  # its frames use counters of the persisted block
+    assert boot(backend).state.pending == []  # not in flash: a reboot would lose it
+    assert unit.acknowledge(alert)  # acknowledged: dropped from RAM, nothing written
+    assert unit.unsaved == [] and unit.state.pending == []
+    # Once the flash takes writes again, a RAM-only alert is written with the next save.
+    second = unit.raise_alert()
+    backend.fail = False
+    unit.take()
+    while unit.next < unit.state.counter_hwm:
+        unit.take()
+    unit.take()  # renews the block: the save carries the pending list
+    assert unit.unsaved == [] and boot(backend).state.pending == [second]
 
 
 # --- power cuts ---------------------------------------------------------------

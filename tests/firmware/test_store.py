@@ -8,6 +8,7 @@ from membackend import MemBackend, PowerCut, cut_points
 from amr.store import (
     MAX_PAYLOAD,
     OVERHEAD,
+    WRITE_FAILED,
     SlotStore,
     StoreFault,
     newer,
@@ -254,8 +255,9 @@ def test_failed_write_leaves_store_unchanged():
     backend.fail = True
     try:
         store.save(b"two")
-    except OSError:
-        pass
+    except StoreFault as fault:
+        assert fault.reason == WRITE_FAILED  # the flash's refusal, named
+        assert "flash write failed" in str(fault)
     else:
         raise AssertionError("write error swallowed")
     assert store.seq == 1

@@ -61,6 +61,7 @@ from amrkit.twin.platform._contract import (
     MAC,
     NVS_BLOB,
     NVS_FILE,
+    NVS_FULL,
     RADIO,
     RADIO_MV,
     REALTIME,
@@ -139,6 +140,7 @@ class VirtualUnit:
     samples: list[tuple[int, bool]] = field(default_factory=list)
     boots: list[Boot] = field(default_factory=list)
     commits: int = 0  # NVS commits over the unit's life; power cuts are injected by number
+    nvs_full: bool = False  # the flash has no free entries: every NVS write fails
     ble: str | None = None  # "HOST:PORT" of its device on a virtual radio (twin.radio_peer)
     _next_wake: int | None = None
     _asleep: bool = False
@@ -386,6 +388,13 @@ class VirtualUnit:
             closed = pressed
         return closed
 
+    def fill_flash(self, full: bool = True) -> None:
+        """The NVS partition has no room left (or again has): from now on
+        every write fails as ESP-IDF's does, reads still work."""
+        self.nvs_full = full
+        with self._lock:
+            self._update_unit_json({NVS_FULL: full})
+
     def hang(self, at_ms: int) -> None:
         """The app hangs at at_ms in the boot awake then (a stuck driver, a
         bug): only the watchdog, if the firmware armed it, gets it going."""
@@ -527,6 +536,7 @@ class VirtualUnit:
             CUT_AT_COMMIT: cut_at_commit,
             CUT_AFTER: cut_after,
             CUT_AT_MS: None,
+            NVS_FULL: self.nvs_full,
             RADIO: self.ble,
             HANG_AT_MS: self._hang_at,
             REALTIME: self.awake_in_real_time,

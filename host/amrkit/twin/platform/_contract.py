@@ -34,6 +34,7 @@ COMMITS = "commits"  # NVS commits in the unit's life (also in exit.json)
 CUT_AT_COMMIT = "cut_at_commit"  # power goes at this commit...
 CUT_AFTER = "cut_after"  # ...after it is written (True) or before
 CUT_AT_MS = "cut_at_ms"  # power goes when the RTC reaches this, awake
+NVS_FULL = "nvs_full"  # the flash has no room left: every NVS commit fails
 RADIO = "ble"  # "HOST:PORT" of the radio peer, or None: no radio
 HANG_AT_MS = "hang_at_ms"  # an injected hang; may be set while awake
 REALTIME = "realtime"  # awake time follows the wall clock
@@ -60,6 +61,7 @@ UNIT_KEYS = (
     CUT_AT_COMMIT,
     CUT_AFTER,
     CUT_AT_MS,
+    NVS_FULL,
     RADIO,
     HANG_AT_MS,
     REALTIME,

@@ -4,7 +4,15 @@
 import json
 
 import _twin
-from _contract import CUT_AFTER, CUT_AT_COMMIT, EXIT_POWER_CUT, NVS_BLOB, NVS_FILE, NVS_I32
+from _contract import (
+    CUT_AFTER,
+    CUT_AT_COMMIT,
+    EXIT_POWER_CUT,
+    NVS_BLOB,
+    NVS_FILE,
+    NVS_FULL,
+    NVS_I32,
+)
 
 WAKEUP_ALL_LOW = False
 WAKEUP_ANY_HIGH = True
@@ -52,6 +60,8 @@ class NVS:
     def set_blob(self, key, value):
         if len(key) > 15:
             raise ValueError("key too long")
+        if _twin.latest().get(NVS_FULL):
+            raise OSError(-0x1105)  # -ESP_ERR_NVS_NOT_ENOUGH_SPACE: no free entries left
         self._pending[key] = {NVS_BLOB: bytes(value).hex()}
 
     def erase_key(self, key):
