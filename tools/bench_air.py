@@ -13,10 +13,11 @@ as `amr listen --ack` puts it there: until the unit's first retry is over
 (ACK_ON_AIR_MS) when the burst was heard; when only a retry was, until the
 next retry (the twin runs a boot to its end before the receiver hears it,
 so a hold for the rest of the retry heard would come too late), and the
-unit runs boot by boot until it has heard the acknowledgement. Nothing is dropped: a press not heard within BOUND_MS is
-counted, and its retries go on until the receiver hears one (or LIMIT_MS:
-then it counts as never heard, and is acknowledged out of band so that
-the next press starts clean).
+unit runs boot by boot until it has heard the acknowledgement. Nothing is
+dropped: a press not heard within BOUND_MS is counted, and its retries go
+on until the receiver hears one (or LIMIT_MS: then it counts as never
+heard, and is acknowledged out of band so that the next press starts
+clean).
 
 Figures per profile: press-to-verified and alarm-to-verified latency (p50,
 p99, nearest rank), presses not heard within the bound or never, retries
