@@ -8,12 +8,16 @@ does): provisioned, pressed with a triple tap every 20 minutes. A receiver
 with a scan profile (amrkit.twin.receivers) hears only the advertising
 events that fall in its windows and are not lost; the reference Receiver is
 fed those frames, at the time each is first heard. When it verifies the
-alert, its acknowledgement goes on the air `processing_ms` later, for two
-minutes (unit.air), and the unit runs boot by boot until it has heard the
-acknowledgement. Nothing is dropped: a press not heard within BOUND_MS is
-counted, and its retries go on until the receiver hears one (or LIMIT_MS:
-then it counts as never heard, and is acknowledged out of band so that
-the next press starts clean).
+alert, its acknowledgement goes on the air `processing_ms` later (unit.air)
+as `amr listen --ack` puts it there: until the unit's first retry is over
+(ACK_ON_AIR_MS) when the burst was heard; when only a retry was, until the
+next retry (the twin runs a boot to its end before the receiver hears it,
+so a hold for the rest of the retry heard would come too late), and the
+unit runs boot by boot until it has heard the acknowledgement. Nothing is
+dropped: a press not heard within BOUND_MS is counted, and its retries go
+on until the receiver hears one (or LIMIT_MS: then it counts as never
+heard, and is acknowledged out of band so that the next press starts
+clean).
 
 Figures per profile: press-to-verified and alarm-to-verified latency (p50,
 p99, nearest rank), presses not heard within the bound or never, retries
@@ -40,6 +44,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from amrkit.acker import HOLD_S
 from amrkit.boards import load_board
 from amrkit.paths import firmware_dir, firmware_module
 from amrkit.receiver import Receiver
@@ -103,7 +108,9 @@ class _Listener:
                 alert_id = event["alert_id"]
                 self.alerts[alert_id] = t
                 start = math.ceil(t + self.profile.processing_ms)
-                self.unit.air(self.rx.ack_ad(self.unit_id, alert_id), start, start + ACK_ON_AIR_MS)
+                # A retry heard: on until the next one, at most HOLD_S away.
+                hold = ACK_ON_AIR_MS if event["attempt"] == 0 else round(HOLD_S * 1000)
+                self.unit.air(self.rx.ack_ad(self.unit_id, alert_id), start, start + hold)
 
 
 def _step(unit: VirtualUnit, listener: _Listener) -> Boot | None:
@@ -174,7 +181,7 @@ def run_profile(
                 # Never heard: counted below; then acknowledged out of band,
                 # so that its retries do not run into the next press.
                 ack = rx.ack_ad(known.unit, alert_id)
-                unit.air(ack, unit.clock_ms, unit.clock_ms + ACK_ON_AIR_MS)
+                unit.air(ack, unit.clock_ms, unit.clock_ms + round(HOLD_S * 1000))
                 for _ in range(5):
                     stepped = _step(unit, listener)
                     if stepped is None or f"alert {alert_id} acknowledged" in "\n".join(

@@ -1,69 +1,205 @@
 """Acknowledgements over the air, through a bumble host (a link that can
 advertise: a USB HCI dongle or the twin's virtual radio; bleak cannot).
 
-Each verified alert's tag is advertised for `hold_s` (retries come at most
-about 61 s apart, so two minutes meet one); several tags take turns.
+When (docs/protocol.md 6.2). A unit listens for its acknowledgement only in
+its retries: not during the burst, and the first retry comes exactly
+`retry_first_s` after the burst. So a tag goes on the air when the first
+frame of an alert (its burst, attempt 0) is verified and stays until that
+first retry is over (burst + first back-off + one retry window + a margin,
+from the frame heard), and again for one retry window and the margin after
+each later frame heard. Once the retransmissions stop, the tag goes off.
+HOLD, the earlier policy, held every tag two minutes after each frame.
+
+Decoys. With cover traffic on, a cover sequence looks like an alert on the
+air; an acknowledgement after alerts only would say which sequence was the
+alert. So every routine frame (heartbeat, low battery, fault) is answered
+as an alert frame would be: a decoy of the same shape (`09 FF` and 8 random
+bytes, one tag for a sequence and its retries) on the same schedule. The
+unit looks only for its pending alerts' tags, so decoys change nothing for
+it; they cost the receiver's radio the same air time per routine sequence.
+
+Addresses. Every tag goes out under a fresh non-resolvable private address,
+and so does every change of what is on the air (tags on the air at once
+take turns; a tag newly answered goes on at once, for the retry that waits
+for it).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from bumble.device import AdvertisingType
 
 from amrkit.ble.bumble.link import BumbleHost, VirtualBeacon, open_host
+from amrkit.paths import firmware_module
+from amrkit.protocol import ACK_AD_HEADER, RID_LENGTH
 
-HOLD_S = 120.0
+if TYPE_CHECKING:
+    from amrkit.receiver import Receiver
+
+HOLD_S = 120.0  # the earlier policy: retries come at most ~61 s apart
+# Beyond the unit's schedule: its sleep clock's drift over the back-off, and
+# the receiver's own delay from hearing a frame to its tag on the air.
+MARGIN_S = 1.0
 TURN_S = 1.0  # how long each tag is on the air before the next one's turn
 INTERVAL_MS = 100.0
+ROUTINE = ("heartbeat", "low_battery", "fault")  # answered with decoys
+
+
+@dataclass(frozen=True)
+class AckPolicy:
+    """How long a tag stays on the air after a frame it answers is heard."""
+
+    name: str
+    first_s: float  # after an attempt-0 frame (an alert's burst)
+    again_s: float  # after any later frame (a retry)
+
+    @classmethod
+    def window(cls, config: Mapping[str, int] | None = None) -> AckPolicy:
+        """On the air while the unit can hear it, for a unit with this config
+        (the firmware's defaults unless given: receiver bundles carry only
+        the heartbeat, and a longer burst is caught at the next retry)."""
+        cfg = config or firmware_module("config").DEFAULTS
+        retry_s = firmware_module("alert").RETRY_ADVERTISE_MS / 1000
+        first = cfg["burst_ms"] / 1000 + cfg["retry_first_s"] + retry_s + MARGIN_S
+        return cls("window", first, retry_s + MARGIN_S)
+
+
+WINDOW = AckPolicy.window()
+HOLD = AckPolicy("hold", HOLD_S, HOLD_S)
+
+
+class AckSchedule:
+    """Which payloads belong on the air, and until when: times in, decisions
+    out, nothing on the radio."""
+
+    def __init__(self, policy: AckPolicy = WINDOW, *, decoys: bool = True) -> None:
+        self.policy = policy
+        self.decoys = decoys
+        self.until: dict[bytes, float] = {}  # ack AD -> off the air at
+        self._decoy_of: dict[str, bytes] = {}  # unit -> its routine sequence's decoy
+
+    def answer(self, ad: bytes, first: bool, now: float) -> bool:
+        """Keep `ad` on the air for the policy's hold from now; True if it is new."""
+        hold = self.policy.first_s if first else self.policy.again_s
+        new = ad not in self.until
+        self.until[ad] = max(self.until.get(ad, now), now + hold)
+        return new
+
+    def _decoy_for(self, unit: str, first: bool) -> bytes:
+        """A routine sequence's decoy: a new random tag for its first frame,
+        the same one for its retries (as an alert's tag is)."""
+        ad = self._decoy_of.get(unit)
+        if first or ad is None:
+            ad = ACK_AD_HEADER + secrets.token_bytes(RID_LENGTH)
+            self._decoy_of[unit] = ad
+        return ad
+
+    def heard(self, receiver: Receiver, events: list[dict[str, Any]], now: float) -> bytes | None:
+        """Answer what the receiver verified in its last feed(): an alert or
+        test press frame (first or retransmission) with its tag, a routine
+        frame with a decoy. The payload this puts on the air anew, if any."""
+        frame = next((e for e in events if "attempt" in e), None)
+        first = frame is not None and frame["attempt"] == 0
+        answered: bytes | None = None
+        for known in (receiver.last_alert, receiver.last_test):
+            if known is not None:
+                answered = receiver.ack_ad(*known)
+        if self.decoys and frame is not None and frame["event"] in ROUTINE:
+            answered = self._decoy_for(frame["unit"], first)
+        if answered is None:
+            return None
+        return answered if self.answer(answered, first, now) else None
+
+    def due(self, now: float) -> list[bytes]:
+        """Payloads still on the air at `now`, oldest first; drops the rest."""
+        for ad in [ad for ad, until in self.until.items() if until <= now]:
+            del self.until[ad]
+        return list(self.until)
+
+    def next_change(self) -> float | None:
+        return min(self.until.values(), default=None)
 
 
 class Acker:
     def __init__(
         self,
         transport: str,
+        schedule: AckSchedule | None = None,
         *,
-        hold_s: float = HOLD_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.transport = transport
-        self.hold_s = hold_s
+        self.schedule = schedule or AckSchedule()
         self._clock = clock
-        self._acks: dict[bytes, float] = {}  # ack AD -> until
         self._host: BumbleHost | None = None
         self._beacon: VirtualBeacon | None = None
-        self._turn = 0
+        self._on_air: bytes | None = None
+        self._turn_ends = 0.0
+        self._new: bytes | None = None  # answered since the last step: on the air next
+        self._wake = asyncio.Event()
 
     async def start(self) -> None:
         self._host = await open_host(self.transport, "amr-acker")
-        self._beacon = VirtualBeacon(self._host, AdvertisingType.UNDIRECTED, INTERVAL_MS)
+        self._beacon = VirtualBeacon(
+            self._host, AdvertisingType.UNDIRECTED, INTERVAL_MS, fresh_address=True
+        )
 
-    def acknowledge(self, ack_ad: bytes) -> None:
-        """Advertise this acknowledgement (see amrkit.protocol.ack_ad) from now on."""
-        self._acks[ack_ad] = self._clock() + self.hold_s
+    def heard(self, receiver: Receiver, events: list[dict[str, Any]]) -> None:
+        """Answer what the receiver just verified (AckSchedule.heard)."""
+        new = self.schedule.heard(receiver, events, self._clock())
+        if new is not None:
+            self._new = new
+            self._wake.set()
 
     async def step(self) -> None:
-        """Put the next tag on the air (call every TURN_S); drop expired ones."""
+        """Put the right payload on the air now: a newly answered one at
+        once, else the next one's turn; off the air when none is left."""
         if self._beacon is None:
             raise RuntimeError("Acker.start() first")
         now = self._clock()
-        for ad in [ad for ad, until in self._acks.items() if until <= now]:
-            del self._acks[ad]
-        if not self._acks:
+        ads = self.schedule.due(now)
+        new, self._new = self._new, None
+        if not ads:
             if self._beacon.advertising:
                 await self._beacon.stop()
+            self._on_air = None
             return
-        ads = list(self._acks)
-        self._turn = (self._turn + 1) % len(ads)
-        if self._beacon.advertising:
-            await self._beacon.set_data(ads[self._turn])
+        if new in ads:
+            choice = new
+        elif self._on_air in ads and (now < self._turn_ends or len(ads) == 1):
+            return
         else:
-            await self._beacon.start(ads[self._turn])
+            after = ads.index(self._on_air) + 1 if self._on_air in ads else 0
+            choice = ads[after % len(ads)]
+        self._turn_ends = now + TURN_S
+        if choice == self._on_air and self._beacon.advertising:
+            return
+        self._on_air = choice
+        if self._beacon.advertising:
+            await self._beacon.set_data(choice)
+        else:
+            await self._beacon.start(choice)
 
-    @property
-    def active(self) -> int:
-        return len(self._acks)
+    async def run(self) -> None:
+        """Keep the air up to date until cancelled: at each turn, each
+        expiry, and at once when a payload is newly answered."""
+        while True:
+            self._wake.clear()  # before the step: a payload answered during it wakes the next
+            await self.step()
+            wait = TURN_S
+            change = self.schedule.next_change()
+            if change is not None:
+                wait = min(wait, max(0.0, change - self._clock()))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
 
     async def close(self) -> None:
         if self._host is not None:

@@ -16,19 +16,13 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from amrkit.acker import TURN_S, Acker
+from amrkit.acker import Acker, AckSchedule
 from amrkit.outbox import Outbox
 from amrkit.receiver import Receiver, ad_from_manufacturer_data
 
 Advert = tuple[float, bytes, int | None]  # time (s), AD payload, RSSI
 Source = Callable[["asyncio.Queue[Advert | None]"], Coroutine[Any, Any, None]]
 SUPERVISION_CHECK_S = 10.0
-
-
-async def _ack_turns(acker: Acker) -> None:
-    while True:
-        await acker.step()
-        await asyncio.sleep(TURN_S)
 
 
 def ble_source(adapter: str | None = None, transport: str | None = None) -> Source:
@@ -105,7 +99,8 @@ async def listen(
     Supervision is checked every SUPERVISION_CHECK_S of advert time, and on
     the clock when nothing is heard at all (a jammed or silent unit must
     still be reported). With an acker, every alert frame heard (first or
-    retransmission), and every test press, is acknowledged over the air.
+    retransmission), and every test press, is acknowledged over the air,
+    while the unit can hear it; routine frames get decoys (amrkit.acker).
     With duration_s, listening stops after that many seconds.
     """
     stop = threading.Event()
@@ -124,7 +119,7 @@ async def listen(
     producer = asyncio.create_task(source(queue))
     # A source that ends (a capture's end, or an error) ends the loop at once.
     producer.add_done_callback(lambda _task: queue.put_nowait(None))
-    acking = asyncio.create_task(_ack_turns(acker)) if acker is not None else None
+    acking = asyncio.create_task(acker.run()) if acker is not None else None
     if duration_s is not None:
         asyncio.get_running_loop().call_later(duration_s, queue.put_nowait, None)
     watched = False  # units are supervised from the first advert, or the first quiet spell
@@ -151,13 +146,12 @@ async def listen(
             if not watched:
                 receiver.watch(t)
                 watched = True
-            publish(receiver.feed(ad, t, rssi))
+            events = receiver.feed(ad, t, rssi)
+            publish(events)
             if acker is not None:
-                # A test press is acknowledged like an alert (so the unit
-                # stops retrying it), and reported as a test press only.
-                for heard in (receiver.last_alert, receiver.last_test):
-                    if heard is not None:
-                        acker.acknowledge(receiver.ack_ad(*heard))
+                # Alerts and test presses with their tags (so the unit stops
+                # retrying), routine frames with decoys (amrkit.acker).
+                acker.heard(receiver, events)
             if t >= next_check:
                 publish(receiver.check_supervision(t))
                 next_check = t + SUPERVISION_CHECK_S
@@ -191,11 +185,13 @@ async def session(
     outbox: Outbox | None = None,
     *,
     ack_transport: str | None = None,
+    decoys: bool = True,
     duration_s: float | None = None,
 ) -> None:
     """listen(), acknowledging alerts over the air through bumble on
-    `ack_transport` when one is given (bleak cannot advertise)."""
-    acker = Acker(ack_transport) if ack_transport else None
+    `ack_transport` when one is given (bleak cannot advertise), and routine
+    frames with decoys unless `decoys` is off."""
+    acker = Acker(ack_transport, AckSchedule(decoys=decoys)) if ack_transport else None
     if acker is not None:
         await acker.start()
     try:

@@ -66,6 +66,14 @@ def open_store(opener: Callable[[], T], path: Path, option: str) -> T:
     help="Acknowledge verified alerts over the air (needs --transport: bleak cannot advertise).",
 )
 @click.option(
+    "--decoys/--no-decoys",
+    default=True,
+    show_default=True,
+    help="With --ack: answer routine frames with decoy acknowledgements too, so an "
+    "acknowledgement does not tell an alert from a cover sequence (costs the same "
+    "air time per routine sequence as per alert).",
+)
+@click.option(
     "--duration",
     type=click.FloatRange(min=0, min_open=True),
     help="Stop after this many seconds.",
@@ -119,6 +127,7 @@ def listen(
     adapter: str | None,
     transport: str | None,
     ack: bool,
+    decoys: bool,
     duration: float | None,
     webhook: str | None,
     outbox: Path | None,
@@ -186,6 +195,7 @@ def listen(
                 emit,
                 forward,
                 ack_transport=transport if ack else None,
+                decoys=decoys,
                 duration_s=duration,
             )
         )

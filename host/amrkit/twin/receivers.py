@@ -72,8 +72,10 @@ real phones; the processing delay (scan result to the app, verification,
 startAdvertisingSet until the acknowledgement is on the air) is an
 ASSUMPTION of 100 ms for a phone and 20 ms for a gateway. The receiver's
 acknowledgement advertises at AdvertisingSetParameters.INTERVAL_LOW (160 x
-0.625 ms = 100 ms, the Builder's default), for ACK_ON_AIR_MS (two
-minutes, docs/protocol.md section 6.2).
+0.625 ms = 100 ms, the Builder's default), as `amr listen --ack` does
+(amrkit.acker, docs/protocol.md section 6.2): from the alert's first frame
+heard for ACK_ON_AIR_MS, until the unit's first retry is over, and for
+ACK_AGAIN_MS after each retransmission heard.
 """
 
 from __future__ import annotations
@@ -87,6 +89,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from amrkit.acker import WINDOW
 from amrkit.paths import firmware_dir
 
 if TYPE_CHECKING:
@@ -100,7 +103,10 @@ CHANNELS = 3  # 37, 38, 39
 PACKET_MS = 47 * 8 / 1000
 CHANNEL_STEP_MS = 0.5  # from one channel's packet to the next in an event
 ACK_INTERVAL_MS = 100.0  # AdvertisingSetParameters.INTERVAL_LOW
-ACK_ON_AIR_MS = 120_000  # the receiver advertises an acknowledgement this long
+# How long the receiver advertises an acknowledgement after the alert's
+# first frame (burst, first back-off, first retry, margin), and after a retry.
+ACK_ON_AIR_MS = round(WINDOW.first_s * 1000)
+ACK_AGAIN_MS = round(WINDOW.again_s * 1000)
 
 
 @dataclass(frozen=True)
@@ -384,7 +390,9 @@ def acknowledge_alert(
     """A receiver that hears every frame: fed the boot's frames in order until
     one verifies as an alert (a routine frame due at the same wake may go out
     first), it acknowledges that alert on the air from that frame for
-    ACK_ON_AIR_MS. The alert event, or None if no frame was one."""
+    ACK_ON_AIR_MS, as amrkit.acker does: the unit hears it at its first
+    retry, whose own frame the acknowledgement's window already covers.
+    The alert event, or None if no frame was one."""
     for sent in (e for e in boot.events if e["kind"] == "advertise"):
         events = receiver.feed(bytes.fromhex(sent["data"]), sent["t"] / 1000)
         alert = next((e for e in events if e["event"] == "alert"), None)

@@ -6,7 +6,8 @@ advertising PDUs of the others. The radio hands out:
 
 * powered-on bumble hosts (``open_host``) - what the bleak backend scans with;
 * virtual beacons (``beacon``) - a bumble device advertising arbitrary AD bytes,
-  non-connectable, from a random static address;
+  non-connectable, from a random static address (or, with ``fresh_address``,
+  a new non-resolvable private address at every start and payload change);
 * a TCP HCI server (``serve_tcp``) - each TCP client gets its own controller on
   the link, so a host in another process attaches with the bumble transport
   ``tcp-client:127.0.0.1:PORT``.
@@ -121,17 +122,25 @@ def _retire(controller: Controller) -> None:
 
 
 class VirtualBeacon:
-    """A bumble device on a virtual radio advertising raw AD bytes."""
+    """A bumble device advertising raw AD bytes (on a virtual radio or a dongle).
+
+    With `fresh_address`, every start and every change of payload goes out
+    under a new non-resolvable private address, as the unit's frames do, so
+    nothing on the air links one payload to the next.
+    """
 
     def __init__(
         self,
         host: BumbleHost,
         advertising_type: AdvertisingType,
         interval_ms: float,
+        *,
+        fresh_address: bool = False,
     ) -> None:
         self.host = host
         self._type = advertising_type
         self._interval_ms = interval_ms
+        self._fresh_address = fresh_address
         self.data = b""
 
     @property
@@ -146,6 +155,8 @@ class VirtualBeacon:
     async def start(self, data: bytes | None = None) -> None:
         if data is not None:
             self.data = bytes(data)
+        if self._fresh_address:
+            await self._new_address()
         await self.host.device.start_advertising(
             advertising_type=self._type,
             own_address_type=hci.OwnAddressType.RANDOM,
@@ -155,9 +166,27 @@ class VirtualBeacon:
             advertising_interval_max=self._interval_ms,
         )
 
+    async def _new_address(self) -> None:
+        """Take a fresh non-resolvable private address for the next start.
+        A controller refuses a new random address while it advertises, so
+        stop first; extended advertising gives it to the set (start_advertising
+        passes the device's), legacy advertising takes it from the controller."""
+        device = self.host.device
+        await device.stop_advertising()
+        device.random_address = hci.Address.generate_private_address()
+        if not device.supports_le_extended_advertising:
+            await device.send_command(
+                hci.HCI_LE_Set_Random_Address_Command(random_address=device.random_address)
+            )
+
     async def set_data(self, data: bytes) -> None:
-        """Change the payload; takes effect from the next advertising event."""
+        """Change the payload; takes effect from the next advertising event
+        (with a fresh address: restarts under a new one)."""
         self.data = bytes(data)
+        if self._fresh_address:
+            if self.advertising:
+                await self.start()
+            return
         advertising_set = self.host.device.legacy_advertising_set
         if advertising_set is not None:
             await advertising_set.set_advertising_data(self.data)
