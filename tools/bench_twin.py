@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from amrkit.acker import HOLD_S
 from amrkit.boards import load_board
 from amrkit.paths import firmware_module, micropython_binary
 from amrkit.receiver import Receiver
@@ -93,7 +94,9 @@ def latency(board_name: str, presses: int) -> dict[str, Any]:
                 raise RuntimeError(f"press {n}: the receiver verified no alert")
             receiver_ms.append(elapsed)
             alert = next(e for e in events if e["event"] == "alert")
-            unit.air(rx.ack_ad(known.unit, alert["alert_id"]), first["t"], first["t"] + 120_000)
+            # The twin answers after the boot: the acknowledgement holds to a retry.
+            until = first["t"] + int(HOLD_S * 1000)
+            unit.air(rx.ack_ad(known.unit, alert["alert_id"]), first["t"], until)
             gesture.append(float(alarm))
             firmware.append(float(first["t"] - boot.started_ms - alarm))
             unit.run_until(at + _GAP_MS // 2)  # the acknowledged alert ends

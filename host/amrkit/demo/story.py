@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from amrkit.acker import HOLD_S
 from amrkit.boards import Board
 from amrkit.paths import firmware_module
 from amrkit.protocol import KnownUnit, ack_ad
@@ -76,8 +77,11 @@ class Phone:
         if self.answering:
             for alert_id, t in self.unanswered:
                 now = max(t, boot.ended_ms)
-                # Retries come at most ~61 s apart: two minutes of acking meets one.
-                self.unit.air(ack_ad(self.known.keys.ack, alert_id), now + 200, now + 120_000)
+                # The twin runs a boot to its end before the phone can answer,
+                # so the phone holds its acknowledgement until a retry comes
+                # (at most ~61 s apart), as the acker's HOLD_S policy does.
+                until = now + int(HOLD_S * 1000)
+                self.unit.air(ack_ad(self.known.keys.ack, alert_id), now + 200, until)
                 self.out(f"{clock(now + 200)}  phone     acknowledges alert {alert_id}")
             self.unanswered = []
 
