@@ -48,11 +48,16 @@ Figures (printed as a table and written as JSON):
     the ratio against the ideal radio that hears every frame, measured in
     the same run; presses not heard within 60 s; retries and ms of
     advertising and scanning per alert sequence; and how soon the unit's
-    own scan hears an acknowledgement.
+    own scan hears an acknowledgement;
+  - trust (tools/bench_trust.py): power cuts, press storms, 200 units with
+    20 pressed at once, the acknowledgement's time on the air.
 
 Exit codes: 0 done, 1 chatter raised an alarm, 2 the benchmark failed to run,
 3 a board's default deployment recognised under 99 % of woken fast triple
-taps (judged on full runs only: --quick has too few traces for a 99 % goal).
+taps (judged on full runs only: --quick has too few traces for a 99 % goal),
+4 a trust figure that must hold did not (tools/bench_trust.py: a power cut
+reused a counter or lost an alert, a press storm raised the wrong alerts, an
+alert under load was not forwarded).
 """
 
 from __future__ import annotations
@@ -76,6 +81,7 @@ import bench_air
 import bench_power
 import bench_receiver
 import bench_store
+import bench_trust
 import bench_twin
 
 TOOLS = Path(__file__).resolve().parent
@@ -100,6 +106,7 @@ FRAME_UNIT_ID = bytes.fromhex("a3e0000000000001")
 EXIT_CHATTER = 1
 EXIT_FAILED = 2
 EXIT_GESTURE = 3
+EXIT_TRUST = 4
 GOAL_FAST_TRIPLE_PCT = 99.0
 
 
@@ -199,6 +206,7 @@ def figures(
     latency_presses: int = 200,
     store: tuple[int, int] = FULL_STORE,
     air_presses: int = FULL_AIR_PRESSES,
+    quick: bool = False,
 ) -> dict[str, Any]:
     boards = [load_board(name) for name in board_names()]
     raw = run_press_bench(
@@ -241,6 +249,7 @@ def figures(
         "store": bench_store.figures(board, *store),
         "power": bench_power.figures(),
         "air": bench_air.figures(board, air_presses),
+        "trust": bench_trust.figures(quick),
     }
 
 
@@ -376,6 +385,7 @@ def table(result: dict[str, Any]) -> str:
         ("  mpremote fs cp -r (CLI)", f"{deploy['mpremote_cp_s']} s"),
         ("  toolkit / mpremote cp", f"{deploy['toolkit_to_mpremote_ratio']}x"),
         *bench_air.rows(result["air"]),
+        *bench_trust.rows(result["trust"]),
     ]
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"{name:<{width}}  {value}".rstrip() for name, value in rows)
@@ -420,6 +430,7 @@ def main(argv: list[str] | None = None) -> int:
             presses,
             store,
             air_presses,
+            args.quick,
         )
     except (RuntimeError, OSError, ValueError, subprocess.TimeoutExpired) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -437,6 +448,10 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_CHATTER
+    broken = bench_trust.failures(result["trust"])
+    if broken:
+        print("FAIL: " + "; ".join(broken), file=sys.stderr)
+        return EXIT_TRUST
     short = [] if args.quick else gesture_shortfalls(result)
     if short:
         print("FAIL: " + "; ".join(short), file=sys.stderr)

@@ -116,3 +116,17 @@ def test_bench_quick_reports_every_figure(tmp_path: Path) -> None:
     assert deploy["toolkit_deploy_s"] > 0 and deploy["mpremote_cp_s"] > 0
     assert deploy["toolkit_to_mpremote_ratio"] > 0
     assert "store: blank to checked" in proc.stdout and "toolkit / mpremote cp" in proc.stdout
+
+    # The trust part (tools/bench_trust.py), reduced: what must hold holds.
+    trust = result["trust"]
+    cuts = trust["power_cuts"]
+    assert cuts["cuts"] >= 20 and cuts["ok"] is True
+    assert cuts["reused_counters"] == cuts["alerts_lost"] == cuts["faults"] == 0
+    storms = trust["storms"]
+    assert storms["storms_wrong"] == 0 and storms["expected_alarms"] == storms["alerts_heard"] > 0
+    load = trust["load"]
+    assert load["alerts_expected"] == load["alerts_forwarded"] == load["pressed_at_once"]
+    assert load["false_alerts"] == 0 and load["receiver_cpu_s"] > 0
+    ack = trust["ack"]
+    assert ack["window"]["ack_on_air_s_mean"] < ack["hold"]["ack_on_air_s_mean"]
+    assert "power cuts on twin units" in proc.stdout and "press storms" in proc.stdout

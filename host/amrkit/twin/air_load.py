@@ -40,9 +40,18 @@ from amrkit.twin.receivers import Span, spans
 from amrkit.twin.unit import VirtualUnit
 
 PASSPHRASE = "air load"
-PRESS_AT_S = 8.0  # when every pressed unit's alarm goes out, from the start of play
-ALERT_SPAN_S = 20.0  # how much of each alert (burst, first retries) is played
-ROUTINE_SPAN_S = 30.0  # routine frames start anywhere in this stretch
+
+
+@dataclass(frozen=True)
+class Timing:
+    """When things go on the air, in s from the start of play."""
+
+    spread_s: float = 30.0  # routine frames start anywhere in this stretch
+    press_at_s: float = 8.0  # every pressed unit's first alert frame
+    alert_s: float = 20.0  # how much of each alert (burst, first retries) is played
+
+
+SHORT = Timing(4.0, 1.0, 9.0)  # the burst and the first retry
 
 
 @dataclass
@@ -94,7 +103,9 @@ class LoadReport:
         }
 
 
-def _record_unit(directory: Path, board: Board, index: int, pressed: bool, seed: int) -> UnitAir:
+def _record_unit(
+    directory: Path, board: Board, index: int, pressed: bool, seed: int, timing: Timing
+) -> UnitAir:
     unit = VirtualUnit(directory / f"unit-{index}", board)
     known = provision(unit)
     unit.power_on()
@@ -103,28 +114,33 @@ def _record_unit(directory: Path, board: Board, index: int, pressed: bool, seed:
         start = unit.clock_ms + 1_000
         gesture = Rng(rng.getrandbits(32))
         unit.press(start, trace(gesture, taps(gesture, 3)))
-        boots = unit.run_until(start + int(ALERT_SPAN_S * 1000) + 5_000)
+        boots = unit.run_until(start + int(timing.alert_s * 1000) + 5_000)
         air = [s for b in boots for s in spans(b)]
         first = air[0].start_ms
-        offset = PRESS_AT_S * 1000 - first
-        air = [s for s in air if s.start_ms - first < ALERT_SPAN_S * 1000]
+        offset = timing.press_at_s * 1000 - first
+        air = [s for s in air if s.start_ms - first < timing.alert_s * 1000]
     else:
         boots = unit.run_until(unit.clock_ms + 2 * known.heartbeat_s * 1000)
         air = [s for b in boots for s in spans(b)][:1]  # its first routine frame
-        offset = rng.uniform(0, ROUTINE_SPAN_S * 1000) - air[0].start_ms
+        offset = rng.uniform(0, timing.spread_s * 1000) - air[0].start_ms
     shifted = [Span(s.start_ms + offset, s.end_ms + offset, s.interval_ms, s.data) for s in air]
     return UnitAir(known, shifted, pressed)
 
 
 def record_fleet(
-    directory: Path, units: int, pressed: int, board: Board | None = None, seed: int = 1
+    directory: Path,
+    units: int,
+    pressed: int,
+    board: Board | None = None,
+    seed: int = 1,
+    timing: Timing = Timing(),
 ) -> list[UnitAir]:
     """Run `units` twin units; the first `pressed` of them raise an alarm."""
     board = board or load_board()
     with ThreadPoolExecutor(os.cpu_count() or 2) as pool:
         return list(
             pool.map(
-                lambda i: _record_unit(directory, board, i, i < pressed, seed),
+                lambda i: _record_unit(directory, board, i, i < pressed, seed, timing),
                 range(units),
             )
         )
@@ -183,10 +199,16 @@ def _alerts_in(unit: UnitAir) -> set[tuple[str, int]]:
 
 
 def run_load(
-    directory: Path, units: int, pressed: int, board: Board | None = None, seed: int = 1
+    directory: Path,
+    units: int,
+    pressed: int,
+    board: Board | None = None,
+    seed: int = 1,
+    timing: Timing = Timing(),
 ) -> LoadReport:
+    """The whole run of the module doc."""
     directory.mkdir(parents=True, exist_ok=True)
-    fleet = record_fleet(directory / "fleet", units, pressed, board, seed)
+    fleet = record_fleet(directory / "fleet", units, pressed, board, seed, timing)
     report = LoadReport(units, pressed)
     for unit in fleet:
         if unit.pressed:
