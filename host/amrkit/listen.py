@@ -10,9 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import selectors
+import stat
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncGenerator, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,7 @@ from amrkit.receiver import Receiver, ad_from_manufacturer_data
 Advert = tuple[float, bytes, int | None]  # time (s), AD payload, RSSI
 Source = Callable[["asyncio.Queue[Advert | None]"], Coroutine[Any, Any, None]]
 SUPERVISION_CHECK_S = 10.0
+STOP_WAIT_S = 0.5  # how long a stopped listen() waits for the webhook forwarder
 
 
 def ble_source(adapter: str | None = None, transport: str | None = None) -> Source:
@@ -55,34 +59,146 @@ class CaptureError(ValueError):
 
 
 CAPTURE_FORMAT = '{"t": seconds, "ad": "<hex>", "rssi": dBm}'
+MAX_LINE_BYTES = 4096  # a capture line is about 100 bytes
+MAX_T = 253402300800.0  # seconds: the year 10000, past what a clock or a date shows
+_READ_BYTES = 65536
+
+
+def _capture_line(text: str) -> Advert:
+    """One capture line's advert; ValueError saying what is wrong."""
+    try:
+        record = json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    if not isinstance(record, dict):
+        raise ValueError("not a JSON object")
+    t, ad, rssi = record.get("t"), record.get("ad"), record.get("rssi")
+    # NaN and infinite times (which Python's json reads) would go out as
+    # invalid JSON: the range check refuses them (and never converts an
+    # integer too large for a float). bool is an int to Python, not here.
+    if not isinstance(t, int | float) or isinstance(t, bool) or not 0 <= t < MAX_T:
+        raise ValueError(f"t must be a finite number of seconds from 0 to {MAX_T:.0f}")
+    if not isinstance(ad, str):
+        raise ValueError("ad must be a string of hex digits")
+    if rssi is not None and (
+        not isinstance(rssi, int) or isinstance(rssi, bool) or not -128 <= rssi <= 127
+    ):
+        raise ValueError("rssi must be a whole number of dBm from -128 to 127, or null")
+    return float(t), bytes.fromhex(ad), rssi
+
+
+async def _chunks_polled(fd: int) -> AsyncGenerator[bytes, None]:
+    """What a pipe, FIFO or terminal gives, as it arrives, without blocking
+    the event loop (so a cancel, Ctrl-C say, ends the wait at once); ends
+    when the writer closes it."""
+    loop = asyncio.get_running_loop()
+    readable = asyncio.Event()
+    loop.add_reader(fd, readable.set)
+    try:
+        while True:
+            await readable.wait()
+            readable.clear()
+            try:
+                chunk = os.read(fd, _READ_BYTES)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                return
+            yield chunk
+    finally:
+        loop.remove_reader(fd)
+
+
+async def _chunks_plain(fd: int) -> AsyncGenerator[bytes, None]:
+    """A regular file (or a device select cannot wait on), read as it is."""
+    while chunk := os.read(fd, _READ_BYTES):
+        yield chunk
+        await asyncio.sleep(0)  # let the loop print events and take a cancel
+
+
+def _pollable(fd: int) -> bool:
+    mode = os.fstat(fd).st_mode
+    if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)):
+        return False
+    try:  # a character device may not support waiting (/dev/zero, /dev/null)
+        with selectors.DefaultSelector() as probe:
+            probe.register(fd, selectors.EVENT_READ)
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def capture_source(path: Path) -> Source:
-    """Payloads from a capture: JSON lines {"t": seconds, "ad": hex, "rssi": dBm}."""
+    """Payloads from a capture: JSON lines {"t": seconds, "ad": hex, "rssi": dBm}.
+
+    Each line is fed as soon as it is read, so a FIFO (mkfifo) or a pipe is
+    followed live: a writer that has not opened it yet is waited for, and
+    the capture ends when the writer closes it. A line that is not a capture
+    line (t must be a finite number of seconds, rssi a whole dBm or null) is
+    a CaptureError naming the file and the line.
+    """
+
+    def unreadable(why: str) -> CaptureError:
+        return CaptureError(
+            f"cannot read the capture {path}: {why}; give a file of JSON lines {CAPTURE_FORMAT}"
+        )
 
     async def produce(queue: asyncio.Queue[Advert | None]) -> None:
         try:
-            f = path.open(errors="replace")  # a binary file fails as a bad line
+            # Non-blocking: opening a FIFO no writer has opened yet returns at once.
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
         except OSError as err:
-            raise CaptureError(
-                f"cannot read the capture {path}: {err.strerror or err}; "
-                f"give a file of JSON lines {CAPTURE_FORMAT}"
-            ) from err
-        with f:
-            for n, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                    advert = (float(record["t"]), bytes.fromhex(record["ad"]), record.get("rssi"))
-                except (ValueError, KeyError, TypeError) as err:
-                    raise CaptureError(
-                        f"{path}:{n}: not a capture line ({err}); expected {CAPTURE_FORMAT}"
-                    ) from err
-                await queue.put(advert)
+            raise unreadable(err.strerror or str(err)) from err
+        try:
+            if stat.S_ISDIR(os.fstat(fd).st_mode):
+                raise unreadable("it is a directory")
+            chunks = _chunks_polled(fd) if _pollable(fd) else _chunks_plain(fd)
+            pending = b""
+            n = 0
+            try:
+                # aclosing: a bad line ends the reading (its reader removed)
+                # before the file is closed.
+                async with contextlib.aclosing(chunks):
+                    async for chunk in chunks:
+                        pending += chunk
+                        *lines, pending = pending.split(b"\n")
+                        if len(pending) > MAX_LINE_BYTES:
+                            lines.append(pending)  # reported as too long below
+                        for line in lines:
+                            n += 1
+                            advert = _advert(path, n, line)
+                            if advert is not None:  # None ends the capture
+                                await queue.put(advert)
+            except OSError as err:
+                raise unreadable(err.strerror or str(err)) from err
+            last = _advert(path, n + 1, pending)  # a last line with no newline
+            if last is not None:
+                await queue.put(last)
+        finally:
+            os.close(fd)
         await queue.put(None)
 
     return produce
+
+
+def _advert(path: Path, n: int, line: bytes) -> Advert | None:
+    """Line n of a capture as an advert (None for a blank line), or a CaptureError."""
+    if len(line) > MAX_LINE_BYTES:
+        raise CaptureError(
+            f"{path}:{n}: not a capture line (longer than {MAX_LINE_BYTES} bytes); "
+            f"expected {CAPTURE_FORMAT}"
+        )
+    text = line.decode(errors="replace")  # a binary file fails as a bad line
+    if n == 1:
+        text = text.removeprefix("\ufeff")  # a UTF-8 byte order mark (Windows editors)
+    if not text.strip():
+        return None
+    try:
+        return _capture_line(text)
+    except ValueError as err:
+        raise CaptureError(
+            f"{path}:{n}: not a capture line ({err}); expected {CAPTURE_FORMAT}"
+        ) from err
 
 
 async def listen(
@@ -122,6 +238,7 @@ async def listen(
     acking = asyncio.create_task(acker.run()) if acker is not None else None
     if duration_s is not None:
         asyncio.get_running_loop().call_later(duration_s, queue.put_nowait, None)
+    stopped = False
     watched = False  # units are supervised from the first advert, or the first quiet spell
     next_check = 0.0
     try:
@@ -157,6 +274,12 @@ async def listen(
                 next_check = t + SUPERVISION_CHECK_S
         if duration_s is None:
             await producer
+    except asyncio.CancelledError:
+        # Stopped (Ctrl-C, SIGTERM, amr check once it heard its press): the
+        # state is flushed below; queued events wait in the outbox for the
+        # next run rather than hold the stop up with a last delivery.
+        stopped = True
+        raise
     finally:
         for task in (producer, acking):
             if task is None:
@@ -170,8 +293,10 @@ async def listen(
         receiver.flush(clock())
         stop.set()
         if forwarder is not None:
-            forwarder.join(timeout=5)
-            if outbox is not None and not forwarder.is_alive():
+            # Stopped: a POST in flight (a webhook that does not answer) is
+            # not waited for; its event stays queued and is sent again.
+            forwarder.join(timeout=STOP_WAIT_S if stopped else 5)
+            if outbox is not None and not forwarder.is_alive() and not stopped:
                 # Events put since the forwarder's last pass (the end of a
                 # capture, say) go out now; any the endpoint refuses stay
                 # queued for the next run.

@@ -24,20 +24,32 @@ class NamesError(ValueError):
     """A names file that cannot be read; says which line and the form expected."""
 
 
+MAX_NAMES_BYTES = 4 * 2**20
 NAMES_FORMS = 'a JSON object {"UNIT_ID": "label"}, or lines "UNIT_ID LABEL"'
 
 
 def load_names(path: Path) -> Names:
     """Unit id (lower-case hex) -> label, from a names file."""
     try:
-        text = path.read_text()
+        with path.open("rb") as f:
+            raw = f.read(MAX_NAMES_BYTES + 1)
+        text = raw.decode()
     except (OSError, UnicodeDecodeError) as err:
         raise NamesError(f"cannot read the names file {path}: {err}; give {NAMES_FORMS}") from err
+    if len(raw) > MAX_NAMES_BYTES:
+        raise NamesError(
+            f"{path} is larger than {MAX_NAMES_BYTES // 2**20} MiB, not a names file; "
+            f"give {NAMES_FORMS}"
+        )
     if text.lstrip().startswith("{"):
         try:
             table = json.loads(text)
         except ValueError as err:
             raise NamesError(f"{path}: not JSON ({err}); give {NAMES_FORMS}") from err
+        except RecursionError:
+            raise NamesError(f"{path}: JSON nested too deeply; give {NAMES_FORMS}") from None
+        if not isinstance(table, dict):
+            raise NamesError(f"{path}: JSON, but not an object; give {NAMES_FORMS}")
         if not all(isinstance(v, str) for v in table.values()):
             raise NamesError(f"{path}: every label must be a string; give {NAMES_FORMS}")
         return {str(k).lower(): v for k, v in table.items()}
@@ -69,7 +81,10 @@ def label(names: Names, unit: str) -> str:
 
 
 def local_time(t: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+    except (OverflowError, OSError, ValueError):  # NaN, or past what a date shows
+        return f"t={t}"
 
 
 _WHAT = {

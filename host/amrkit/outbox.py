@@ -63,7 +63,15 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 def check_url(url: str) -> None:
-    parts = urllib.parse.urlsplit(url)
+    """A ValueError saying what is wrong with `url` unless urllib can POST to it."""
+    example = "e.g. https://example.org/alerts"
+    if any(c.isspace() or not c.isprintable() for c in url):
+        raise ValueError(f"the webhook URL holds spaces or control characters; {example}")
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 (a port that is not a number raises here)
+    except ValueError as err:
+        raise ValueError(f"not a webhook URL ({err}); give a full URL, {example}") from None
     if parts.scheme not in ("http", "https"):
         # The URL itself is not echoed: webhook URLs often carry secret tokens.
         raise ValueError(
@@ -74,6 +82,22 @@ def check_url(url: str) -> None:
         raise ValueError(
             "webhook URL names no host; give a full URL, e.g. https://example.org/alerts"
         )
+    if parts.username is not None:
+        raise ValueError(
+            "the webhook URL holds a user name or password, which are not sent; "
+            "put a token in its path or query instead"
+        )
+    if not (parts.path + parts.query).isascii():
+        raise ValueError(
+            "the webhook URL's path or query holds characters that are not ASCII; "
+            "percent-encode them (%C3%A4 for ä)"
+        )
+    try:
+        parts.hostname.encode("idna")  # how http.client sends it
+    except UnicodeError:
+        raise ValueError(
+            f"the webhook URL's host is not a host name (an empty or too long label); {example}"
+        ) from None
 
 
 def _describe(err: BaseException) -> str:

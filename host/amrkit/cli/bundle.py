@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
 from amrkit.cli.common import (
+    EXIT_INPUT,
     EXIT_KEYS,
     actor_name,
     fail,
+    json_line,
     open_registry,
     passphrase,
     registry_errors,
@@ -65,7 +66,7 @@ def export(
         except BundleError as err:
             fail(str(err), EXIT_KEYS)
         except OSError as err:
-            fail(f"cannot write {out}: {err.strerror or err}", 5)
+            fail(f"cannot write {out}: {err.strerror or err}", EXIT_INPUT)
     result = {
         "bundle": str(done.path),
         "units": ", ".join(done.units),
@@ -73,7 +74,7 @@ def export(
         "qr": str(done.qr) if done.qr else "too large for one QR code: give the file",
     }
     if as_json:
-        click.echo(json.dumps({**result, "units": done.units}))
+        click.echo(json_line({**result, "units": done.units}))
     else:
         for key, value in result.items():
             click.echo(f"{key:>8}  {value}")

@@ -5,6 +5,7 @@ errors that say what to do, and values printed as a person reads them."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -22,29 +23,54 @@ if TYPE_CHECKING:
 
 # Exit codes, for scripts; 2 is click's usage error (a bad board profile too).
 EXIT_BUILD = 1  # a firmware file that does not compile
-EXIT_KEYS = 3  # bundle or secret missing, unreadable or wrong passphrase
+EXIT_KEYS = 3  # bundle or secret missing, unreadable, damaged, or wrong passphrase
 EXIT_RADIO = 4  # no usable Bluetooth adapter
 EXIT_INPUT = 5  # an input file that cannot be read, or an image that does not fit the unit
 EXIT_UNIT = 6  # a unit that cannot be reached, or does not answer, over its link
 EXIT_UNFIT = 7  # a unit that failed a check or is not fit for use (the reason is printed)
 EXIT_REGISTRY = 8  # the registry refused: an illegal step, an unknown unit, a broken audit chain
+# amr listen stopped from outside: 128 + the signal's number, as shells
+# report it; its state is saved first.
+EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT)
+EXIT_PIPE = 141  # the output's reader went away (SIGPIPE: `amr listen | head -1`)
+EXIT_TERMINATED = 143  # SIGTERM (kill, systemctl stop)
 
 EXIT_CODES = {
     0: "success",
     EXIT_BUILD: "a firmware file does not compile",
     2: "usage: a bad option, argument or board profile",
-    EXIT_KEYS: "a bundle or secret is missing, unreadable or has the wrong passphrase",
+    EXIT_KEYS: "a bundle or secret is missing, unreadable, damaged or has the wrong passphrase",
     EXIT_RADIO: "no usable Bluetooth adapter or transport",
-    EXIT_INPUT: "an input file cannot be read, or an image does not fit the unit",
+    EXIT_INPUT: "an input file cannot be read (or an output written), or an image does not fit"
+    " the unit",
     EXIT_UNIT: "a unit cannot be reached, or does not answer, over its link",
     EXIT_UNFIT: "a unit failed a check or is not fit for use; the reason and next step are printed",
     EXIT_REGISTRY: "the registry refused: an illegal step, an unknown unit, a broken audit chain",
+    EXIT_INTERRUPTED: "amr listen stopped by Ctrl-C (SIGINT), its state saved",
+    EXIT_PIPE: "amr listen: the program reading its output went away (SIGPIPE)",
+    EXIT_TERMINATED: "amr listen stopped by SIGTERM, its state saved",
 }
 
 
 def exit_code_help() -> str:
     """The exit codes as `amr --help` lists them."""
-    return "\b\nExit codes:\n" + "\n".join(f"  {n:>2}  {text}" for n, text in EXIT_CODES.items())
+    return "\b\nExit codes:\n" + "\n".join(f"  {n:>3}  {text}" for n, text in EXIT_CODES.items())
+
+
+def json_line(value: Any) -> str:
+    """`value` as one line of strict JSON (RFC 8259): a number that is NaN or
+    infinite, which JSON cannot carry, becomes null."""
+
+    def finite(v: Any) -> Any:
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: finite(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [finite(x) for x in v]
+        return v
+
+    return json.dumps(finite(value), allow_nan=False)
 
 
 def fail(message: str, code: int) -> NoReturn:

@@ -1,12 +1,21 @@
-"""`amr listen`: receive, verify and report alerts."""
+"""`amr listen`: receive, verify and report alerts.
+
+Every failure a user can cause ends in a message and an exit code
+(common.EXIT_CODES): 3 the bundle, 4 the radio, 5 a capture, names, state or
+outbox file; Ctrl-C (SIGINT) and SIGTERM stop it at once, its state saved,
+with 130 and 143; a reader of its output that went away, with 141."""
 
 from __future__ import annotations
 
 import asyncio
-import json
+import logging
+import os
+import signal
 import sqlite3
+import stat
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -14,9 +23,13 @@ import click
 
 from amrkit.cli.common import (
     EXIT_INPUT,
+    EXIT_INTERRUPTED,
+    EXIT_PIPE,
     EXIT_RADIO,
+    EXIT_TERMINATED,
     bundle_units,
     fail,
+    json_line,
     open_registry,
     registry_errors,
     unit_id_option,
@@ -25,18 +38,125 @@ from amrkit.receiver import EVENT_KINDS
 
 T = TypeVar("T")
 
+STOP_CODES = {signal.SIGINT: EXIT_INTERRUPTED, signal.SIGTERM: EXIT_TERMINATED}
+
 
 def open_store(opener: Callable[[], T], path: Path, option: str) -> T:
     """A receiver's SQLite file opened, or exit 5 naming the file and the option."""
+
+    def refuse(what: str) -> None:
+        fail(
+            f"cannot use {path} as the {option} file ({what}); give {option} a writable "
+            "file path (it is created if missing), or move a damaged file aside",
+            EXIT_INPUT,
+        )
+
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as err:  # a name too long, a file where a folder should be
+        refuse(err.strerror or str(err))
+    if mode is not None and stat.S_ISDIR(mode):
+        refuse("a directory")
+    if mode is not None and not stat.S_ISREG(mode):
+        # SQLite would wait forever on a FIFO, or fail late on a device.
+        refuse("not a regular file")
+    if not path.parent.is_dir():
+        refuse(f"no folder {path.parent}")
     try:
         return opener()
     except sqlite3.Error as err:
-        what = "a directory" if path.is_dir() else str(err)
-        fail(
-            f"cannot use {path} as the {option} file ({what}); "
-            f"give {option} a writable file path (it is created if missing)",
-            EXIT_INPUT,
-        )
+        refuse(str(err))
+    raise AssertionError("unreachable")
+
+
+def store_trouble(err: sqlite3.Error, stores: dict[str, Path]) -> str:
+    """What to say when a receiver's SQLite file fails mid-run (read-only,
+    full, locked, damaged, another program's database): which one, and what
+    to do. Which one: the outbox if the error came from its code."""
+    frames = []
+    tb = err.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame.f_code.co_filename)
+        tb = tb.tb_next
+    option = "--outbox" if any(f.endswith("outbox.py") for f in frames) else "--state"
+    path = stores.get(option, stores["--state"])
+    return (
+        f"the {option} file {path} failed while listening ({err}); give {option} a "
+        "writable file of its own (it is created if missing), not one another program uses"
+    )
+
+
+class OutputFailed(Exception):
+    """stdout cannot be written: the program reading it (`| head -1`) went
+    away (a BrokenPipeError), or the disk it goes to is full."""
+
+
+async def until_stopped(work: Coroutine[Any, Any, None]) -> int | None:
+    """Run `work` until it ends, or until SIGINT or SIGTERM cancels it (its
+    cleanup, the state flushed, still runs). The signal that stopped it, or None."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(work)
+    caught: list[int] = []
+
+    def stop(signum: int) -> None:
+        if not caught:
+            caught.append(signum)
+            task.cancel()
+
+    handled = []
+    for signum in STOP_CODES:
+        if signal.getsignal(signum) is signal.SIG_IGN:
+            continue  # ignored by whoever started us (nohup, a background job): it stays so
+        try:
+            loop.add_signal_handler(signum, stop, signum)
+            handled.append(signum)
+        except (ValueError, RuntimeError, NotImplementedError):
+            pass  # not the main thread (run in-process by a test), or no Unix signals
+    try:
+        await task
+    except asyncio.CancelledError:
+        if not caught:
+            raise
+    finally:
+        for signum in handled:
+            loop.remove_signal_handler(signum)
+    return caught[0] if caught else None
+
+
+def close_promptly(outbox: Any) -> None:
+    """Close the outbox, unless a POST in flight holds it (a webhook that does
+    not answer): then leave it to the exit. Its events are committed; the
+    one in flight is sent again next run (the endpoint sees its key twice)."""
+    closer = threading.Thread(target=outbox.close, daemon=True)
+    closer.start()
+    closer.join(timeout=0.5)
+
+
+class _OneLine(logging.Formatter):
+    """The outbox's log, as `amr: message (error)`: never a traceback."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = f"amr: {record.getMessage()}"
+        if record.exc_info and record.exc_info[1] is not None:
+            err = record.exc_info[1]
+            text += f" ({type(err).__name__}: {err})"
+        return text
+
+
+def quiet_outbox_log() -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(_OneLine())
+    logger = logging.getLogger("amrkit.outbox")
+    logger.addHandler(handler)
+    logger.propagate = False
+
+
+def finite_duration(_ctx: Any, _param: Any, value: float | None) -> float | None:
+    if value is not None and value != value:  # NaN passes click's range check
+        raise click.BadParameter("give a number of seconds")
+    return value
 
 
 @click.command()
@@ -54,7 +174,12 @@ def open_store(opener: Callable[[], T], path: Path, option: str) -> T:
     show_default=True,
     help="SQLite file for high-water marks and reported alerts.",
 )
-@click.option("--capture", type=click.Path(path_type=Path), help="Replay a capture file.")
+@click.option(
+    "--capture",
+    type=click.Path(path_type=Path),
+    help='Replay a capture: JSON lines {"t": seconds, "ad": "<hex>", "rssi": dBm}. A FIFO '
+    "(mkfifo) or a pipe is followed as lines arrive, until its writer closes it.",
+)
 @click.option("--adapter", help="BlueZ adapter to scan with (e.g. hci0).")
 @click.option(
     "--transport",
@@ -76,6 +201,7 @@ def open_store(opener: Callable[[], T], path: Path, option: str) -> T:
 @click.option(
     "--duration",
     type=click.FloatRange(min=0, min_open=True),
+    callback=finite_duration,
     help="Stop after this many seconds.",
 )
 @click.option("--webhook", help="Forward every event to this URL (durable outbox).")
@@ -140,9 +266,45 @@ def listen(
     kinds_shown: tuple[str, ...],
 ) -> None:
     """Receive, verify and report alerts: one line per event on stdout, a
-    sentence for a person on a terminal, a JSON object for a program (--format)."""
+    sentence for a person on a terminal, a JSON object for a program (--format).
+
+    Runs until --duration, the capture's end, or Ctrl-C or SIGTERM, which
+    stop it at once with its state saved; events not yet forwarded wait in
+    the outbox for the next run.
+
+    \b
+    Exit codes: 2 usage; 3 the bundle (missing, damaged, wrong passphrase);
+    4 no Bluetooth; 5 a capture, names, state or outbox file that cannot be
+    read or used (the file and line are named), or a stdout that cannot be
+    written; 130 Ctrl-C (SIGINT); 141 the reader of its output went away;
+    143 SIGTERM."""
+    try:
+        run_listen(**locals())
+    except KeyboardInterrupt:  # Ctrl-C before or after listening (reading the bundle, say)
+        fail("interrupted", EXIT_INTERRUPTED)
+
+
+def run_listen(
+    bundle: Path,
+    passphrase_env: str,
+    state: Path,
+    capture: Path | None,
+    adapter: str | None,
+    transport: str | None,
+    ack: bool,
+    decoys: bool,
+    duration: float | None,
+    webhook: str | None,
+    outbox: Path | None,
+    output: str | None,
+    as_json: bool,
+    names: Path | None,
+    registry_url: str | None,
+    master_key_file: Path | None,
+    units_shown: tuple[str, ...],
+    kinds_shown: tuple[str, ...],
+) -> None:
     from amrkit.ble import transport_trouble
-    from amrkit.listen import CaptureError, ble_source, capture_source, session
     from amrkit.listen_text import Names, NamesError, describe, load_names
     from amrkit.outbox import Outbox, check_url
     from amrkit.receiver import Receiver
@@ -169,15 +331,21 @@ def listen(
         except ValueError as err:
             raise click.BadParameter(str(err), param_hint="--webhook") from err
     units = bundle_units(bundle, passphrase_env)
+    stores = {"--state": state}
     receiver = open_store(lambda: Receiver(units, state), state, "--state")
     forward = None
     if webhook:
-        path = outbox or state.with_suffix(".outbox")
+        path = stores["--outbox"] = outbox or state.with_suffix(".outbox")
         try:
             forward = open_store(lambda: Outbox(path, webhook), path, "--outbox")
         except SystemExit:
             receiver.close()
             raise
+        quiet_outbox_log()
+    # Imported once the files are checked: it loads bumble (a second), which
+    # a bad bundle or option need not wait for.
+    from amrkit.listen import CaptureError, ble_source, capture_source, session
+
     source = capture_source(capture) if capture else ble_source(adapter, transport)
 
     def emit(event: dict[str, Any]) -> None:
@@ -185,32 +353,75 @@ def listen(
             return
         if kinds_shown and event.get("event") not in kinds_shown:
             return
-        click.echo(json.dumps(event) if json_out else describe(event, table))
+        try:
+            click.echo(json_line(event) if json_out else describe(event, table))
+        except OSError as err:
+            raise OutputFailed() from err
 
+    stopped_by: int | None = None
+    problem: tuple[str, int] | None = None
     try:
-        asyncio.run(
-            session(
-                receiver,
-                source,
-                emit,
-                forward,
-                ack_transport=transport if ack else None,
-                decoys=decoys,
-                duration_s=duration,
+        stopped_by = asyncio.run(
+            until_stopped(
+                session(
+                    receiver,
+                    source,
+                    emit,
+                    forward,
+                    ack_transport=transport if ack else None,
+                    decoys=decoys,
+                    duration_s=duration,
+                )
             )
         )
-    except KeyboardInterrupt:
-        pass
+    except KeyboardInterrupt:  # a Ctrl-C the loop had not taken over yet
+        stopped_by = signal.SIGINT
     except CaptureError as err:
-        fail(str(err), EXIT_INPUT)
+        problem = str(err), EXIT_INPUT
+    except sqlite3.Error as err:
+        problem = store_trouble(err, stores), EXIT_INPUT
+    except OutputFailed as err:
+        # Nothing more can be printed: stdout goes nowhere from here on.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        cause = err.__cause__
+        if isinstance(cause, BrokenPipeError):
+            problem = "", EXIT_PIPE  # as quiet as any program whose reader left
+        else:
+            why = cause.strerror if isinstance(cause, OSError) else cause
+            problem = f"cannot write the events to stdout ({why})", EXIT_INPUT
     except Exception as err:  # bleak: no adapter, no permission, no BlueZ
-        if capture:
-            raise
         if transport:  # bumble: a dongle that is not there, or no `amr sim` at that address
-            fail(transport_trouble(transport, err), EXIT_RADIO)
-        fail(f"cannot scan for Bluetooth LE ({err}); name an adapter or use --capture", EXIT_RADIO)
+            problem = transport_trouble(transport, err), EXIT_RADIO
+        elif capture:
+            raise
+        else:
+            problem = (
+                f"cannot scan for Bluetooth LE ({err}); name an adapter or use --capture",
+                EXIT_RADIO,
+            )
     finally:
-        receiver.close()
-        if forward is not None:
-            forward.close()
-    click.echo(json.dumps({"stats": dict(receiver.stats)}), err=True)
+        waiting = 0
+        try:
+            receiver.close()  # flushes the state
+        except sqlite3.Error as err:
+            problem = problem or (store_trouble(err, stores), EXIT_INPUT)
+        try:
+            if forward is not None:
+                waiting = forward.pending()
+                if stopped_by is None:
+                    forward.close()
+                else:
+                    close_promptly(forward)
+        except sqlite3.Error as err:
+            problem = problem or (store_trouble(err, stores), EXIT_INPUT)
+    click.echo(json_line({"stats": dict(receiver.stats)}), err=True)
+    if problem is not None:
+        if problem[0]:
+            fail(problem[0], problem[1])
+        raise SystemExit(problem[1])
+    if stopped_by is not None:
+        saved = f"stopped by {signal.Signals(stopped_by).name}; state saved in {state}"
+        if waiting:
+            saved += f"; {waiting} event(s) wait in the outbox {stores['--outbox']} to be sent"
+        fail(saved, STOP_CODES[signal.Signals(stopped_by)])
