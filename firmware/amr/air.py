@@ -8,7 +8,7 @@
 # acknowledgements to the sequencer.
 from amr import diag as diagnostics
 from amr import frame
-from amr.alert import COVER, cover_gap_ms
+from amr.alert import COVER, cover_gap_ms, heartbeat_gap_ms
 from amr.compat import const
 
 _HEARTBEAT_ADVERTISE_MS = const(1000)
@@ -34,7 +34,9 @@ class AirQueue:
         self._ack_ids = []  # pending alerts whose ack tags the radio looks for
 
     def resume(self, now, next_heartbeat, next_cover):
-        """The schedules kept across deep sleep, or fresh ones."""
+        """The schedules kept across deep sleep, or fresh ones. (The first
+        heartbeat after a cold boot is one interval on: nothing was on the
+        air at the boot, so that interval shows nothing.)"""
         self.next_heartbeat = next_heartbeat or now + self._heartbeat_ms
         self.next_cover = next_cover
         if not next_cover and self._cover_per_day:
@@ -100,7 +102,9 @@ class AirQueue:
                 self._log.diag.error(diagnostics.E_BATTERY_FLOOR)
         if now >= self.next_heartbeat:
             self._queue.append((_LAST, self._routine_kind(), 0, _HEARTBEAT_ADVERTISE_MS))
-            self.next_heartbeat = now + self._heartbeat_ms
+            self.next_heartbeat = now + heartbeat_gap_ms(
+                self._chip.random_u32(), self._heartbeat_ms
+            )
 
     def _routine_kind(self):
         self._gauge.millivolts()

@@ -36,10 +36,21 @@ _BATCH_MS = const(10000)
 _MAX_BACKOFF_MS = const(60000)
 _JITTER_FROM = const(2)  # the first attempt whose back-off is jittered
 _JITTER_SHIFT = const(2)  # jitter: up to back-off >> 2 taken off
+_HEARTBEAT_SPREAD = const(5)  # heartbeat intervals vary by up to 1/5 either way
 COVER = const(0xFFFFFF00)  # ids from here up are cover sequences, never alert ids
 # How many retries a cover sequence makes: mostly one (an alert acknowledged
 # at its first retry), sometimes more (a receiver that took longer).
 _COVER_LENGTHS = (1, 1, 1, 1, 2, 2, 3, 5)
+
+
+def heartbeat_gap_ms(random_u32, heartbeat_ms):
+    """Time to the next heartbeat: uniform over heartbeat_ms less or more a
+    fifth, so no interval marks the unit and the mean is heartbeat_ms (the
+    rate the power model counts). The longest, 1.2 intervals, keeps a unit
+    whose one heartbeat is lost (2.4 intervals of silence) inside the
+    receiver's supervision (2.5 intervals)."""
+    spread = heartbeat_ms // _HEARTBEAT_SPREAD
+    return heartbeat_ms - spread + random_u32 % (2 * spread + 1)
 
 
 def cover_gap_ms(random_u32, per_day):

@@ -3,7 +3,7 @@
 # schedule carried across deep sleep or lost with power.
 from membackend import MemBackend
 
-from amr.alert import COVER, RETRY_ADVERTISE_MS, Sequencer, cover_gap_ms
+from amr.alert import COVER, RETRY_ADVERTISE_MS, Sequencer, cover_gap_ms, heartbeat_gap_ms
 from amr.config import DEFAULTS
 from amr.records import STATE
 from amr.state import Counters, State, decode_state
@@ -220,3 +220,19 @@ def test_cover_gap_is_exponential_around_the_rate():
     mean = sum(gaps) / len(gaps)
     assert 3000000 < mean < 4200000  # one hour on average at 24 a day
     assert min(gaps) >= 0 and max(gaps) > 4 * mean
+
+
+def test_heartbeat_gap_is_uniform_within_a_fifth_of_the_interval_mean_the_interval():
+    for beat_s in (60, DEFAULTS["heartbeat_s"], 86400):
+        beat = beat_s * 1000
+        lowest = heartbeat_gap_ms(0, beat)
+        highest = heartbeat_gap_ms(2 * (beat // 5), beat)
+        assert (lowest, highest) == (beat - beat // 5, beat + beat // 5)
+        assert lowest <= heartbeat_gap_ms(0xFFFFFFFF, beat) <= highest
+    # Every value of the range once (one whole cycle of the draw's residue):
+    # each gap comes up once, and the mean is the interval itself.
+    beat = 60000
+    span = 2 * (beat // 5) + 1
+    gaps = [heartbeat_gap_ms(r, beat) for r in range(span)]
+    assert len(set(gaps)) == span
+    assert sum(gaps) == beat * span
