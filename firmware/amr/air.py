@@ -8,7 +8,7 @@
 # acknowledgements to the sequencer.
 from amr import diag as diagnostics
 from amr import frame
-from amr.alert import COVER, cover_gap_ms
+from amr.alert import COVER, cover_gap_ms, heartbeat_gap_ms
 from amr.compat import const
 
 _HEARTBEAT_ADVERTISE_MS = const(1000)
@@ -30,11 +30,13 @@ class AirQueue:
         self.paused = False  # service mode holds the radio: routine frames wait
         self._queue = []  # frames waiting for the air: (order, kind, alert id, ms)
         self._air_until = 0  # RTC ms when the frame on the air has had its time
-        self._air_kind = 0  # kind of the frame on the air
+        self._air_burst = False  # the frame on the air is a sequence's burst
         self._ack_ids = []  # pending alerts whose ack tags the radio looks for
 
     def resume(self, now, next_heartbeat, next_cover):
-        """The schedules kept across deep sleep, or fresh ones."""
+        """The schedules kept across deep sleep, or fresh ones. (The first
+        heartbeat after a cold boot is one interval on: nothing was on the
+        air at the boot, so that interval shows nothing.)"""
         self.next_heartbeat = next_heartbeat or now + self._heartbeat_ms
         self.next_cover = next_cover
         if not next_cover and self._cover_per_day:
@@ -79,9 +81,8 @@ class AirQueue:
     def _schedule(self, now):
         alerts = self._alerts
         if self.next_cover and now >= self.next_cover:
-            rand = self._chip.random_u32()
-            alerts.cover(now, rand)
-            self.next_cover = now + cover_gap_ms(rand >> 8, self._cover_per_day)
+            alerts.cover(now)
+            self.next_cover = now + cover_gap_ms(self._chip.random_u32(), self._cover_per_day)
         if alerts.busy:
             due = alerts.due(now, self._gauge.millivolts())
             for alert_id, attempt, span in due:
@@ -100,7 +101,9 @@ class AirQueue:
                 self._log.diag.error(diagnostics.E_BATTERY_FLOOR)
         if now >= self.next_heartbeat:
             self._queue.append((_LAST, self._routine_kind(), 0, _HEARTBEAT_ADVERTISE_MS))
-            self.next_heartbeat = now + self._heartbeat_ms
+            self.next_heartbeat = now + heartbeat_gap_ms(
+                self._chip.random_u32(), self._heartbeat_ms
+            )
 
     def _routine_kind(self):
         self._gauge.millivolts()
@@ -110,17 +113,19 @@ class AirQueue:
         if not self._queue:
             return
         attempt, kind, alert_id, span = self._queue[0]
-        burst = attempt == 0 and kind in (frame.ALERT, frame.TEST_PRESS)
-        if now < self._air_until and not (burst and self._air_kind != kind):
+        # A burst (an alert's, a test press's or a cover sequence's: they
+        # must look alike) does not wait for a heartbeat or a retry on the
+        # air to finish, only for another burst.
+        burst = attempt == 0
+        if now < self._air_until and not (burst and not self._air_burst):
             return
         self._queue.pop(0)
-        if burst or kind == frame.ALERT_RETRANSMISSION:
-            self._log.say("alert %d attempt %d: advertising %d ms" % (alert_id, attempt, span))
-        elif kind == frame.TEST_PRESS:
-            self._log.say("test press %d attempt %d: advertising %d ms" % (alert_id, attempt, span))
+        if kind in (frame.ALERT, frame.ALERT_RETRANSMISSION, frame.TEST_PRESS):
+            what = "test press" if kind == frame.TEST_PRESS else "alert"
+            self._log.say("%s %d attempt %d: advertising %d ms" % (what, alert_id, attempt, span))
         # The receiver is not listened to during a burst (radio.py says why).
         self._send(kind, alert_id, attempt if attempt < _LAST else 0, not burst)
-        self._air_kind = kind
+        self._air_burst = burst
         self._air_until = now + span
 
     def _send(self, kind, alert_id, attempt, listen):

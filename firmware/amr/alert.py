@@ -22,8 +22,9 @@
 # which keeps running through deep sleep.
 #
 # Cover traffic: a cover sequence has an alert's timing (burst, then the same
-# back-off) and stops after a few retries, as an acknowledged alert does; its
-# frames are heartbeats, so only the receiver can tell it from an alert.
+# back-off) and stops after a few retries, as an acknowledged alert does, or
+# now and then after many, as an alert acknowledged late; its frames are
+# heartbeats, so only the receiver can tell it from an alert.
 import math
 
 from amr import rtcmem
@@ -36,16 +37,53 @@ _BATCH_MS = const(10000)
 _MAX_BACKOFF_MS = const(60000)
 _JITTER_FROM = const(2)  # the first attempt whose back-off is jittered
 _JITTER_SHIFT = const(2)  # jitter: up to back-off >> 2 taken off
+_HEARTBEAT_SPREAD = const(5)  # heartbeat intervals vary by up to 1/5 either way
 COVER = const(0xFFFFFF00)  # ids from here up are cover sequences, never alert ids
 # How many retries a cover sequence makes: mostly one (an alert acknowledged
-# at its first retry), sometimes more (a receiver that took longer).
+# at its first retry), sometimes more (a receiver that took longer) ...
 _COVER_LENGTHS = (1, 1, 1, 1, 2, 2, 3, 5)
+# ... and one in COVER_TAIL_IN goes on as an alert nobody acknowledges does,
+# for a number of retries drawn uniformly up to what such an alert makes in
+# its first COVER_TAIL_MS (cover_tail), so that a long sequence tells little
+# either. Only an alert unacknowledged for longer stands out.
+COVER_TAIL_IN = const(16)
+COVER_TAIL_MS = const(1800000)
+
+
+def heartbeat_gap_ms(random_u32, heartbeat_ms):
+    """Time to the next heartbeat: uniform over heartbeat_ms less or more a
+    fifth, so no interval marks the unit and the mean is heartbeat_ms (the
+    rate the power model counts). The longest, 1.2 intervals, keeps a unit
+    whose one heartbeat is lost (2.4 intervals of silence) inside the
+    receiver's supervision (2.5 intervals)."""
+    spread = heartbeat_ms // _HEARTBEAT_SPREAD
+    return heartbeat_ms - spread + random_u32 % (2 * spread + 1)
 
 
 def cover_gap_ms(random_u32, per_day):
     """Time to the next cover sequence: exponential, per_day a day on average."""
     u = (random_u32 + 1) / 4294967297  # in (0, 1)
     return int(-math.log(u) * 86400000 / per_day)
+
+
+def cover_tail(cfg):
+    """(fewest, most) retries of a cover sequence's tail: from one past the
+    longest of _COVER_LENGTHS to as many as an unacknowledged alert makes in
+    its first COVER_TAIL_MS at the mean back-off (36 at the defaults)."""
+    first = cfg["retry_first_s"] * 1000
+    cap = min(cfg["retry_max_s"] * 1000, _MAX_BACKOFF_MS)
+    fewest = max(_COVER_LENGTHS) + 1
+    t = cfg["burst_ms"]
+    n = 0  # retries so far
+    while True:
+        wait = min(first << min(n, 16), cap)
+        if n + 1 >= _JITTER_FROM:
+            wait -= (wait >> _JITTER_SHIFT) // 2  # the jitter's mean
+        t += wait
+        if t > COVER_TAIL_MS:
+            return fewest, max(n, fewest)
+        n += 1
+        t += RETRY_ADVERTISE_MS
 
 
 class Sequencer:
@@ -57,6 +95,7 @@ class Sequencer:
         self._cap = min(cfg["retry_max_s"] * 1000, _MAX_BACKOFF_MS)
         self._floor = cfg["battery_floor_mv"]
         self._counters = counters
+        self._tail = cover_tail(cfg)
         # id -> [next due ms, attempt, last attempt]; attempt 0 is the burst,
         # last 0 means until acknowledged (alerts), else a cover sequence's end
         self._plan = {}
@@ -89,12 +128,19 @@ class Sequencer:
         self._plan[alert_id] = [now, 0, 0]
         return alert_id
 
-    def cover(self, now, random_u32):
-        """Start a cover sequence now; its length is drawn from random_u32."""
+    def cover(self, now):
+        """Start a cover sequence now; its length is drawn from the RNG."""
+        rand = self._random()
+        pick = rand // COVER_TAIL_IN
+        if rand % COVER_TAIL_IN:
+            last = _COVER_LENGTHS[pick % len(_COVER_LENGTHS)]
+        else:
+            fewest, most = self._tail
+            last = fewest + pick % (most - fewest + 1)
         cover_id = COVER
         while cover_id in self._plan:
             cover_id += 1
-        self._plan[cover_id] = [now, 0, _COVER_LENGTHS[random_u32 % len(_COVER_LENGTHS)]]
+        self._plan[cover_id] = [now, 0, last]
 
     def acknowledge(self, alert_id):
         if self._counters.acknowledge(alert_id):

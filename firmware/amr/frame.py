@@ -29,14 +29,11 @@ _PLAINTEXT = "<BIIBBBB"
 
 
 def service_ad(nonce, token):
-    """Flags, the 16-bit UUIDs of the two services, and the unit's token."""
-    return (
-        b"\x02\x01\x06"  # LE General Discoverable, no BR/EDR
-        + b"\x05\x03\x0f\x18\x0a\x18"  # complete list: 0x180F, 0x180A
-        + b"\x0d\xff"  # manufacturer-specific data: nonce u32, 8-byte token
-        + nonce.to_bytes(4, "little")
-        + token
-    )
+    """Service-mode advertising: one manufacturer-specific structure holding
+    a random nonce u32 and the unit's token for it; no flags (the unit is
+    connectable, not discoverable: a host finds it by the token) and no
+    service UUID, so only the AD header is constant."""
+    return b"\x0d\xff" + nonce.to_bytes(4, "little") + token
 
 
 class Sealer:

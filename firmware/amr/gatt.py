@@ -14,9 +14,12 @@
 # authenticated link may write (the stack refuses others, and the handler
 # ignores them too).
 #
-# Advertising carries flags, the two service UUIDs (common to many devices)
-# and a token a key holder resolves to this unit; nobody else can link it
-# to the unit's alert frames. The address is resolvable private.
+# Advertising carries only a nonce and the token a key holder resolves to
+# this unit for it (amr.frame.service_ad); nobody else can link it to the
+# unit's frames. The address is resolvable private, so bonded hosts know
+# the unit. While no host is connected the app moves it to a new nonce and
+# a new address every few seconds (rotate): the stack is restarted, as for
+# a routine frame, so the address changes in the same step as the nonce.
 import time
 
 import bluetooth
@@ -45,6 +48,9 @@ from amr.contract import (
 )
 
 _INTERVAL_US = const(200000)
+# Before the stack restarts for a new address: a host that connected just
+# before advertising stopped reports in (its IRQ runs while we wait).
+_SETTLE_MS = const(10)
 _SECURE_READ = FLAG_READ | FLAG_READ_AUTHENTICATED
 _CHUNK = const(19)  # fits the default ATT MTU (23) with the header
 _COMMAND_MAX = const(64)  # longest command (name, separator, argument) taken
@@ -86,9 +92,9 @@ _CONTROL = (
 class ServiceLink:
     """Connectable advertising and the GATT server of one service session."""
 
-    def __init__(self, passkey, bonds, info):
+    def __init__(self, bonds, info):
         self._ble = blecore.ble()
-        self._passkey = passkey
+        self._passkey = 0  # of the advertisement on the air
         self._bonds = bonds
         self._info = info  # (manufacturer, model, firmware, hardware), str each
         self._ad = b""
@@ -104,11 +110,33 @@ class ServiceLink:
         self.notes = []  # what happened, for the app to log outside the IRQ
         self.requests = []  # (conn, command name) written by authenticated hosts
 
-    def start(self, ad, battery_pct):
-        ble = self._ble
+    def start(self, ad, passkey, battery_pct):
+        """Serve and advertise `ad`; a host that connects to it pairs with `passkey`."""
         # The handler first: the stack may ask for stored secrets as it starts.
         blecore.handle(_EVENTS, self._irq)
-        ble.config(bond=True, le_secure=True, mitm=True, io=IO_CAPABILITY_DISPLAY_ONLY)
+        self._ble.config(bond=True, le_secure=True, mitm=True, io=IO_CAPABILITY_DISPLAY_ONLY)
+        self._pct = battery_pct
+        self._up(ad, passkey)
+        self.open = True
+
+    def rotate(self, ad, passkey):
+        """Advertise `ad` under a new address from now on, unless a host is
+        connected (then False: advertising is stopped while it is)."""
+        ble = self._ble
+        if self.connections:
+            return False
+        ble.gap_advertise(None)  # type: ignore[arg-type]  # None stops (documented)
+        time.sleep_ms(_SETTLE_MS)
+        if self.connections:
+            return False
+        ble.active(False)
+        self._up(ad, passkey)
+        return True
+
+    def _up(self, ad, passkey):
+        """The stack on under a fresh resolvable private address, the services
+        registered and filled in, and `ad` advertised."""
+        ble = self._ble
         ble.active(True)
         ble.config(addr_mode=ADDR_RPA)
         ((self._level,), handles, (self._control,)) = ble.gatts_register_services(
@@ -116,10 +144,11 @@ class ServiceLink:
         )
         for i in range(len(handles)):
             ble.gatts_write(handles[i], self._info[i].encode())
-        self.battery(battery_pct)
+        # The stubs type handles as memoryview; the port returns ints.
+        ble.gatts_write(self._level, bytes((self._pct,)))  # type: ignore[arg-type]
         self._ad = ad
+        self._passkey = passkey
         ble.gap_advertise(_INTERVAL_US, ad, connectable=True)
-        self.open = True
 
     def battery(self, pct):
         """Publish the battery level; authenticated hosts are notified of a

@@ -16,6 +16,11 @@ _LINGER_MS = const(10000)
 _MAX_MS = const(300000)
 _PAIR_MS = const(30000)  # a host has this long to pair with the passkey
 _REFUSALS = const(3)  # unauthenticated hosts before service mode closes
+# While it waits for a host, the advertisement moves to a new nonce, token
+# and address every 5 to 15 s (uniform): no address or token lasts the
+# session, and the moves keep no fixed period.
+_ROTATE_MIN_MS = const(5000)
+_ROTATE_SPREAD_MS = const(10000)
 
 
 class ServiceMode:
@@ -29,6 +34,7 @@ class ServiceMode:
         self._bonds = None  # its bond table, which the stack and the commands share
         self._until = 0  # RTC ms when it closes unless a host is there
         self._cap = 0
+        self._rotate_at = 0  # RTC ms when the advertisement moves on
 
     @property
     def is_open(self):
@@ -39,7 +45,6 @@ class ServiceMode:
             return
         from amr import board, records
         from amr.bonds import Bonds
-        from amr.frame import service_ad
         from amr.gatt import ServiceLink
         from amr.nvs import record_store
         from amr.version import VERSION
@@ -48,12 +53,13 @@ class ServiceMode:
         if bonds.damaged:
             self._log.say("bond table damaged: hosts must pair again")
         info = ("AMR", board.NAME, VERSION, board.CHIP)
-        nonce = self._chip.random_u32()
-        link = ServiceLink(self._sealer.passkey(nonce), bonds, info)
+        link = ServiceLink(bonds, info)
         gauge = self._gauge
         gauge.refresh()  # a fresh reading for the session, and every few seconds
         gauge.refreshing = True
-        link.start(service_ad(nonce, self._sealer.service_token(nonce)), gauge.percent())
+        ad, passkey = self._advert()
+        link.start(ad, passkey, gauge.percent())
+        self._rotate_at = self._next_rotation(now)
         self._link = link
         self._bonds = bonds
         self._until = now + _WAIT_MS
@@ -63,7 +69,18 @@ class ServiceMode:
     def deadline(self):
         if self._link is None:
             return None
-        return min(self._until, self._cap)
+        return min(self._until, self._cap, self._rotate_at)
+
+    def _advert(self):
+        """A fresh nonce's advertisement, and the passkey that goes with it."""
+        from amr.frame import service_ad
+
+        nonce = self._chip.random_u32()
+        sealer = self._sealer
+        return service_ad(nonce, sealer.service_token(nonce)), sealer.passkey(nonce)
+
+    def _next_rotation(self, now):
+        return now + _ROTATE_MIN_MS + self._chip.random_u32() % (_ROTATE_SPREAD_MS + 1)
 
     def poll(self, now):
         link = self._link
@@ -81,6 +98,12 @@ class ServiceMode:
             link.active = False
         if self._gauge.poll(now):
             link.battery(self._gauge.percent())
+        # While a host is connected nothing is advertised; the move waits
+        # for it to leave, then comes at once.
+        if now >= self._rotate_at and not link.connections:
+            ad, passkey = self._advert()
+            if link.rotate(ad, passkey):
+                self._rotate_at = self._next_rotation(now)
         if link.refused >= _REFUSALS:
             # Each failed passkey attempt tells a guesser a little; stop them.
             self.close("%d hosts failed to pair" % link.refused)

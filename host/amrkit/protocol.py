@@ -28,10 +28,10 @@ _RID_PREFIX = b"AMR1RID"
 _ACK_PREFIX = b"AMR1ACK"
 _SERVICE_PREFIX = b"AMR1SVC"
 _PASSKEY_PREFIX = b"AMR1PIN"
-# Service-mode advertising (protocol §10): flags, the 16-bit UUIDs of the
-# Battery and Device Information services, then manufacturer data holding a
-# random nonce u32 and the unit's token for it.
-SERVICE_AD_PREFIX = bytes.fromhex("02010605030f180a180dff")
+# Service-mode advertising (protocol §10): one manufacturer-specific AD
+# structure holding a random nonce u32 and the unit's token for it; its
+# header is the only constant.
+SERVICE_AD_PREFIX = bytes((4 + RID_LENGTH + 1, 0xFF))
 _HKDF_SALT = b"AMR-v1 unit keys"
 # Proof of keys (§11): the challenge key's input block and the MAC's domain.
 _PROOF_KEY_BLOCK = b"AMR1PRF" + bytes(9)

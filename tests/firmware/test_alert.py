@@ -3,7 +3,16 @@
 # schedule carried across deep sleep or lost with power.
 from membackend import MemBackend
 
-from amr.alert import COVER, RETRY_ADVERTISE_MS, Sequencer, cover_gap_ms
+from amr.alert import (
+    COVER,
+    COVER_TAIL_IN,
+    COVER_TAIL_MS,
+    RETRY_ADVERTISE_MS,
+    Sequencer,
+    cover_gap_ms,
+    cover_tail,
+    heartbeat_gap_ms,
+)
 from amr.config import DEFAULTS
 from amr.records import STATE
 from amr.state import Counters, State, decode_state
@@ -29,6 +38,20 @@ def draws(*values):
     def random_u32():
         state[0] += 1
         return values[(state[0] - 1) % len(values)]
+
+    return random_u32
+
+
+def first_then(first, *values):
+    """`first`, then values round and round (a cover's length draw, then jitter)."""
+    rest = draws(*values)
+    state = [True]
+
+    def random_u32():
+        if state[0]:
+            state[0] = False
+            return first
+        return rest()
 
     return random_u32
 
@@ -176,9 +199,15 @@ def test_fifth_alarm_evicts_second_oldest_and_unschedules_it():
     assert counters.state.pending == [ids[0], ids[2], ids[3], ids[4]]
 
 
+# The cover sequence's first draw picks its length: one in COVER_TAIL_IN
+# (draw % COVER_TAIL_IN == 0) a tail, else _COVER_LENGTHS[draw // COVER_TAIL_IN % 8].
+SHORTEST = 1  # a short sequence, _COVER_LENGTHS[0]: one retry
+LONGEST_SHORT = 7 * COVER_TAIL_IN + 1  # _COVER_LENGTHS[7]: five retries
+
+
 def test_cover_sequence_has_an_acknowledged_alerts_timing_and_ends():
-    seq, counters, _ = unit()
-    seq.cover(0, 0)  # length index 0: one retry, like an alert acked at its first retry
+    seq, counters, _ = unit(random_u32=draws(SHORTEST))
+    seq.cover(0)  # like an alert acked at its first retry
     cover = drive(seq, 0, 10 * 60000)
     alert_seq, _, _ = unit()
     alert = alert_seq.alarm(0)
@@ -192,8 +221,8 @@ def test_cover_sequence_has_an_acknowledged_alerts_timing_and_ends():
 
 def test_longest_cover_sequence_draws_its_jitter_as_an_alert_does():
     rand = (3, 99999, 4242, 17, 123456789)
-    seq, _, _ = unit(random_u32=draws(*rand))
-    seq.cover(0, 7)  # length index 7: five retries
+    seq, _, _ = unit(random_u32=first_then(LONGEST_SHORT, *rand))
+    seq.cover(0)
     cover = drive(seq, 0, 10 * 60000)
     alert_seq, _, _ = unit(random_u32=draws(*rand))
     alert_seq.alarm(0)
@@ -202,9 +231,47 @@ def test_longest_cover_sequence_draws_its_jitter_as_an_alert_does():
     assert [(t, a, s) for t, _, a, s in cover] == [(t, a, s) for t, _, a, s in timing]
 
 
+def test_a_cover_tail_retries_as_an_unacknowledged_alert_for_up_to_its_first_30_minutes():
+    fewest, most = cover_tail(DEFAULTS)
+    assert fewest == 6  # one past the longest short sequence
+    rand = (3, 99999, 4242, 17, 123456789)
+    for pick, retries in ((0, fewest), (most - fewest, most)):
+        seq, _, _ = unit(random_u32=first_then(pick * COVER_TAIL_IN, *rand))
+        seq.cover(0)
+        cover = drive(seq, 0, 2 * COVER_TAIL_MS)
+        alert_seq, _, _ = unit(random_u32=draws(*rand))
+        alert_seq.alarm(0)
+        timing = drive(alert_seq, 0, 2 * COVER_TAIL_MS)[: 1 + retries]
+        assert len(cover) == 1 + retries and seq.busy == 0
+        assert [(t, a, s) for t, _, a, s in cover] == [(t, a, s) for t, _, a, s in timing]
+    # The most: what an alert makes in its first 30 minutes. Without jitter
+    # (the longest back-offs) it makes no more than that; with a quarter off
+    # every jittered back-off (the shortest), no fewer.
+    longest, _, _ = unit()
+    longest.alarm(0)
+    assert len(drive(longest, 0, COVER_TAIL_MS)) - 1 <= most
+    # A quarter of each back-off off (the most the jitter takes): r % (b/4 + 1) == b/4.
+    shortest, _, _ = unit(random_u32=draws(1000, 2000, 4000, 8000, *([15000] * 40)))
+    shortest.alarm(0)
+    assert len(drive(shortest, 0, COVER_TAIL_MS)) - 1 >= most
+
+
+def test_cover_lengths_one_in_sixteen_a_tail():
+    fewest, most = cover_tail(DEFAULTS)
+    lengths = []
+    for r in range(COVER_TAIL_IN * 8):
+        seq, _, _ = unit(random_u32=draws(r))
+        seq.cover(0)
+        lengths.append(len(drive(seq, 0, 2 * COVER_TAIL_MS)) - 1)
+    tails = [n for n in lengths if n >= fewest]
+    assert len(tails) * COVER_TAIL_IN == len(lengths)
+    assert all(fewest <= n <= most for n in tails)
+    assert sorted(n for n in lengths if n < fewest) == sorted([1, 1, 1, 1, 2, 2, 3, 5] * 15)
+
+
 def test_cover_sequences_survive_deep_sleep_but_not_power_loss():
-    seq, counters, store = unit()
-    seq.cover(0, 7)  # the longest sequence
+    seq, counters, store = unit(random_u32=draws(LONGEST_SHORT))
+    seq.cover(0)
     seq.due(0, FULL_MV)
     snapshot, due = seq.snapshot(), seq.next_due()
     again = Sequencer(DEFAULTS, Counters(store, State(), counters.next), no_jitter)
@@ -220,3 +287,19 @@ def test_cover_gap_is_exponential_around_the_rate():
     mean = sum(gaps) / len(gaps)
     assert 3000000 < mean < 4200000  # one hour on average at 24 a day
     assert min(gaps) >= 0 and max(gaps) > 4 * mean
+
+
+def test_heartbeat_gap_is_uniform_within_a_fifth_of_the_interval_mean_the_interval():
+    for beat_s in (60, DEFAULTS["heartbeat_s"], 86400):
+        beat = beat_s * 1000
+        lowest = heartbeat_gap_ms(0, beat)
+        highest = heartbeat_gap_ms(2 * (beat // 5), beat)
+        assert (lowest, highest) == (beat - beat // 5, beat + beat // 5)
+        assert lowest <= heartbeat_gap_ms(0xFFFFFFFF, beat) <= highest
+    # Every value of the range once (one whole cycle of the draw's residue):
+    # each gap comes up once, and the mean is the interval itself.
+    beat = 60000
+    span = 2 * (beat // 5) + 1
+    gaps = [heartbeat_gap_ms(r, beat) for r in range(span)]
+    assert len(set(gaps)) == span
+    assert sum(gaps) == beat * span

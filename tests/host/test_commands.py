@@ -15,11 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bleak import BleakClient
 from bleak.exc import BleakError
 from sim_control import control
 
-from amrkit.ble.bumble import bumble_client
 from amrkit.boards import load_board
 from amrkit.bundle import write_bundle
 from amrkit.cli import EXIT_UNIT
@@ -27,7 +25,7 @@ from amrkit.contract import CONTROL_POINT_UUID
 from amrkit.protocol import KnownUnit
 from amrkit.twin.sim import Sim
 from amrkit.unit import Unit, UnitError, readout
-from amrkit.unit.ble import BleLink, find
+from amrkit.unit.ble import BleLink, connect, find
 from amrkit.unit.wired import WiredLink
 
 PASS = "commands test"
@@ -159,10 +157,14 @@ def test_the_control_point_answers_only_an_authenticated_host(sim: Sim) -> None:
     unit = known(sim)
 
     async def unpaired() -> str:
-        hit = await find([unit], sim.ble)
-        async with BleakClient(hit.device, backend=bumble_client(sim.ble)) as client:
+        # Found and connected to the address it advertises now (it moves on
+        # every few seconds), without pairing.
+        _, client = await connect([unit], sim.ble, passkey=None)
+        try:
             with pytest.raises(BleakError) as refused:
                 await client.write_gatt_char(CONTROL_POINT_UUID, b"info", response=True)
+        finally:
+            await client.disconnect()
         return str(refused.value)
 
     assert "authentication" in asyncio.run(unpaired()).lower()

@@ -10,26 +10,37 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from bleak import BleakClient
+from bleak import BleakClient, BleakScanner
+from bleak.backends.device import BLEDevice
+from bleak.backends.scanner import AdvertisementData
 from bleak.exc import BleakError
 from bumble.keys import MemoryKeyStore
 from click.testing import CliRunner
 from sim_control import control
 
 import amrkit
-from amrkit.ble.bumble import bumble_client
+from amrkit.ble.bumble import bumble_scanner
 from amrkit.boards import load_board
 from amrkit.bundle import write_bundle
 from amrkit.cli import EXIT_UNIT, main
 from amrkit.paths import firmware_module
-from amrkit.protocol import KnownUnit, service_passkey
+from amrkit.protocol import SERVICE_AD_PREFIX, KnownUnit
 from amrkit.twin.sim import Sim
-from amrkit.unit.ble import BATTERY_LEVEL, find, read_unit
+from amrkit.unit.ble import (
+    BATTERY_LEVEL,
+    Found,
+    connect,
+    find,
+    read_unit,
+    resolve,
+    right_passkey,
+)
 
 PASS = "service test"
 HOST = "C0:5E:4F:1C:E0:01"  # the store's host keeps one address, so its bonds hold
@@ -61,6 +72,18 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
         yield fleet
 
 
+@asynccontextmanager
+async def connected(
+    sim: Sim, units: list[KnownUnit], **args: Any
+) -> AsyncIterator[tuple[Found, BleakClient]]:
+    """One of `units` found and connected (amrkit.unit.ble.connect), then let go."""
+    hit, client = await connect(units, sim.ble, **args)
+    try:
+        yield hit, client
+    finally:
+        await client.disconnect()
+
+
 def known(sim: Sim, name: str) -> KnownUnit:
     unit = sim.units[name].known
     assert unit is not None
@@ -85,10 +108,10 @@ def test_battery_and_device_information_after_passkey_pairing(sim: Sim) -> None:
     # which the firmware handed to its bond table in flash, encrypts the link
     # with no passkey asked.
     async def bonded_read() -> int:
-        hit = await find(units, sim.ble)
-        async with BleakClient(
-            hit.device, backend=bumble_client(sim.ble), keystore=keystore, own_address=HOST
-        ) as client:
+        async with connected(sim, units, passkey=None, keystore=keystore, own_address=HOST) as (
+            _,
+            client,
+        ):
             await client.pair()  # encrypts with the stored key
             return (await client.read_gatt_char(BATTERY_LEVEL))[0]
 
@@ -119,18 +142,18 @@ def test_nothing_is_readable_without_the_right_passkey(sim: Sim) -> None:
     assert control(sim, {"cmd": "service", "unit": "unit-2"})["ok"]
     unit = known(sim, "unit-2")
 
+    def wrong(hit: Found) -> int:
+        return (right_passkey(hit) + 1) % 1_000_000
+
     async def attempts() -> tuple[str, str, str]:
-        hit = await find([unit], sim.ble)
-        wrong = (service_passkey(unit.keys.id, hit.nonce) + 1) % 1_000_000
-        backend = bumble_client(sim.ble)
-        async with BleakClient(hit.device, backend=backend) as client:
+        async with connected(sim, [unit], passkey=None) as (_, client):
             with pytest.raises(BleakError) as unpaired:
                 await client.read_gatt_char(BATTERY_LEVEL)
-        async with BleakClient(hit.device, backend=backend, passkey=wrong) as client:
+        async with connected(sim, [unit], passkey=wrong) as (_, client):
             with pytest.raises(BleakError) as refused:
                 await client.pair()
         # Just Works gives an unauthenticated key: the unit drops the link.
-        async with BleakClient(hit.device, backend=backend) as client:
+        async with connected(sim, [unit], passkey=None) as (_, client):
             with pytest.raises(BleakError) as just_works:
                 await client.pair()
                 await client.read_gatt_char(BATTERY_LEVEL)
@@ -187,9 +210,7 @@ def test_at_rest_the_unit_is_not_connectable(sim: Sim) -> None:
     assert frames and not any(e["connectable"] for e in frames)
     # Connectable advertising happened in service mode only, with its own data.
     service = [e for e in adverts if e["connectable"]]
-    assert service and all(
-        bytes.fromhex(e["data"])[3:9] == bytes.fromhex("05030f180a18") for e in service
-    )
+    assert service and all(bytes.fromhex(e["data"])[:2] == SERVICE_AD_PREFIX for e in service)
 
 
 def test_battery_level_is_notified_to_a_paired_host(sim: Sim) -> None:
@@ -200,7 +221,6 @@ def test_battery_level_is_notified_to_a_paired_host(sim: Sim) -> None:
     battery = firmware_module("battery")
 
     async def watch() -> list[int]:
-        hit = await find([unit], sim.ble)
         levels: list[int] = []
         changed = asyncio.Event()
 
@@ -208,8 +228,7 @@ def test_battery_level_is_notified_to_a_paired_host(sim: Sim) -> None:
             levels.append(data[0])
             changed.set()
 
-        passkey = service_passkey(unit.keys.id, hit.nonce)
-        async with BleakClient(hit.device, backend=bumble_client(sim.ble), passkey=passkey) as c:
+        async with connected(sim, [unit]) as (_, c):
             await c.pair()
             await c.start_notify(BATTERY_LEVEL, notified)
             await asyncio.to_thread(control, sim, {"cmd": "battery", "unit": "unit-2", "mv": 2600})
@@ -217,6 +236,59 @@ def test_battery_level_is_notified_to_a_paired_host(sim: Sim) -> None:
         return levels
 
     assert asyncio.run(watch()) == [battery.percent(2600)]
+
+
+def test_service_advertising_moves_to_a_new_token_and_address_and_shows_no_constant(
+    sim: Sim,
+) -> None:
+    """Heard by a scanner on the radio while the unit waits for a host: a
+    bare manufacturer structure (no flags, no service UUID) whose nonce and
+    token change every few seconds, each time under a new address; only a
+    key holder resolves any of them to the unit, and a host still pairs."""
+    unit = known(sim, "unit-2")
+    wait_asleep(sim, "unit-2")
+    service_mode = firmware_module("service_mode")
+    longest_s = (service_mode._ROTATE_MIN_MS + service_mode._ROTATE_SPREAD_MS) / 1000
+    assert control(sim, {"cmd": "service", "unit": "unit-2"})["ok"]
+
+    async def listen() -> dict[str, set[bytes]]:
+        await find([unit], sim.ble)  # advertising for a host now
+        heard: dict[str, set[bytes]] = {}
+
+        def on_advert(device: BLEDevice, adv: AdvertisementData) -> None:
+            if resolve(adv, [unit]) is None:
+                return
+            assert not adv.service_uuids and adv.local_name is None
+            (company, data), *_ = adv.manufacturer_data.items()
+            heard.setdefault(device.address, set()).add(company.to_bytes(2, "little") + data)
+
+        scanner = BleakScanner(on_advert, backend=bumble_scanner(sim.ble))
+        await scanner.start()
+        # Longer than two of the longest periods: at least two moves.
+        await asyncio.sleep(2 * longest_s + 1)
+        await scanner.stop()
+        return heard
+
+    heard = asyncio.run(listen())
+    assert len(heard) >= 3, heard  # addresses
+    assert all(len(ads) == 1 for ads in heard.values())  # one nonce per address
+    payloads = [next(iter(ads)) for ads in heard.values()]
+    assert len({p[:4] for p in payloads}) == len(payloads)  # a new nonce each time
+    # A host finds and pairs with the advertisement of the moment.
+    report = asyncio.run(read_unit([unit], sim.ble))
+    assert report["unit_id"] == unit.unit
+    wait_for_log(sim, "unit-2", "service mode closed")
+    wait_asleep(sim, "unit-2")
+    # Only the AD header is constant: the advertisements as the firmware gave them.
+    session = sim.units["unit-2"].unit.boots[-1]
+    adverts = [
+        bytes.fromhex(e["data"])
+        for e in session.events
+        if e["kind"] == "advertise" and e["connectable"]
+    ]
+    assert len(adverts) >= len(heard)
+    assert {a[:2] for a in adverts} == {SERVICE_AD_PREFIX}
+    assert all(len(a) == len(SERVICE_AD_PREFIX) + 12 for a in adverts)
 
 
 def test_a_press_reaches_a_unit_awake_in_service_mode_and_the_alarm_wins(sim: Sim) -> None:

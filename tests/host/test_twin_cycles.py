@@ -11,7 +11,7 @@ import pytest
 
 from amrkit.boards import load_board
 from amrkit.paths import firmware_module
-from amrkit.protocol import Kind, KnownUnit, decode, rid
+from amrkit.protocol import Kind, KnownUnit, decode, rid, service_ad
 from amrkit.twin.energy import account
 from amrkit.twin.factory import provision
 from amrkit.twin.gestures import Rng, service_presses, taps, trace
@@ -276,4 +276,5 @@ def test_an_alarm_during_service_mode_closes_it_and_goes_out(unit: VirtualUnit) 
     assert len(alerts(unit)) == 1
     # While service mode was open the unit advertised connectable, and only then.
     connectable = [e for b in unit.boots for e in b.events if e.get("connectable")]
-    assert connectable and all(len(bytes.fromhex(e["data"])) == 23 for e in connectable)
+    service_length = len(service_ad(bytes(16), 0))
+    assert connectable and all(len(bytes.fromhex(e["data"])) == service_length for e in connectable)

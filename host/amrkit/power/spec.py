@@ -87,7 +87,11 @@ def _const(module: str, name: str) -> int:
 def radio_timing() -> RadioTiming:
     alert = firmware_module("alert")
     config = firmware_module("config")
-    lengths = alert._COVER_LENGTHS
+    # A cover sequence's retries: a short one from _COVER_LENGTHS, or one in
+    # COVER_TAIL_IN a tail, uniform over cover_tail's range.
+    short = sum(alert._COVER_LENGTHS) / len(alert._COVER_LENGTHS)
+    tail = sum(alert.cover_tail(config.DEFAULTS)) / 2
+    one_in = alert.COVER_TAIL_IN
     return RadioTiming(
         adv_interval_ms=_const("radio", "_INTERVAL_US") / 1000,
         scan_interval_ms=_const("radio", "_SCAN_INTERVAL_US") / 1000,
@@ -97,5 +101,5 @@ def radio_timing() -> RadioTiming:
         retry_advertise_ms=float(alert.RETRY_ADVERTISE_MS),
         heartbeat_advertise_ms=float(_const("air", "_HEARTBEAT_ADVERTISE_MS")),
         service_max_ms=float(_const("service_mode", "_MAX_MS")),
-        cover_mean_retries=sum(lengths) / len(lengths),
+        cover_mean_retries=short + (tail - short) / one_in,
     )

@@ -2,19 +2,22 @@
 
 A unit in service mode advertises a token that only a holder of its keys can
 resolve (protocol §10), so the host finds *its* unit among others although no
-unit carries a static identifier. The host then pairs with LE Secure
-Connections, typing the passkey it derives from the same keys, runs the
-service commands through the unit's control point, and reads the standard
-Battery and Device Information services any BLE tool reads. Pairing goes through the
-bumble backend (amrkit.ble.bumble), which takes the passkey; the same code runs on
-the twin's virtual radio and on a USB HCI dongle.
+unit carries a static identifier. While it waits for a host the unit moves to
+a new token and address every few seconds: a host that connects to the
+address it heard just as the unit moved on finds it again and retries. The
+host then pairs with LE Secure Connections, typing the passkey it derives
+from the same keys, runs the service commands through the unit's control
+point, and reads the standard Battery and Device Information services any
+BLE tool reads. Pairing goes through the bumble backend (amrkit.ble.bumble),
+which takes the passkey; the same code runs on the twin's virtual radio and
+on a USB HCI dongle.
 """
 
 from __future__ import annotations
 
 import asyncio
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
@@ -33,9 +36,11 @@ from amrkit.contract import ARG_SEPARATOR, CHUNK_LAST, CONTROL_POINT_UUID, WIRED
 from amrkit.protocol import RID_LENGTH, KnownUnit, service_passkey, service_token
 from amrkit.unit import RadioUnavailable, UnitError, decode_reply
 
-BATTERY_SERVICE = normalize_uuid_16(0x180F)
-DEVICE_INFORMATION = normalize_uuid_16(0x180A)
 BATTERY_LEVEL = normalize_uuid_16(0x2A19)
+# A connection completes at the unit's next advertising event (every 200 ms)
+# when the unit is still there; one that has not within this long went to
+# an address the unit left.
+CONNECT_ATTEMPT_S = 5.0
 DEVICE_INFO_FIELDS = {
     "manufacturer": normalize_uuid_16(0x2A29),
     "model": normalize_uuid_16(0x2A24),
@@ -64,8 +69,6 @@ def resolve(adv: AdvertisementData, units: Iterable[KnownUnit]) -> tuple[KnownUn
     bleak splits manufacturer data into a company id and the rest; in ours
     those first two bytes are simply the low half of the nonce.
     """
-    if not {BATTERY_SERVICE, DEVICE_INFORMATION} <= set(adv.service_uuids):
-        return None
     for company, data in adv.manufacturer_data.items():
         if len(data) != 2 + RID_LENGTH:  # the nonce's high half, then the token
             continue
@@ -111,6 +114,45 @@ async def find(units: list[KnownUnit], transport: str, timeout_s: float = 30.0) 
         await scanner.stop()
 
 
+def right_passkey(hit: Found) -> int:
+    """The passkey of the service session `hit` heard."""
+    return service_passkey(hit.unit.keys.id, hit.nonce)
+
+
+async def connect(
+    units: list[KnownUnit],
+    transport: str,
+    timeout_s: float = 30.0,
+    passkey: Callable[[Found], int] | None = right_passkey,
+    **client_args: Any,
+) -> tuple[Found, BleakClient]:
+    """The first of `units` heard in service mode, connected (not paired):
+    with `passkey(hit)` for the pairing, or none (Just Works only).
+
+    A connection to an address the unit has just left never completes:
+    after CONNECT_ATTEMPT_S the host finds the unit again, until timeout_s."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout_s
+    while True:
+        hit = await find(units, transport, max(end - loop.time(), 0.1))
+        args = dict(client_args)
+        if passkey is not None:
+            args["passkey"] = passkey(hit)
+        client = BleakClient(
+            hit.device, backend=bumble_client(transport), timeout=timeout_s, **args
+        )
+        try:
+            async with asyncio.timeout(min(CONNECT_ATTEMPT_S, max(end - loop.time(), 0.1))):
+                await client.connect()
+            return hit, client
+        except (TimeoutError, BleakError) as err:
+            if loop.time() >= end:
+                raise UnitError(
+                    f"unit {hit.unit.unit} was heard in service mode but could not be "
+                    f"connected to within {timeout_s:.0f} s: {err or 'timed out'}"
+                ) from err
+
+
 class BleLink:
     """A unit in service mode over BLE: the first of `units` heard, paired
     with the passkey its keys give, its service commands written to the
@@ -144,17 +186,13 @@ class BleLink:
         return f"unit {self.found.unit.unit}" if self.found else "a unit over BLE"
 
     async def __aenter__(self) -> BleLink:
-        hit = self.found = await find(self._units, self._transport, self._timeout_s)
-        self._client = BleakClient(
-            hit.device,
-            backend=bumble_client(self._transport),
-            timeout=self._timeout_s,
-            passkey=service_passkey(hit.unit.keys.id, hit.nonce),
+        self.found, self._client = await connect(
+            self._units,
+            self._transport,
+            self._timeout_s,
             keystore=self._keystore,
             own_address=self._own_address,
         )
-        with self._errors("connecting"):
-            await self._client.connect()
         try:
             try:
                 await self._client.pair()
