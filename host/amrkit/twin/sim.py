@@ -224,6 +224,8 @@ class SimUnit:
         (never an exception that ends the unit's thread or the connection)."""
         try:
             return self._command(c)
+        except SimError:
+            raise  # a ValueError too, that already says what is wrong
         except KeyError as err:
             raise SimError(f"{c.get('cmd')} needs {err.args[0]!r}") from err
         except (TypeError, ValueError, OverflowError) as err:
