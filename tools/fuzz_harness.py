@@ -769,7 +769,7 @@ class Tally:
         elif outcome.kind == "crash":
             self.crash_count += 1
             if len(self.crashes) < KEEP:
-                self.crashes.append(f"{what}: {outcome.message}"[:400])
+                self.crashes.append(f"{outcome.message[:200]} <- {what[:300]}")
         elif outcome.kind == "hang":
             self.hang_count += 1
             if len(self.hangs) < KEEP:
