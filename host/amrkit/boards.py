@@ -124,6 +124,8 @@ def load_profile(path: Path | str) -> Board:
         raise ProfileError(f"{path}: no such board profile; known boards: {known}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:  # tomllib reads the bytes as UTF-8
+        raise ProfileError(f"{path}: not valid TOML: byte {exc.start} is not UTF-8 text") from None
     except OSError as exc:  # a directory, no permission
         raise ProfileError(f"{path}: cannot read the board profile: {exc.strerror}") from None
     errors = _check_types(profile)

@@ -55,10 +55,35 @@ SOFT_REBOOT_WAIT_S = 5.0  # for the unit's thread to start the app after a soft 
 # Commands that only change the unit's surroundings (its button, cell, radio)
 # or read its status; they need not wait for it to sleep.
 AT_ONCE = frozenset({"press", "taps", "service", "battery", "hang", "radio_loss", "status"})
+# What a command's numbers may be: the ranges `amr sim`'s own commands allow.
+TAPS = (1, 20)
+PRESS_MS = (1, 60_000)
+BATTERY_MV = (0, 5000)
+JUMP_MS = (1, 10 * 365 * 86_400_000)
+SEED = (-(2**63), 2**63 - 1)
 
 
 class SimError(ValueError):
     """A control command that cannot be carried out; says why."""
+
+
+def _int(c: dict[str, Any], key: str, bounds: tuple[int, int], default: int | None = None) -> int:
+    """c[key] (or the default) as an int within bounds; a SimError saying
+    what it must be otherwise (a text, NaN, an infinity, out of range)."""
+    value = c.get(key, default)
+    if value is None:
+        raise SimError(f"{c.get('cmd')} needs {key!r}")
+    low, high = bounds
+    if not isinstance(value, int | float | str) or isinstance(value, bool):
+        number = None
+    else:
+        try:
+            number = int(float(value)) if not isinstance(value, int) else value
+        except (ValueError, OverflowError):
+            number = None
+    if number is None or not low <= number <= high:
+        raise SimError(f"{c.get('cmd')}: {key}={value!r}: give a whole number, {low} to {high}")
+    return number
 
 
 class SimUnit:
@@ -199,9 +224,11 @@ class SimUnit:
         (never an exception that ends the unit's thread or the connection)."""
         try:
             return self._command(c)
+        except SimError:
+            raise  # a ValueError too, that already says what is wrong
         except KeyError as err:
             raise SimError(f"{c.get('cmd')} needs {err.args[0]!r}") from err
-        except (TypeError, ValueError) as err:
+        except (TypeError, ValueError, OverflowError) as err:
             raise SimError(f"{c.get('cmd')}: a value is not a number: {err}") from err
 
     def _start_app(self, boot: Callable[[], object], missing: str, now: int) -> dict[str, Any]:
@@ -225,18 +252,21 @@ class SimUnit:
         now = self.virtual_now()
         unit = self.unit
         if cmd == "press":
-            rng = Rng(int(c.get("seed", 1)))
+            rng = Rng(_int(c, "seed", SEED, 1))
             unit.press(
                 now + 5,
-                trace(rng, [(0, int(c.get("duration_ms", 200)))], bool(c.get("bounce", True))),
+                trace(
+                    rng, [(0, _int(c, "duration_ms", PRESS_MS, 200))], bool(c.get("bounce", True))
+                ),
             )
         elif cmd == "taps":
-            rng = Rng(int(c.get("seed", 1)))
+            rng = Rng(_int(c, "seed", SEED, 1))
             unit.press(
-                now + 5, trace(rng, taps(rng, int(c.get("count", 3))), bool(c.get("bounce", True)))
+                now + 5,
+                trace(rng, taps(rng, _int(c, "count", TAPS, 3)), bool(c.get("bounce", True))),
             )
         elif cmd == "service":  # the maintenance gesture
-            rng = Rng(int(c.get("seed", 1)))
+            rng = Rng(_int(c, "seed", SEED, 1))
             unit.press(now + 5, trace(rng, service_presses(rng), bool(c.get("bounce", True))))
         elif cmd == "radio_loss":
             p = float(c["p"])
@@ -248,7 +278,7 @@ class SimUnit:
             ohm = c.get("resistance_ohm")
             if ohm is not None and not (isinstance(ohm, int | float) and 0 <= ohm <= 1000):
                 raise SimError(f"resistance_ohm={ohm!r}: give ohms, 0 to 1000 (a CR2032: 10-100)")
-            unit.set_battery(int(c["mv"]), None if ohm is None else float(ohm))
+            unit.set_battery(_int(c, "mv", BATTERY_MV), None if ohm is None else float(ohm))
         elif cmd == "power_cut":
             if c.get("at_next_write"):
                 self._cut_next_write = True
@@ -261,8 +291,9 @@ class SimUnit:
         elif cmd == "soft_reset":  # from the serial port's REPL (soft_reboot)
             return self._start_app(unit.soft_reset, "its REPL soft-rebooted without one", now)
         elif cmd == "time_jump":
-            unit.jump(int(c["ms"]))
-            self._reanchor(self._anchor[1] + int(c["ms"]))
+            ms = _int(c, "ms", JUMP_MS)
+            unit.jump(ms)
+            self._reanchor(self._anchor[1] + ms)
         elif cmd == "hang":
             delay = c.get("in_ms", 0)
             if not (isinstance(delay, int) and 0 <= delay <= 3_600_000):
@@ -397,13 +428,15 @@ class Sim:
 
     def command(self, command: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
         """Carry out one control command; the reply as a dict."""
-        if command.get("cmd") == "status" and "unit" not in command:
+        cmd, name = command.get("cmd"), command.get("unit")
+        if not isinstance(cmd, str):
+            return {"ok": False, "error": f"cmd={cmd!r}: give a command's name (a string)"}
+        if cmd == "status" and "unit" not in command:
             return {
                 "ok": True,
                 "units": [self.command({"cmd": "status", "unit": u}) for u in self.units],
             }
-        name = command.get("unit")
-        if name not in self.units:
+        if not isinstance(name, str) or name not in self.units:
             return {"ok": False, "error": f"no unit {name!r}: units are {', '.join(self.units)}"}
         sim_unit = self.units[name]
         if command.get("cmd") in AT_ONCE:
