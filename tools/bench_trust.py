@@ -14,7 +14,11 @@ command).
     at once, heard by `amr listen` as a gateway with a webhook; alerts
     printed and forwarded, false alerts, the listener's CPU and latency;
   - acknowledgement (tools/bench_ack.py): time on the air per alert and
-    retries until acknowledged, the earlier two-minute hold as baseline.
+    retries until acknowledged, the earlier two-minute hold as baseline;
+  - fuzzing (tools/bench_fuzz.py): 100,000 inputs a target (fewer for the
+    slow ones, which it names); crashes, hangs, secrets said (all must be 0);
+  - adversary (amrkit.twin.adversary): 15,000 frames of each of 7 attacks
+    (105,000) mixed into genuine traffic; accepted (must be 0).
 """
 
 from __future__ import annotations
@@ -30,7 +34,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_ack
 import bench_faults
+import bench_fuzz
 
+from amrkit.twin.adversary import run_adversary
 from amrkit.twin.air_load import SHORT, Timing, run_load
 from amrkit.twin.storms import run_storm
 
@@ -43,10 +49,12 @@ class Counts:
     pressed: int
     timing: Timing
     ack_alerts: int
+    fuzz_per_target: int
+    per_attack: int
 
 
-FULL = Counts(10_000, 20, 200, 20, Timing(), 4)
-QUICK = Counts(20, 1, 6, 2, SHORT, 1)
+FULL = Counts(10_000, 20, 200, 20, Timing(), 4, 100_000, 15_000)
+QUICK = Counts(20, 1, 6, 2, SHORT, 1, 40, 100)
 
 
 def storms(count: int) -> dict[str, Any]:
@@ -79,6 +87,8 @@ def figures(quick: bool = False) -> dict[str, Any]:
         "storms": storms(counts.storms),
         "load": load(counts.units, counts.pressed, counts.timing),
         "ack": bench_ack.figures(counts.ack_alerts),
+        "fuzz": bench_fuzz.run(counts.fuzz_per_target),
+        "adversary": run_adversary(counts.per_attack).figures(),
     }
 
 
@@ -101,11 +111,24 @@ def failures(result: dict[str, Any]) -> list[str]:
             f"load: {load_['alerts_forwarded']} of {load_['alerts_expected']} alerts forwarded,"
             f" {load_['false_alerts']} false alerts"
         )
+    fuzz = [
+        target
+        for target, r in result["fuzz"].items()
+        if r["crashes"] or r["hangs"] or r["secret_seen"]
+    ]
+    if fuzz:
+        out.append(f"fuzzing: crashes, hangs or a secret said in {', '.join(fuzz)}")
+    adversary = result["adversary"]
+    if adversary["accepted_total"] or adversary["keys_in_events"]:
+        out.append(f"adversary: {adversary['accepted_total']} attack frames accepted")
+    if adversary["genuine_accepted"] < adversary["genuine_frames"]:
+        out.append("adversary: the attack cost genuine frames")
     return out
 
 
 def rows(result: dict[str, Any]) -> list[tuple[str, str]]:
     cuts, storm, load_, ack = result["power_cuts"], result["storms"], result["load"], result["ack"]
+    adv = result["adversary"]
     kinds = ", ".join(f"{k} {n}" for k, n in sorted(cuts["cuts_by_kind"].items()))
     lat = load_["latency_s"]
     return [
@@ -137,6 +160,21 @@ def rows(result: dict[str, Any]) -> list[tuple[str, str]]:
             "  two-minute hold (baseline) / window",
             f"{ack['hold']['ack_on_air_s_mean']} / {ack['window']['ack_on_air_s_mean']} s"
             f" ({ack['on_air_ratio_window_to_hold']}x)",
+        ),
+        ("fuzzing: inputs, crashes / hangs / secrets said, inputs/s", ""),
+        *(
+            (
+                f"  {target}",
+                f"{r['inputs']}, {r['crashes']} / {r['hangs']} / {int(r['secret_seen'])},"
+                f" {r['inputs_per_s']}/s",
+            )
+            for target, r in result["fuzz"].items()
+        ),
+        (f"adversary: {adv['attack_frames']} attack frames in genuine traffic", ""),
+        *((f"  {attack}", f"{adv['accepted'][attack]} accepted") for attack in adv["accepted"]),
+        (
+            "  genuine frames accepted",
+            f"{adv['genuine_accepted']} of {adv['genuine_frames']}",
         ),
     ]
 

@@ -130,3 +130,9 @@ def test_bench_quick_reports_every_figure(tmp_path: Path) -> None:
     ack = trust["ack"]
     assert ack["window"]["ack_on_air_s_mean"] < ack["hold"]["ack_on_air_s_mean"]
     assert "power cuts on twin units" in proc.stdout and "press storms" in proc.stdout
+    fuzz = trust["fuzz"]
+    assert {"wired", "control_point", "frame", "config", "bundle", "board", "capture"} <= set(fuzz)
+    assert all(r["crashes"] == r["hangs"] == 0 and not r["secret_seen"] for r in fuzz.values())
+    adversary = trust["adversary"]
+    assert adversary["attack_frames"] >= 700 and adversary["accepted_total"] == 0
+    assert "adversary" in proc.stdout and "fuzzing" in proc.stdout
