@@ -172,8 +172,9 @@ class Counters:
 
     def raise_alert(self, test=False):
         """Reserve a new alert id and persist it as pending (one write,
-        always); with test, as a test press."""
-        n = self._reserve()
+        always); with test, as a test press. Never 0: a frame's alert id 0
+        means "no alert" (docs/protocol.md 3.4), so a first alarm skips it."""
+        n = self._reserve() or 1
         pending = self.state.pending[:]
         evicted = pending.pop(1) if len(pending) >= MAX_PENDING else None
         pending.append(n)

@@ -42,6 +42,9 @@ _PLAINTEXT = struct.Struct("<BIIBBBB")
 FLAG_LOW_BATTERY = 0x01
 FLAG_FAULT = 0x02
 FLAG_BELOW_FLOOR = 0x04
+FLAGS_DEFINED = FLAG_LOW_BATTERY | FLAG_FAULT | FLAG_BELOW_FLOOR
+BATTERY_MAX_PCT = 100
+BATTERY_UNKNOWN = 255
 
 
 class Kind(IntEnum):
@@ -51,6 +54,10 @@ class Kind(IntEnum):
     TEST_PRESS = 4
     LOW_BATTERY = 5
     FAULT = 6
+
+
+# Kinds whose alert id names an alert (or a test press); the others carry 0.
+ALERT_KINDS = frozenset((Kind.ALERT, Kind.ALERT_RETRANSMISSION, Kind.TEST_PRESS))
 
 
 @dataclass(frozen=True)
@@ -80,7 +87,7 @@ class Frame:
     counter: int
     alert_id: int = 0
     attempt: int = 0
-    battery_pct: int = 255
+    battery_pct: int = BATTERY_UNKNOWN
     flags: int = 0
 
 
@@ -172,7 +179,6 @@ def proof_mac(keys: UnitKeys, unit_id: bytes, generation: int, nonce: bytes) -> 
 
 def encode(keys: UnitKeys, frame: Frame) -> bytes:
     """The 31-byte advertising payload of a frame."""
-    rolling_id = rid(keys.id, frame.counter)
     plaintext = _PLAINTEXT.pack(
         VERSION << 4 | frame.kind,
         frame.counter,
@@ -182,8 +188,18 @@ def encode(keys: UnitKeys, frame: Frame) -> bytes:
         frame.flags,
         0,
     )
+    return seal(keys, frame.counter, plaintext)
+
+
+def seal(keys: UnitKeys, counter: int, plaintext: bytes) -> bytes:
+    """The advertising payload carrying `plaintext` (13 bytes, whatever they
+    say) under this counter: encode()'s last step, and how test frames that
+    break the rules of section 3.4 are made."""
+    if len(plaintext) != PLAINTEXT_LENGTH:
+        raise ValueError(f"a plaintext is {PLAINTEXT_LENGTH} bytes")
+    rolling_id = rid(keys.id, counter)
     sealed = AESCCM(keys.enc, tag_length=MIC_LENGTH).encrypt(
-        nonce(frame.counter, rolling_id), plaintext, rolling_id
+        nonce(counter, rolling_id), plaintext, rolling_id
     )
     return AD_HEADER + rolling_id + sealed
 
@@ -214,7 +230,9 @@ def decode(enc_key: bytes, counter: int, ad: bytes) -> Frame:
         )
     except Exception as err:  # InvalidTag: forged, corrupted or foreign
         raise FrameError("mic") from err
-    version_kind, got_counter, alert_id, attempt, battery, flags, _ = _PLAINTEXT.unpack(plaintext)
+    version_kind, got_counter, alert_id, attempt, battery, flags, reserved = _PLAINTEXT.unpack(
+        plaintext
+    )
     if version_kind >> 4 != VERSION:
         raise FrameError("version")
     if got_counter != counter:
@@ -223,4 +241,31 @@ def decode(enc_key: bytes, counter: int, ad: bytes) -> Frame:
         kind = Kind(version_kind & 0x0F)
     except ValueError as err:
         raise FrameError("kind") from err
-    return Frame(kind, counter, alert_id, attempt, battery, flags)
+    frame = Frame(kind, counter, alert_id, attempt, battery, flags)
+    _check_fields(frame, reserved)
+    return frame
+
+
+def _check_fields(frame: Frame, reserved: int) -> None:
+    """The rules of sections 3.4 and 3.5 that a MIC cannot enforce: a frame
+    sealed with the right key that breaks them was not made by a conforming
+    unit, and is rejected rather than guessed at."""
+    if reserved:
+        raise FrameError("reserved")
+    if frame.flags & ~FLAGS_DEFINED:
+        raise FrameError("flags")
+    if BATTERY_MAX_PCT < frame.battery_pct < BATTERY_UNKNOWN:
+        raise FrameError("battery")
+    if frame.kind in ALERT_KINDS:
+        # An alert id is a counter reserved before the first frame of its
+        # alert, so never 0 (which means "none") and below every frame's counter.
+        if not 0 < frame.alert_id < frame.counter:
+            raise FrameError("alert_id")
+    elif frame.alert_id:
+        raise FrameError("alert_id")
+    # The burst is attempt 0 and only the burst; a retry is attempt 1 on.
+    # Other kinds may count attempts: a cover sequence numbers its heartbeats.
+    if (frame.kind == Kind.ALERT and frame.attempt) or (
+        frame.kind == Kind.ALERT_RETRANSMISSION and not frame.attempt
+    ):
+        raise FrameError("attempt")

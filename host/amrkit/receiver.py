@@ -23,6 +23,7 @@ from typing import Any
 
 from amrkit.protocol import (
     ACK_AD_HEADER,
+    BATTERY_UNKNOWN,
     FLAG_BELOW_FLOOR,
     FLAG_FAULT,
     FLAG_LOW_BATTERY,
@@ -246,7 +247,7 @@ class Receiver:
         event.update(
             counter=frame.counter,
             attempt=frame.attempt,
-            battery_pct=None if frame.battery_pct == 255 else frame.battery_pct,
+            battery_pct=None if frame.battery_pct == BATTERY_UNKNOWN else frame.battery_pct,
             low_battery=bool(frame.flags & FLAG_LOW_BATTERY),
             fault=bool(frame.flags & FLAG_FAULT),
             below_floor=bool(frame.flags & FLAG_BELOW_FLOOR),

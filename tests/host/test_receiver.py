@@ -4,7 +4,9 @@ exactly one verified alert from a real press on a virtual unit."""
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -17,6 +19,7 @@ from amrkit.receiver import DEEP_WINDOW, WINDOW, Receiver, ad_from_manufacturer_
 from amrkit.twin.factory import provision
 from amrkit.twin.gestures import Rng, taps, trace
 from amrkit.twin.unit import Boot, VirtualUnit
+from amrkit.unit.wired import command_source
 
 SECRET = b"receiver test registry secret!!!"
 UNIT = bytes.fromhex("1111222233334444")
@@ -187,3 +190,81 @@ def test_cover_traffic_mimics_alert_timing_and_carries_heartbeats(tmp_path: Path
     # first back-off); heartbeats are an hour apart.
     cover_gaps = [b - a for a, b in itertools.pairwise(times) if b - a < 20_000]
     assert cover_gaps and alert_gap in cover_gaps
+
+
+VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "frames.json"
+
+
+def test_frames_sealed_with_the_right_key_that_break_a_rule_are_counted_not_taken() -> None:
+    vectors = json.loads(VECTORS.read_text())
+    unit = vectors["units"][0]
+    known = KnownUnit(
+        unit["unit_id"],
+        derive_keys(bytes.fromhex(vectors["registry_secret"]), bytes.fromhex(unit["unit_id"])),
+    )
+    for v in unit["rejected"]:
+        rx = Receiver([known], window=v["counter"] + 1)
+        assert rx.feed(bytes.fromhex(v["ad"]), 1.0) == []
+        assert rx.stats == {f"rejected_{v['reason']}": 1}, v
+        # The mark did not move: a frame just below the rejected one is taken.
+        ad = encode(known.keys, Frame(Kind.HEARTBEAT, v["counter"] - 1))
+        assert [e["event"] for e in rx.feed(ad, 2.0)] == ["heartbeat"]
+
+
+def advertised(unit: VirtualUnit, boots: list[Boot] | None = None) -> list[dict[str, Any]]:
+    return [
+        e
+        for b in (unit.boots if boots is None else boots)
+        for e in b.events
+        if e["kind"] == "advertise"
+    ]
+
+
+def test_the_receiver_takes_every_frame_a_unit_sends(tmp_path: Path) -> None:
+    """A day of a unit's life with everything it can say: a test press at the
+    store, cover traffic, alerts (one acknowledged at once, one after ten
+    minutes of retries), a low cell, then one below the battery floor. No
+    frame is rejected."""
+    defaults = firmware_module("config").DEFAULTS
+    unit = VirtualUnit(tmp_path / "unit", load_board())
+    # Cover sequences at random times, often enough that some fall in each part.
+    known = provision(unit, {**defaults, "cover_per_day": 48})
+    rx = Receiver([known])
+    events: list[dict[str, Any]] = []
+    ack_next = [True]
+
+    def phone(boot: Boot) -> None:
+        for ad in advertised(unit, [boot]):
+            events.extend(rx.feed(bytes.fromhex(ad["data"]), ad["t"] / 1000))
+            heard = rx.last_alert or rx.last_test
+            if heard is not None and ack_next[0]:
+                unit.air(rx.ack_ad(*heard), ad["t"] + 200, ad["t"] + 120_000)
+
+    unit.power_on()
+    unit.wired(command_source("test_mode", (120).to_bytes(2, "little")))
+    rng = Rng(5)
+    unit.press(2_000, trace(rng, taps(rng, 3)))
+    unit.run_until(3600_000, on_boot=phone)
+    unit.press(unit.clock_ms + 1_000, trace(rng, taps(rng, 3)))
+    unit.run_until(unit.clock_ms + 3600_000, on_boot=phone)
+    ack_next[0] = False  # the next alert goes unanswered for ten minutes
+    unit.press(unit.clock_ms + 1_000, trace(rng, taps(rng, 3)))
+    unit.run_until(unit.clock_ms + 600_000, on_boot=phone)
+    ack_next[0] = True
+    unit.run_until(defaults["heartbeat_s"] * 1000 + 60_000, on_boot=phone)  # a heartbeat
+    between = (defaults["battery_floor_mv"] + defaults["low_battery_mv"]) // 2
+    unit.set_battery(between)
+    unit.run_until(unit.clock_ms + defaults["heartbeat_s"] * 1000, on_boot=phone)
+    unit.set_battery(defaults["battery_floor_mv"] - 20)
+    end = unit.clock_ms + defaults["heartbeat_s"] * 1000
+    while unit.clock_ms < end and not any(e.get("below_floor") for e in events):
+        unit.run_until(unit.clock_ms + 600_000, on_boot=phone)
+
+    frames = advertised(unit)
+    assert not [k for k in rx.stats if k.startswith("rejected")], rx.stats
+    assert rx.stats["accepted"] == len(frames)
+    kinds = {e["event"] for e in events}
+    assert kinds == {"test_press", "alert", "heartbeat", "low_battery"}
+    assert rx.stats["retransmissions"] > 1 and rx.stats["test_retransmissions"] >= 1
+    assert any(e["event"] == "heartbeat" and e["attempt"] > 0 for e in events)  # cover
+    assert any(e["low_battery"] and e["below_floor"] for e in events)
