@@ -86,6 +86,9 @@ def capture_source(path: Path) -> Source:
                         f"{path}:{n}: not a capture line ({err}); expected {CAPTURE_FORMAT}"
                     ) from err
                 await queue.put(advert)
+                # Let the listener take each line as it comes: a capture may
+                # be a pipe that a recorder is still writing.
+                await asyncio.sleep(0)
         await queue.put(None)
 
     return produce
@@ -173,7 +176,6 @@ async def listen(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        receiver.flush(clock())
         stop.set()
         if forwarder is not None:
             forwarder.join(timeout=5)

@@ -6,9 +6,16 @@ counter) and a look-ahead table mapping the rolling identifiers of the next
 lookup whatever the number of units. Units whose heartbeats stopped get a
 deeper window, for a unit that kept sending while the receiver was away.
 
-State (high-water marks, alerts already reported) lives in SQLite: alerts
-are committed before their event is returned; other progress is flushed at
-most `flush_s` later, so a crash can at worst re-accept a few heartbeats.
+State (high-water marks, alerts already reported) lives in SQLite and is
+committed before feed() returns the events of a frame, so no frame that made
+an event is accepted again after the receiver is killed, however abruptly.
+The file is in WAL mode with synchronous=NORMAL: a commit is in the
+operating system's hands when it returns, which is all a process kill
+(SIGKILL, SIGTERM, a crash, Android ending the app) needs. A new alert is
+committed with synchronous=FULL, so it is on the storage itself and so is
+everything committed before it; a power loss of the receiver can lose only
+routine progress made since the last alert or checkpoint (docs/protocol.md
+7.1).
 """
 
 from __future__ import annotations
@@ -57,6 +64,8 @@ EVENT_NAMES = {
 # Every kind of event the receiver reports.
 EVENT_KINDS = (*dict.fromkeys(EVENT_NAMES.values()), "supervision_lost", "supervision_restored")
 
+# WITHOUT ROWID: one b-tree per table, so a frame's commit writes half the
+# pages (tools/bench_receiver.py).
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS unit_state (
     unit TEXT PRIMARY KEY,
@@ -64,13 +73,13 @@ CREATE TABLE IF NOT EXISTS unit_state (
     newest_alert INTEGER NOT NULL,
     last_seen REAL,
     supervised INTEGER NOT NULL
-);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS alerts (
     unit TEXT NOT NULL,
     alert_id INTEGER NOT NULL,
     first_seen REAL NOT NULL,
     PRIMARY KEY (unit, alert_id)
-);
+) WITHOUT ROWID;
 """
 
 
@@ -95,19 +104,17 @@ class Receiver:
         *,
         window: int = WINDOW,
         deep_window: int = DEEP_WINDOW,
-        flush_s: float = 0.5,
     ) -> None:
         self.window = window
         self.deep_window = deep_window
-        self.flush_s = flush_s
         self.stats: Counter[str] = Counter()
         self._db = sqlite3.connect(str(db))
+        self._db.execute("PRAGMA journal_mode = WAL")  # ":memory:" stays in memory
+        self._db.execute("PRAGMA synchronous = NORMAL")
         self._db.executescript(_SCHEMA)
         self._tracks: dict[str, _Track] = {}
         self._table: dict[bytes, tuple[_Track, int]] = {}
         self._recent: dict[bytes, float] = {}  # verified identifier -> when
-        self._dirty: set[str] = set()
-        self._last_flush = 0.0
         # (unit, alert id) of the last accepted alert frame, first or
         # retransmission: what a receiver that can advertise acknowledges.
         self.last_alert: tuple[str, int] | None = None
@@ -137,6 +144,10 @@ class Receiver:
             }
         self._tracks[known.unit] = track
         self._extend(track)
+        # Identifiers verified before a restart are replays, not strangers.
+        heard = track.last_seen if track.last_seen is not None else float("-inf")
+        for counter in range(max(track.hwm - RECENT + 1, 0), track.hwm + 1):
+            self._remember(track, rid(known.keys.id, counter), heard)
 
     def _depth(self, track: _Track) -> int:
         return self.window if track.supervised else self.deep_window
@@ -156,12 +167,15 @@ class Receiver:
             rolling_id = track.ahead.pop(old)
             self._table.pop(rolling_id, None)
             if old == counter:
-                if len(track.recent) == track.recent.maxlen:
-                    self._recent.pop(track.recent[0], None)
-                track.recent.append(rolling_id)
-                self._recent[rolling_id] = t
+                self._remember(track, rolling_id, t)
         track.hwm = counter
         self._extend(track)
+
+    def _remember(self, track: _Track, rolling_id: bytes, t: float) -> None:
+        if len(track.recent) == track.recent.maxlen:
+            self._recent.pop(track.recent[0], None)
+        track.recent.append(rolling_id)
+        self._recent[rolling_id] = t
 
     # -- frames ------------------------------------------------------------
 
@@ -206,11 +220,8 @@ class Receiver:
         event = self._frame_event(track, frame, t, rssi)
         if event is not None:
             events.append(event)
-        self._dirty.add(track.known.unit)
-        # An alert is committed before it is reported; other progress in batches.
-        is_alert = event is not None and event["event"] == "alert"
-        if is_alert or t - self._last_flush >= self.flush_s:
-            self.flush(t)
+        new_alert = event is not None and event["event"] == "alert"
+        self._commit(track, t, frame.alert_id if new_alert else None)
         return events
 
     def _shrink(self, track: _Track) -> None:
@@ -228,10 +239,6 @@ class Receiver:
             late = frame.alert_id < track.newest_alert
             track.alerts.add(frame.alert_id)
             track.newest_alert = max(track.newest_alert, frame.alert_id)
-            self._db.execute(
-                "INSERT OR IGNORE INTO alerts VALUES (?, ?, ?)",
-                (track.known.unit, frame.alert_id, t),
-            )
             event = self._event("alert", track, t, alert_id=frame.alert_id, late=late)
         elif frame.kind == Kind.TEST_PRESS:
             # The store's check (test mode): retried until acknowledged like
@@ -276,10 +283,8 @@ class Receiver:
             if silent > track.known.heartbeat_s * SUPERVISION_FACTOR:
                 track.supervised = False
                 self._extend(track)
-                self._dirty.add(track.known.unit)
+                self._commit(track, t)
                 events.append(self._event("supervision_lost", track, t, silent_s=round(silent)))
-        if events:
-            self.flush(t)
         return events
 
     def watch(self, units_started_at: float) -> None:
@@ -288,19 +293,30 @@ class Receiver:
             if track.last_seen is None:
                 track.last_seen = units_started_at
 
-    def flush(self, t: float) -> None:
-        for unit in self._dirty:
-            tr = self._tracks[unit]
+    def _commit(self, track: _Track, t: float, new_alert: int | None = None) -> None:
+        """Make the unit's state durable before any event about it leaves.
+        A new alert goes to the storage itself (synchronous=FULL), taking
+        all earlier commits with it."""
+        if new_alert is not None:
+            self._db.execute("PRAGMA synchronous = FULL")
             self._db.execute(
-                "INSERT OR REPLACE INTO unit_state VALUES (?, ?, ?, ?, ?)",
-                (unit, tr.hwm, tr.newest_alert, tr.last_seen, int(tr.supervised)),
+                "INSERT OR IGNORE INTO alerts VALUES (?, ?, ?)", (track.known.unit, new_alert, t)
             )
+        self._db.execute(
+            "INSERT OR REPLACE INTO unit_state VALUES (?, ?, ?, ?, ?)",
+            (
+                track.known.unit,
+                track.hwm,
+                track.newest_alert,
+                track.last_seen,
+                int(track.supervised),
+            ),
+        )
         self._db.commit()
-        self._dirty.clear()
-        self._last_flush = t
+        if new_alert is not None:
+            self._db.execute("PRAGMA synchronous = NORMAL")
 
     def close(self) -> None:
-        self.flush(self._last_flush)
         self._db.close()
 
 
