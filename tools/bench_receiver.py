@@ -117,8 +117,15 @@ class _BatchedReceiver(Receiver):
         for unit in self._dirty:
             tr = self._tracks[unit]
             self._db.execute(
-                "INSERT OR REPLACE INTO unit_state VALUES (?, ?, ?, ?, ?)",
-                (unit, tr.hwm, tr.newest_alert, tr.last_seen, int(tr.supervised)),
+                "INSERT OR REPLACE INTO unit_state VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    unit,
+                    tr.hwm,
+                    tr.newest_alert,
+                    tr.last_seen,
+                    int(tr.supervised),
+                    *(tr.anchor or (None, None)),
+                ),
             )
         self._dirty.clear()
         super()._commit(track, t, new_alert)

@@ -42,15 +42,16 @@ TEST_UNITS = [bytes.fromhex("0102030405060708"), bytes.fromhex("a0b1c2d3e4f50617
 # Frames a conforming unit can send (docs/protocol.md 3.4, 3.5): an alert id
 # below the counter, attempt 0 for the burst only; a heartbeat of a cover
 # sequence with its attempt number.
+# The last field is the unit's clock in seconds.
 FRAMES = [
-    Frame(Kind.ALERT, 0x105, 0x104, 0, 87, 0),
-    Frame(Kind.HEARTBEAT, 0x106, 0, 0, 86, 0),
-    Frame(Kind.ALERT_RETRANSMISSION, 0x107, 0x104, 1, 86, 0),
-    Frame(Kind.ALERT_RETRANSMISSION, 0x10000, 0x104, 300, 40, 0x01),
-    Frame(Kind.TEST_PRESS, 2, 1, 0, 100, 0),
-    Frame(Kind.HEARTBEAT, 0x108, 0, 3, 86, 0),
-    Frame(Kind.LOW_BATTERY, 0x7FFFFFFF, 0, 0, 9, 0x01),
-    Frame(Kind.FAULT, 0xFFFFFFFE, 0, 0, 255, 0x02 | 0x04),
+    Frame(Kind.ALERT, 0x105, 0x104, 0, 87, 0, 0x0001517F),
+    Frame(Kind.HEARTBEAT, 0x106, 0, 0, 86, 0, 0x00015E28),
+    Frame(Kind.ALERT_RETRANSMISSION, 0x107, 0x104, 1, 86, 0, 0x00015187),
+    Frame(Kind.ALERT_RETRANSMISSION, 0x10000, 0x104, 300, 40, 0x01, 0x12345678),
+    Frame(Kind.TEST_PRESS, 2, 1, 0, 100, 0, 0),
+    Frame(Kind.HEARTBEAT, 0x108, 0, 3, 86, 0, 0x00016000),
+    Frame(Kind.LOW_BATTERY, 0x7FFFFFFF, 0, 0, 9, 0x01, 0x7FFFFFFF),
+    Frame(Kind.FAULT, 0xFFFFFFFE, 0, 0, 255, 0x02 | 0x04, 0xFFFFFFFF),
 ]
 
 _PLAINTEXT = struct.Struct("<BIIBBBB")
@@ -67,7 +68,7 @@ def _raw(
     version: int = VERSION,
 ) -> tuple[int, bytes]:
     """(counter, plaintext) of a frame as section 3.4 lays it out, whatever
-    its fields say."""
+    its fields say; its unit clock is the counter (any value is valid)."""
     fields = (version << 4 | kind, counter, alert_id, attempt, battery, flags, reserved)
     return counter, _PLAINTEXT.pack(*fields)
 
@@ -75,6 +76,7 @@ def _raw(
 # Frames sealed with the unit's keys that break a rule of section 3.4 or
 # 3.5: a receiver rejects each, for the reason given (section 7.3).
 REJECTED = [
+    ("version", _raw(Kind.HEARTBEAT, 0x10F, version=1)),  # a downgrade
     ("version", _raw(Kind.HEARTBEAT, 0x110, version=VERSION + 1)),
     ("kind", _raw(0, 0x111)),
     ("kind", _raw(7, 0x112)),
@@ -132,6 +134,7 @@ def vectors() -> dict[str, Any]:
                         "attempt": f.attempt,
                         "battery_pct": f.battery_pct,
                         "flags": f.flags,
+                        "clock_s": f.clock_s,
                         "rid": rid(keys.id, f.counter).hex(),
                         "ad": encode(keys, f).hex(),
                     }
@@ -234,7 +237,7 @@ def _frame_example(keys: Any, frame: Frame, long_names: bool) -> list[str]:
     frame_nonce = nonce(frame.counter, rolling_id)
     ad = encode(keys, frame)
     plaintext = _PLAINTEXT.pack(
-        VERSION << 4 | frame.kind, frame.counter, frame.alert_id, frame.attempt,
+        VERSION << 4 | frame.kind, frame.clock_s, frame.alert_id, frame.attempt,
         frame.battery_pct, frame.flags, 0,
     )  # fmt: skip
     steps = _ccm_steps(keys.enc, frame_nonce, rolling_id, plaintext)
@@ -309,7 +312,8 @@ def worked_examples() -> str:
         "",
         f"Counter `0x{alert.counter:08x}`, kind 1 (`ALERT`), alert id `0x{alert.alert_id:08x}`, "
         f"attempt {alert.attempt},",
-        f"battery {alert.battery_pct} %, flags {alert.flags}.",
+        f"battery {alert.battery_pct} %, flags {alert.flags}, unit clock `0x{alert.clock_s:08x}` "
+        f"({alert.clock_s} s).",
         "",
         *_frame_example(keys, alert, long_names=True),
         "",
@@ -326,7 +330,8 @@ def worked_examples() -> str:
         "",
         f"Counter `0x{beat.counter:08x}`, kind 3 (`HEARTBEAT`), alert id 0, "
         f"attempt {beat.attempt},",
-        f"battery {beat.battery_pct} %, flags {beat.flags}.",
+        f"battery {beat.battery_pct} %, flags {beat.flags}, unit clock `0x{beat.clock_s:08x}` "
+        f"({beat.clock_s} s).",
         "",
         *_frame_example(keys, beat, long_names=False),
     ]

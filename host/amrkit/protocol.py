@@ -1,4 +1,4 @@
-"""Alert protocol v1 (docs/protocol.md): unit keys, frames and ack tags.
+"""Alert protocol v2 (docs/protocol.md): unit keys, frames and ack tags.
 
 The firmware has its own implementation (firmware/amr/frame.py on
 cryptolib); both are checked against tests/vectors/frames.json.
@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESCCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-VERSION = 1
+VERSION = 2  # frames of any other version are rejected (version 1: a downgrade)
 AD_LENGTH = 31  # the whole legacy advertising payload
 RID_LENGTH = 8
 PLAINTEXT_LENGTH = 13
@@ -24,6 +24,7 @@ AD_HEADER = bytes((AD_LENGTH - 1, 0xFF))  # one manufacturer-specific AD structu
 ACK_AD_HEADER = bytes((RID_LENGTH + 1, 0xFF))
 MAX_COUNTER = 0xFFFFFFFE  # 0xFFFFFFFF is never used: the unit must be re-keyed
 
+_NONCE_TAIL = b"\x01"  # the nonce's last byte: fixed, it did not change with v2
 _RID_PREFIX = b"AMR1RID"
 _ACK_PREFIX = b"AMR1ACK"
 _SERVICE_PREFIX = b"AMR1SVC"
@@ -89,6 +90,9 @@ class Frame:
     attempt: int = 0
     battery_pct: int = BATTERY_UNKNOWN
     flags: int = 0
+    # The unit's RTC clock when it sealed the frame, whole seconds mod 2**32:
+    # runs through deep sleep, starts again from 0 at a power loss.
+    clock_s: int = 0
 
 
 def derive_keys(registry_secret: bytes, unit_id: bytes) -> UnitKeys:
@@ -127,7 +131,7 @@ def rid(id_key: bytes, counter: int) -> bytes:
 
 
 def nonce(counter: int, rolling_id: bytes) -> bytes:
-    return struct.pack("<I", counter) + rolling_id + bytes((VERSION,))
+    return struct.pack("<I", counter) + rolling_id + _NONCE_TAIL
 
 
 def ack_tag(ack_key: bytes, alert_id: int) -> bytes:
@@ -181,7 +185,7 @@ def encode(keys: UnitKeys, frame: Frame) -> bytes:
     """The 31-byte advertising payload of a frame."""
     plaintext = _PLAINTEXT.pack(
         VERSION << 4 | frame.kind,
-        frame.counter,
+        frame.clock_s & 0xFFFFFFFF,
         frame.alert_id,
         min(frame.attempt, 255),
         frame.battery_pct,
@@ -213,7 +217,7 @@ class FrameError(ValueError):
 
 
 def split(ad: bytes) -> bytes:
-    """The RID of a well-formed v1 advertising payload; FrameError otherwise."""
+    """The RID of a well-formed advertising payload; FrameError otherwise."""
     if len(ad) != AD_LENGTH:
         raise FrameError("length")
     if ad[:2] != AD_HEADER:
@@ -230,18 +234,16 @@ def decode(enc_key: bytes, counter: int, ad: bytes) -> Frame:
         )
     except Exception as err:  # InvalidTag: forged, corrupted or foreign
         raise FrameError("mic") from err
-    version_kind, got_counter, alert_id, attempt, battery, flags, reserved = _PLAINTEXT.unpack(
+    version_kind, clock_s, alert_id, attempt, battery, flags, reserved = _PLAINTEXT.unpack(
         plaintext
     )
     if version_kind >> 4 != VERSION:
         raise FrameError("version")
-    if got_counter != counter:
-        raise FrameError("counter")
     try:
         kind = Kind(version_kind & 0x0F)
     except ValueError as err:
         raise FrameError("kind") from err
-    frame = Frame(kind, counter, alert_id, attempt, battery, flags)
+    frame = Frame(kind, counter, alert_id, attempt, battery, flags, clock_s)
     _check_fields(frame, reserved)
     return frame
 

@@ -1,10 +1,16 @@
-"""The reference receiver: resolve, verify and de-duplicate v1 frames.
+"""The reference receiver: resolve, verify and de-duplicate v2 frames, and
+tell frames that were held back before they reached it.
 
 Per unit the receiver keeps a high-water mark (the highest verified
 counter) and a look-ahead table mapping the rolling identifiers of the next
 `window` counters to (unit, counter), so resolving a frame is one dict
 lookup whatever the number of units. Units whose heartbeats stopped get a
 deeper window, for a unit that kept sending while the receiver was away.
+
+Each frame carries the unit's RTC clock. Per unit the receiver keeps an
+anchor, (unit clock, receiver time) of the last frame heard on time, and
+estimates how long before it was heard each new frame was made: an alert
+held back (recorded, released later) is reported late, with its delay.
 
 State (high-water marks, alerts already reported) lives in SQLite and is
 committed before feed() returns the events of a frame, so no frame that made
@@ -36,6 +42,7 @@ from amrkit.protocol import (
     FLAG_LOW_BATTERY,
     MAX_COUNTER,
     RID_LENGTH,
+    Frame,
     FrameError,
     Kind,
     KnownUnit,
@@ -52,6 +59,15 @@ RECENT = 256  # verified identifiers remembered per unit, to name replays
 # this soon after the first are duplicates, later ones are replays.
 DUPLICATE_S = 30.0
 SUPERVISION_FACTOR = 2.5  # heartbeat intervals of silence before "supervision lost"
+# How much later than its unit clock says a frame may be heard and still be
+# on time (docs/protocol.md 7.4): the frame's advertising window (a burst is
+# up to 20 s), the scanner's interval (10.24 s for Android with the screen
+# off), the clock's whole seconds, and the phone's own delays.
+LATENCY_ALLOWANCE_S = 60.0
+# Plus this much per second of unit clock since the anchor: the unit's clock
+# runs on an RC oscillator (the ESP32-C3's 136 kHz RC_SLOW), calibrated
+# against the crystal at boot but drifting with temperature in deep sleep.
+CLOCK_DRIFT = 0.05
 
 EVENT_NAMES = {
     Kind.ALERT: "alert",
@@ -72,7 +88,9 @@ CREATE TABLE IF NOT EXISTS unit_state (
     hwm INTEGER NOT NULL,
     newest_alert INTEGER NOT NULL,
     last_seen REAL,
-    supervised INTEGER NOT NULL
+    supervised INTEGER NOT NULL,
+    anchor_clock INTEGER,
+    anchor_t REAL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS alerts (
     unit TEXT NOT NULL,
@@ -90,6 +108,9 @@ class _Track:
     newest_alert: int = -1
     last_seen: float | None = None  # None: never heard, not yet watched
     supervised: bool = True
+    # (unit clock s, receiver time) of the last frame heard on time; None
+    # before the first frame.
+    anchor: tuple[int, float] | None = None
     ahead: dict[int, bytes] = field(default_factory=dict)  # counter -> rid in the table
     recent: deque[bytes] = field(default_factory=lambda: deque(maxlen=RECENT))
     alerts: set[int] = field(default_factory=set)
@@ -112,6 +133,7 @@ class Receiver:
         self._db.execute("PRAGMA journal_mode = WAL")  # ":memory:" stays in memory
         self._db.execute("PRAGMA synchronous = NORMAL")
         self._db.executescript(_SCHEMA)
+        self._add_anchor_columns()
         self._tracks: dict[str, _Track] = {}
         self._table: dict[bytes, tuple[_Track, int]] = {}
         self._recent: dict[bytes, float] = {}  # verified identifier -> when
@@ -127,15 +149,25 @@ class Receiver:
 
     # -- set-up ------------------------------------------------------------
 
+    def _add_anchor_columns(self) -> None:
+        """A state file from before the unit clock gains its anchor columns."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(unit_state)")}
+        for name, kind in (("anchor_clock", "INTEGER"), ("anchor_t", "REAL")):
+            if name not in columns:
+                self._db.execute(f"ALTER TABLE unit_state ADD COLUMN {name} {kind}")
+        self._db.commit()
+
     def _add(self, known: KnownUnit) -> None:
         track = _Track(known)
         row = self._db.execute(
-            "SELECT hwm, newest_alert, last_seen, supervised FROM unit_state WHERE unit = ?",
+            "SELECT hwm, newest_alert, last_seen, supervised, anchor_clock, anchor_t"
+            " FROM unit_state WHERE unit = ?",
             (known.unit,),
         ).fetchone()
         if row:
             track.hwm, track.newest_alert, track.last_seen = row[0], row[1], row[2]
             track.supervised = bool(row[3])
+            track.anchor = None if row[4] is None else (row[4], row[5])
             track.alerts = {
                 a
                 for (a,) in self._db.execute(
@@ -217,7 +249,7 @@ class Receiver:
         events = []
         if not was_supervised:
             events.append(self._event("supervision_restored", track, t))
-        event = self._frame_event(track, frame, t, rssi)
+        event = self._frame_event(track, frame, t, rssi, self._timing(track, frame.clock_s, t))
         if event is not None:
             events.append(event)
         new_alert = event is not None and event["event"] == "alert"
@@ -228,15 +260,38 @@ class Receiver:
         for old in [c for c in track.ahead if c > track.hwm + self.window]:
             self._table.pop(track.ahead.pop(old), None)
 
+    @staticmethod
+    def _timing(track: _Track, clock_s: int, t: float) -> tuple[int | None, bool, bool]:
+        """(delay s, late, clock restarted) of a verified frame; delay None
+        when it cannot be judged. Moves the anchor unless the frame is late."""
+        anchor = track.anchor
+        if anchor is None or clock_s < anchor[0]:
+            # No anchor yet, or a clock behind it under a higher counter: the
+            # unit's clock started again (power loss, a new cell).
+            track.anchor = (clock_s, t)
+            return None, False, anchor is not None
+        elapsed = clock_s - anchor[0]
+        delay = (t - anchor[1]) - elapsed
+        late = delay > LATENCY_ALLOWANCE_S + CLOCK_DRIFT * elapsed
+        if not late:
+            track.anchor = (clock_s, t)
+        return max(0, round(delay)), late, False
+
     def _frame_event(
-        self, track: _Track, frame: Any, t: float, rssi: int | None
+        self,
+        track: _Track,
+        frame: Frame,
+        t: float,
+        rssi: int | None,
+        timing: tuple[int | None, bool, bool],
     ) -> dict[str, Any] | None:
+        delay_s, held_back, clock_restarted = timing
         if frame.kind in (Kind.ALERT, Kind.ALERT_RETRANSMISSION):
             self.last_alert = (track.known.unit, frame.alert_id)
             if frame.alert_id in track.alerts:
                 self.stats["retransmissions"] += 1
                 return None
-            late = frame.alert_id < track.newest_alert
+            late = held_back or frame.alert_id < track.newest_alert
             track.alerts.add(frame.alert_id)
             track.newest_alert = max(track.newest_alert, frame.alert_id)
             event = self._event("alert", track, t, alert_id=frame.alert_id, late=late)
@@ -248,7 +303,7 @@ class Receiver:
                 self.stats["test_retransmissions"] += 1
                 return None
             track.tests.add(frame.alert_id)
-            event = self._event("test_press", track, t, test_id=frame.alert_id)
+            event = self._event("test_press", track, t, test_id=frame.alert_id, late=held_back)
         else:
             event = self._event(EVENT_NAMES[frame.kind], track, t)
         event.update(
@@ -258,6 +313,8 @@ class Receiver:
             low_battery=bool(frame.flags & FLAG_LOW_BATTERY),
             fault=bool(frame.flags & FLAG_FAULT),
             below_floor=bool(frame.flags & FLAG_BELOW_FLOOR),
+            delay_s=delay_s,
+            clock_restarted=clock_restarted,
             rssi=rssi,
         )
         return event
@@ -302,14 +359,16 @@ class Receiver:
             self._db.execute(
                 "INSERT OR IGNORE INTO alerts VALUES (?, ?, ?)", (track.known.unit, new_alert, t)
             )
+        anchor = track.anchor or (None, None)
         self._db.execute(
-            "INSERT OR REPLACE INTO unit_state VALUES (?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO unit_state VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
                 track.known.unit,
                 track.hwm,
                 track.newest_alert,
                 track.last_seen,
                 int(track.supervised),
+                *anchor,
             ),
         )
         self._db.commit()
@@ -324,7 +383,7 @@ def ad_from_manufacturer_data(company_id: int, data: bytes) -> bytes:
     """Rebuild the AD structure from a scanner's manufacturer-data view.
 
     Scanning APIs (bleak, Android, iOS) split the first two payload bytes
-    off as a company id; in v1 frames they are part of the identifier.
+    off as a company id; in these frames they are part of the identifier.
     """
     payload = struct.pack("<H", company_id) + data
     return bytes((len(payload) + 1, 0xFF)) + payload

@@ -1,4 +1,4 @@
-"""Alert protocol v1 on the host: shared vectors, verification, replay rules,
+"""Alert protocol v2 on the host: shared vectors, verification, replay rules,
 privacy of the advertising payload, downgrade."""
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import cmac
 from cryptography.hazmat.primitives.ciphers import algorithms
-from cryptography.hazmat.primitives.ciphers.aead import AESCCM
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,6 +22,7 @@ from amrkit.protocol import (
     BATTERY_UNKNOWN,
     FLAGS_DEFINED,
     MAX_COUNTER,
+    VERSION,
     Frame,
     FrameError,
     Kind,
@@ -31,7 +31,6 @@ from amrkit.protocol import (
     decode,
     derive_keys,
     encode,
-    nonce,
     proof_key,
     proof_mac,
     rid,
@@ -152,7 +151,8 @@ def test_counters_near_wrap(tmp_path: Path) -> None:
     receiver(db).close()
     with sqlite3.connect(db) as conn:  # a unit that has used almost every counter
         conn.execute(
-            "INSERT INTO unit_state VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO unit_state (unit, hwm, newest_alert, last_seen, supervised)"
+            " VALUES (?, ?, ?, ?, ?)",
             (UNIT_A.hex(), MAX_COUNTER - 5, -1, 1.0, 1),
         )
     rx = receiver(db)
@@ -183,15 +183,17 @@ def test_privacy_no_constant_bytes_and_no_repeated_identifiers() -> None:
 
 def test_downgrade_rejected() -> None:
     rx = receiver()
-    counter = 2
-    rolling_id = rid(KEYS_A.id, counter)
-    for version in (0, 2, 15):
-        plain = bytes([version << 4 | Kind.ALERT]) + counter.to_bytes(4, "little") + bytes(8)
-        sealed = AESCCM(KEYS_A.enc, tag_length=8).encrypt(
-            nonce(counter, rolling_id), plain, rolling_id
-        )
-        assert rx.feed(AD_HEADER + rolling_id + sealed, 0.0) == []
-    assert rx.stats["rejected_version"] == 3
+
+    def heartbeat(version: int, counter: int) -> bytes:
+        # A v1 frame had the counter where v2 has the unit clock.
+        plain = bytes([version << 4 | Kind.HEARTBEAT]) + counter.to_bytes(4, "little") + bytes(8)
+        return seal(KEYS_A, counter, plain)
+
+    others = [v for v in range(16) if v != VERSION]
+    for counter, version in enumerate(others, 1):
+        assert rx.feed(heartbeat(version, counter), 0.0) == []
+    assert rx.stats == {"rejected_version": len(others)}
+    assert rx.feed(heartbeat(VERSION, 1), 1.0)[0]["event"] == "heartbeat"
 
 
 def test_foreign_key_frames_are_rejected() -> None:
