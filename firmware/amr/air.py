@@ -139,8 +139,10 @@ class AirQueue:
                 flags |= frame.FLAG_BELOW_FLOOR
             pct = gauge.percent()
         counter = self._alerts.take_counter()
+        # The RTC clock lets the receiver tell a frame that was held back.
+        clock_s = self._chip.clock_ms() // 1000
         self._radio.advertise(
-            self._sealer.seal(kind, counter, alert_id, attempt, pct, flags), listen
+            self._sealer.seal(kind, counter, alert_id, attempt, pct, flags, clock_s), listen
         )
         self._log.diag.frames_sent += 1
 

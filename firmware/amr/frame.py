@@ -1,7 +1,8 @@
-# Alert protocol v1 frames (docs/protocol.md), built on cryptolib's AES-ECB:
+# Alert protocol v2 frames (docs/protocol.md), built on cryptolib's AES-ECB:
 # a rolling identifier that only the key holder can link to the unit, then
-# the AES-CCM sealed plaintext carrying the counter. The whole advertising
-# payload is 31 bytes, whatever the kind, so kinds cannot be told apart.
+# the AES-CCM sealed plaintext carrying the unit's clock (the counter is in
+# the nonce). The whole advertising payload is 31 bytes, whatever the kind,
+# so kinds cannot be told apart.
 import struct
 
 import cryptolib
@@ -22,7 +23,8 @@ FLAG_BELOW_FLOOR = const(0x04)
 
 AD_LENGTH = const(31)
 KEYS_LENGTH = const(56)  # unit id (8) + enc, id and ack keys (16 each)
-_VERSION = const(1)
+_VERSION = const(2)
+_NONCE_TAIL = const(1)  # the nonce's last byte, unchanged since v1
 _MIC = const(8)
 _ECB = const(1)
 _PLAINTEXT = "<BIIBBBB"
@@ -50,7 +52,7 @@ class Sealer:
         self._out = bytearray(16)
         self._plain = bytearray(13)
         self._nonce = bytearray(13)
-        self._nonce[12] = _VERSION
+        self._nonce[12] = _NONCE_TAIL
 
     def _tag(self, aes, prefix, value):
         block = self._block
@@ -76,15 +78,16 @@ class Sealer:
         `nonce`; the host derives it from the same key and the nonce it hears."""
         return int.from_bytes(self._tag(self._id, b"AMR1PIN", nonce)[:4], "little") % 1000000
 
-    def seal(self, kind, counter, alert_id=0, attempt=0, battery_pct=255, flags=0):
-        """The 31-byte advertising payload of one frame."""
+    def seal(self, kind, counter, alert_id=0, attempt=0, battery_pct=255, flags=0, clock_s=0):
+        """The 31-byte advertising payload of one frame; clock_s is the RTC
+        clock in seconds, which lets the receiver tell a frame held back."""
         rid = self.rid(counter)
         struct.pack_into(
             _PLAINTEXT,
             self._plain,
             0,
             _VERSION << 4 | kind,
-            counter,
+            clock_s & 0xFFFFFFFF,
             alert_id,
             attempt if attempt < 255 else 255,
             battery_pct,

@@ -175,14 +175,15 @@ class Counters:
 
     def raise_alert(self, test=False):
         """Reserve a new alert id and persist it as pending (one write,
-        always); with test, as a test press.
+        always); with test, as a test press. Never 0: a frame's alert id 0
+        means "no alert" (docs/protocol.md 3.4), so a first alarm skips it.
 
         If the flash refuses the write (full or worn) while the persisted
         block still holds a counter for it, the alert is raised all the
         same, kept in RAM only (listed in `unsaved`, the fault in
         `write_fault`): an alarm goes out even when it cannot be kept.
         """
-        n = self._reserve()
+        n = self._reserve() or 1
         pending = self.state.pending[:]
         evicted = pending.pop(1) if len(pending) >= MAX_PENDING else None
         pending.append(n)

@@ -169,6 +169,8 @@ def capture_source(path: Path) -> Source:
                             advert = _advert(path, n, line)
                             if advert is not None:  # None ends the capture
                                 await queue.put(advert)
+                                # The listener takes each line as it comes.
+                                await asyncio.sleep(0)
             except OSError as err:
                 raise unreadable(err.strerror or str(err)) from err
             last = _advert(path, n + 1, pending)  # a last line with no newline
@@ -290,7 +292,6 @@ async def listen(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        receiver.flush(clock())
         stop.set()
         if forwarder is not None:
             # Stopped: a POST in flight (a webhook that does not answer) is

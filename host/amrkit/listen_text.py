@@ -102,7 +102,9 @@ def describe(event: dict[str, Any], names: Names) -> str:
     if kind == "alert":
         what = f"ALERT {event.get('alert_id')}"
         if event.get("late"):
-            what += " (late: sent earlier, heard only now)"
+            delay = event.get("delay_s")
+            ago = f"about {delay / 3600:.1f} h" if delay else "earlier"
+            what += f" (late: sent {ago} before it was heard)"
     elif kind == "supervision_lost":
         what = f"SUPERVISION LOST: not heard for {event.get('silent_s')} s"
     else:

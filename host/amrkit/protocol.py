@@ -1,4 +1,4 @@
-"""Alert protocol v1 (docs/protocol.md): unit keys, frames and ack tags.
+"""Alert protocol v2 (docs/protocol.md): unit keys, frames and ack tags.
 
 The firmware has its own implementation (firmware/amr/frame.py on
 cryptolib); both are checked against tests/vectors/frames.json.
@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESCCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-VERSION = 1
+VERSION = 2  # frames of any other version are rejected (version 1: a downgrade)
 AD_LENGTH = 31  # the whole legacy advertising payload
 RID_LENGTH = 8
 PLAINTEXT_LENGTH = 13
@@ -24,6 +24,7 @@ AD_HEADER = bytes((AD_LENGTH - 1, 0xFF))  # one manufacturer-specific AD structu
 ACK_AD_HEADER = bytes((RID_LENGTH + 1, 0xFF))
 MAX_COUNTER = 0xFFFFFFFE  # 0xFFFFFFFF is never used: the unit must be re-keyed
 
+_NONCE_TAIL = b"\x01"  # the nonce's last byte: fixed, it did not change with v2
 _RID_PREFIX = b"AMR1RID"
 _ACK_PREFIX = b"AMR1ACK"
 _SERVICE_PREFIX = b"AMR1SVC"
@@ -42,6 +43,9 @@ _PLAINTEXT = struct.Struct("<BIIBBBB")
 FLAG_LOW_BATTERY = 0x01
 FLAG_FAULT = 0x02
 FLAG_BELOW_FLOOR = 0x04
+FLAGS_DEFINED = FLAG_LOW_BATTERY | FLAG_FAULT | FLAG_BELOW_FLOOR
+BATTERY_MAX_PCT = 100
+BATTERY_UNKNOWN = 255
 
 
 class Kind(IntEnum):
@@ -51,6 +55,10 @@ class Kind(IntEnum):
     TEST_PRESS = 4
     LOW_BATTERY = 5
     FAULT = 6
+
+
+# Kinds whose alert id names an alert (or a test press); the others carry 0.
+ALERT_KINDS = frozenset((Kind.ALERT, Kind.ALERT_RETRANSMISSION, Kind.TEST_PRESS))
 
 
 @dataclass(frozen=True)
@@ -80,8 +88,11 @@ class Frame:
     counter: int
     alert_id: int = 0
     attempt: int = 0
-    battery_pct: int = 255
+    battery_pct: int = BATTERY_UNKNOWN
     flags: int = 0
+    # The unit's RTC clock when it sealed the frame, whole seconds mod 2**32:
+    # runs through deep sleep, starts again from 0 at a power loss.
+    clock_s: int = 0
 
 
 def derive_keys(registry_secret: bytes, unit_id: bytes) -> UnitKeys:
@@ -120,7 +131,7 @@ def rid(id_key: bytes, counter: int) -> bytes:
 
 
 def nonce(counter: int, rolling_id: bytes) -> bytes:
-    return struct.pack("<I", counter) + rolling_id + bytes((VERSION,))
+    return struct.pack("<I", counter) + rolling_id + _NONCE_TAIL
 
 
 def ack_tag(ack_key: bytes, alert_id: int) -> bytes:
@@ -172,18 +183,27 @@ def proof_mac(keys: UnitKeys, unit_id: bytes, generation: int, nonce: bytes) -> 
 
 def encode(keys: UnitKeys, frame: Frame) -> bytes:
     """The 31-byte advertising payload of a frame."""
-    rolling_id = rid(keys.id, frame.counter)
     plaintext = _PLAINTEXT.pack(
         VERSION << 4 | frame.kind,
-        frame.counter,
+        frame.clock_s & 0xFFFFFFFF,
         frame.alert_id,
         min(frame.attempt, 255),
         frame.battery_pct,
         frame.flags,
         0,
     )
+    return seal(keys, frame.counter, plaintext)
+
+
+def seal(keys: UnitKeys, counter: int, plaintext: bytes) -> bytes:
+    """The advertising payload carrying `plaintext` (13 bytes, whatever they
+    say) under this counter: encode()'s last step, and how test frames that
+    break the rules of section 3.4 are made."""
+    if len(plaintext) != PLAINTEXT_LENGTH:
+        raise ValueError(f"a plaintext is {PLAINTEXT_LENGTH} bytes")
+    rolling_id = rid(keys.id, counter)
     sealed = AESCCM(keys.enc, tag_length=MIC_LENGTH).encrypt(
-        nonce(frame.counter, rolling_id), plaintext, rolling_id
+        nonce(counter, rolling_id), plaintext, rolling_id
     )
     return AD_HEADER + rolling_id + sealed
 
@@ -197,7 +217,7 @@ class FrameError(ValueError):
 
 
 def split(ad: bytes) -> bytes:
-    """The RID of a well-formed v1 advertising payload; FrameError otherwise."""
+    """The RID of a well-formed advertising payload; FrameError otherwise."""
     if len(ad) != AD_LENGTH:
         raise FrameError("length")
     if ad[:2] != AD_HEADER:
@@ -214,13 +234,40 @@ def decode(enc_key: bytes, counter: int, ad: bytes) -> Frame:
         )
     except Exception as err:  # InvalidTag: forged, corrupted or foreign
         raise FrameError("mic") from err
-    version_kind, got_counter, alert_id, attempt, battery, flags, _ = _PLAINTEXT.unpack(plaintext)
+    version_kind, clock_s, alert_id, attempt, battery, flags, reserved = _PLAINTEXT.unpack(
+        plaintext
+    )
     if version_kind >> 4 != VERSION:
         raise FrameError("version")
-    if got_counter != counter:
-        raise FrameError("counter")
     try:
         kind = Kind(version_kind & 0x0F)
     except ValueError as err:
         raise FrameError("kind") from err
-    return Frame(kind, counter, alert_id, attempt, battery, flags)
+    frame = Frame(kind, counter, alert_id, attempt, battery, flags, clock_s)
+    _check_fields(frame, reserved)
+    return frame
+
+
+def _check_fields(frame: Frame, reserved: int) -> None:
+    """The rules of sections 3.4 and 3.5 that a MIC cannot enforce: a frame
+    sealed with the right key that breaks them was not made by a conforming
+    unit, and is rejected rather than guessed at."""
+    if reserved:
+        raise FrameError("reserved")
+    if frame.flags & ~FLAGS_DEFINED:
+        raise FrameError("flags")
+    if BATTERY_MAX_PCT < frame.battery_pct < BATTERY_UNKNOWN:
+        raise FrameError("battery")
+    if frame.kind in ALERT_KINDS:
+        # An alert id is a counter reserved before the first frame of its
+        # alert, so never 0 (which means "none") and below every frame's counter.
+        if not 0 < frame.alert_id < frame.counter:
+            raise FrameError("alert_id")
+    elif frame.alert_id:
+        raise FrameError("alert_id")
+    # The burst is attempt 0 and only the burst; a retry is attempt 1 on.
+    # Other kinds may count attempts: a cover sequence numbers its heartbeats.
+    if (frame.kind == Kind.ALERT and frame.attempt) or (
+        frame.kind == Kind.ALERT_RETRANSMISSION and not frame.attempt
+    ):
+        raise FrameError("attempt")

@@ -1,4 +1,5 @@
-"""The reference receiver: resolve, verify and de-duplicate v1 frames.
+"""The reference receiver: resolve, verify and de-duplicate v2 frames, and
+tell frames that were held back before they reached it.
 
 Per unit the receiver keeps a high-water mark (the highest verified
 counter) and a look-ahead table mapping the rolling identifiers of the next
@@ -6,9 +7,21 @@ counter) and a look-ahead table mapping the rolling identifiers of the next
 lookup whatever the number of units. Units whose heartbeats stopped get a
 deeper window, for a unit that kept sending while the receiver was away.
 
-State (high-water marks, alerts already reported) lives in SQLite: alerts
-are committed before their event is returned; other progress is flushed at
-most `flush_s` later, so a crash can at worst re-accept a few heartbeats.
+Each frame carries the unit's RTC clock. Per unit the receiver keeps an
+anchor, (unit clock, receiver time) of the last frame heard on time, and
+estimates how long before it was heard each new frame was made: an alert
+held back (recorded, released later) is reported late, with its delay.
+
+State (high-water marks, alerts already reported) lives in SQLite and is
+committed before feed() returns the events of a frame, so no frame that made
+an event is accepted again after the receiver is killed, however abruptly.
+The file is in WAL mode with synchronous=NORMAL: a commit is in the
+operating system's hands when it returns, which is all a process kill
+(SIGKILL, SIGTERM, a crash, Android ending the app) needs. A new alert is
+committed with synchronous=FULL, so it is on the storage itself and so is
+everything committed before it; a power loss of the receiver can lose only
+routine progress made since the last alert or checkpoint (docs/protocol.md
+7.1).
 """
 
 from __future__ import annotations
@@ -23,11 +36,13 @@ from typing import Any
 
 from amrkit.protocol import (
     ACK_AD_HEADER,
+    BATTERY_UNKNOWN,
     FLAG_BELOW_FLOOR,
     FLAG_FAULT,
     FLAG_LOW_BATTERY,
     MAX_COUNTER,
     RID_LENGTH,
+    Frame,
     FrameError,
     Kind,
     KnownUnit,
@@ -44,6 +59,15 @@ RECENT = 256  # verified identifiers remembered per unit, to name replays
 # this soon after the first are duplicates, later ones are replays.
 DUPLICATE_S = 30.0
 SUPERVISION_FACTOR = 2.5  # heartbeat intervals of silence before "supervision lost"
+# How much later than its unit clock says a frame may be heard and still be
+# on time (docs/protocol.md 7.4): the frame's advertising window (a burst is
+# up to 20 s), the scanner's interval (10.24 s for Android with the screen
+# off), the clock's whole seconds, and the phone's own delays.
+LATENCY_ALLOWANCE_S = 60.0
+# Plus this much per second of unit clock since the anchor: the unit's clock
+# runs on an RC oscillator (the ESP32-C3's 136 kHz RC_SLOW), calibrated
+# against the crystal at boot but drifting with temperature in deep sleep.
+CLOCK_DRIFT = 0.05
 
 EVENT_NAMES = {
     Kind.ALERT: "alert",
@@ -56,20 +80,24 @@ EVENT_NAMES = {
 # Every kind of event the receiver reports.
 EVENT_KINDS = (*dict.fromkeys(EVENT_NAMES.values()), "supervision_lost", "supervision_restored")
 
+# WITHOUT ROWID: one b-tree per table, so a frame's commit writes half the
+# pages (tools/bench_receiver.py).
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS unit_state (
     unit TEXT PRIMARY KEY,
     hwm INTEGER NOT NULL,
     newest_alert INTEGER NOT NULL,
     last_seen REAL,
-    supervised INTEGER NOT NULL
-);
+    supervised INTEGER NOT NULL,
+    anchor_clock INTEGER,
+    anchor_t REAL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS alerts (
     unit TEXT NOT NULL,
     alert_id INTEGER NOT NULL,
     first_seen REAL NOT NULL,
     PRIMARY KEY (unit, alert_id)
-);
+) WITHOUT ROWID;
 """
 
 
@@ -80,6 +108,9 @@ class _Track:
     newest_alert: int = -1
     last_seen: float | None = None  # None: never heard, not yet watched
     supervised: bool = True
+    # (unit clock s, receiver time) of the last frame heard on time; None
+    # before the first frame.
+    anchor: tuple[int, float] | None = None
     ahead: dict[int, bytes] = field(default_factory=dict)  # counter -> rid in the table
     recent: deque[bytes] = field(default_factory=lambda: deque(maxlen=RECENT))
     alerts: set[int] = field(default_factory=set)
@@ -94,19 +125,18 @@ class Receiver:
         *,
         window: int = WINDOW,
         deep_window: int = DEEP_WINDOW,
-        flush_s: float = 0.5,
     ) -> None:
         self.window = window
         self.deep_window = deep_window
-        self.flush_s = flush_s
         self.stats: Counter[str] = Counter()
         self._db = sqlite3.connect(str(db))
+        self._db.execute("PRAGMA journal_mode = WAL")  # ":memory:" stays in memory
+        self._db.execute("PRAGMA synchronous = NORMAL")
         self._db.executescript(_SCHEMA)
+        self._add_anchor_columns()
         self._tracks: dict[str, _Track] = {}
         self._table: dict[bytes, tuple[_Track, int]] = {}
         self._recent: dict[bytes, float] = {}  # verified identifier -> when
-        self._dirty: set[str] = set()
-        self._last_flush = 0.0
         # (unit, alert id) of the last accepted alert frame, first or
         # retransmission: what a receiver that can advertise acknowledges.
         self.last_alert: tuple[str, int] | None = None
@@ -119,15 +149,25 @@ class Receiver:
 
     # -- set-up ------------------------------------------------------------
 
+    def _add_anchor_columns(self) -> None:
+        """A state file from before the unit clock gains its anchor columns."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(unit_state)")}
+        for name, kind in (("anchor_clock", "INTEGER"), ("anchor_t", "REAL")):
+            if name not in columns:
+                self._db.execute(f"ALTER TABLE unit_state ADD COLUMN {name} {kind}")
+        self._db.commit()
+
     def _add(self, known: KnownUnit) -> None:
         track = _Track(known)
         row = self._db.execute(
-            "SELECT hwm, newest_alert, last_seen, supervised FROM unit_state WHERE unit = ?",
+            "SELECT hwm, newest_alert, last_seen, supervised, anchor_clock, anchor_t"
+            " FROM unit_state WHERE unit = ?",
             (known.unit,),
         ).fetchone()
         if row:
             track.hwm, track.newest_alert, track.last_seen = row[0], row[1], row[2]
             track.supervised = bool(row[3])
+            track.anchor = None if row[4] is None else (row[4], row[5])
             track.alerts = {
                 a
                 for (a,) in self._db.execute(
@@ -136,6 +176,10 @@ class Receiver:
             }
         self._tracks[known.unit] = track
         self._extend(track)
+        # Identifiers verified before a restart are replays, not strangers.
+        heard = track.last_seen if track.last_seen is not None else float("-inf")
+        for counter in range(max(track.hwm - RECENT + 1, 0), track.hwm + 1):
+            self._remember(track, rid(known.keys.id, counter), heard)
 
     def _depth(self, track: _Track) -> int:
         return self.window if track.supervised else self.deep_window
@@ -155,12 +199,15 @@ class Receiver:
             rolling_id = track.ahead.pop(old)
             self._table.pop(rolling_id, None)
             if old == counter:
-                if len(track.recent) == track.recent.maxlen:
-                    self._recent.pop(track.recent[0], None)
-                track.recent.append(rolling_id)
-                self._recent[rolling_id] = t
+                self._remember(track, rolling_id, t)
         track.hwm = counter
         self._extend(track)
+
+    def _remember(self, track: _Track, rolling_id: bytes, t: float) -> None:
+        if len(track.recent) == track.recent.maxlen:
+            self._recent.pop(track.recent[0], None)
+        track.recent.append(rolling_id)
+        self._recent[rolling_id] = t
 
     # -- frames ------------------------------------------------------------
 
@@ -202,35 +249,51 @@ class Receiver:
         events = []
         if not was_supervised:
             events.append(self._event("supervision_restored", track, t))
-        event = self._frame_event(track, frame, t, rssi)
+        event = self._frame_event(track, frame, t, rssi, self._timing(track, frame.clock_s, t))
         if event is not None:
             events.append(event)
-        self._dirty.add(track.known.unit)
-        # An alert is committed before it is reported; other progress in batches.
-        is_alert = event is not None and event["event"] == "alert"
-        if is_alert or t - self._last_flush >= self.flush_s:
-            self.flush(t)
+        new_alert = event is not None and event["event"] == "alert"
+        self._commit(track, t, frame.alert_id if new_alert else None)
         return events
 
     def _shrink(self, track: _Track) -> None:
         for old in [c for c in track.ahead if c > track.hwm + self.window]:
             self._table.pop(track.ahead.pop(old), None)
 
+    @staticmethod
+    def _timing(track: _Track, clock_s: int, t: float) -> tuple[int | None, bool, bool]:
+        """(delay s, late, clock restarted) of a verified frame; delay None
+        when it cannot be judged. Moves the anchor unless the frame is late."""
+        anchor = track.anchor
+        if anchor is None or clock_s < anchor[0]:
+            # No anchor yet, or a clock behind it under a higher counter: the
+            # unit's clock started again (power loss, a new cell).
+            track.anchor = (clock_s, t)
+            return None, False, anchor is not None
+        elapsed = clock_s - anchor[0]
+        delay = (t - anchor[1]) - elapsed
+        late = delay > LATENCY_ALLOWANCE_S + CLOCK_DRIFT * elapsed
+        if not late:
+            track.anchor = (clock_s, t)
+        return max(0, round(delay)), late, False
+
     def _frame_event(
-        self, track: _Track, frame: Any, t: float, rssi: int | None
+        self,
+        track: _Track,
+        frame: Frame,
+        t: float,
+        rssi: int | None,
+        timing: tuple[int | None, bool, bool],
     ) -> dict[str, Any] | None:
+        delay_s, held_back, clock_restarted = timing
         if frame.kind in (Kind.ALERT, Kind.ALERT_RETRANSMISSION):
             self.last_alert = (track.known.unit, frame.alert_id)
             if frame.alert_id in track.alerts:
                 self.stats["retransmissions"] += 1
                 return None
-            late = frame.alert_id < track.newest_alert
+            late = held_back or frame.alert_id < track.newest_alert
             track.alerts.add(frame.alert_id)
             track.newest_alert = max(track.newest_alert, frame.alert_id)
-            self._db.execute(
-                "INSERT OR IGNORE INTO alerts VALUES (?, ?, ?)",
-                (track.known.unit, frame.alert_id, t),
-            )
             event = self._event("alert", track, t, alert_id=frame.alert_id, late=late)
         elif frame.kind == Kind.TEST_PRESS:
             # The store's check (test mode): retried until acknowledged like
@@ -240,16 +303,18 @@ class Receiver:
                 self.stats["test_retransmissions"] += 1
                 return None
             track.tests.add(frame.alert_id)
-            event = self._event("test_press", track, t, test_id=frame.alert_id)
+            event = self._event("test_press", track, t, test_id=frame.alert_id, late=held_back)
         else:
             event = self._event(EVENT_NAMES[frame.kind], track, t)
         event.update(
             counter=frame.counter,
             attempt=frame.attempt,
-            battery_pct=None if frame.battery_pct == 255 else frame.battery_pct,
+            battery_pct=None if frame.battery_pct == BATTERY_UNKNOWN else frame.battery_pct,
             low_battery=bool(frame.flags & FLAG_LOW_BATTERY),
             fault=bool(frame.flags & FLAG_FAULT),
             below_floor=bool(frame.flags & FLAG_BELOW_FLOOR),
+            delay_s=delay_s,
+            clock_restarted=clock_restarted,
             rssi=rssi,
         )
         return event
@@ -275,10 +340,8 @@ class Receiver:
             if silent > track.known.heartbeat_s * SUPERVISION_FACTOR:
                 track.supervised = False
                 self._extend(track)
-                self._dirty.add(track.known.unit)
+                self._commit(track, t)
                 events.append(self._event("supervision_lost", track, t, silent_s=round(silent)))
-        if events:
-            self.flush(t)
         return events
 
     def watch(self, units_started_at: float) -> None:
@@ -287,19 +350,32 @@ class Receiver:
             if track.last_seen is None:
                 track.last_seen = units_started_at
 
-    def flush(self, t: float) -> None:
-        for unit in self._dirty:
-            tr = self._tracks[unit]
+    def _commit(self, track: _Track, t: float, new_alert: int | None = None) -> None:
+        """Make the unit's state durable before any event about it leaves.
+        A new alert goes to the storage itself (synchronous=FULL), taking
+        all earlier commits with it."""
+        if new_alert is not None:
+            self._db.execute("PRAGMA synchronous = FULL")
             self._db.execute(
-                "INSERT OR REPLACE INTO unit_state VALUES (?, ?, ?, ?, ?)",
-                (unit, tr.hwm, tr.newest_alert, tr.last_seen, int(tr.supervised)),
+                "INSERT OR IGNORE INTO alerts VALUES (?, ?, ?)", (track.known.unit, new_alert, t)
             )
+        anchor = track.anchor or (None, None)
+        self._db.execute(
+            "INSERT OR REPLACE INTO unit_state VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                track.known.unit,
+                track.hwm,
+                track.newest_alert,
+                track.last_seen,
+                int(track.supervised),
+                *anchor,
+            ),
+        )
         self._db.commit()
-        self._dirty.clear()
-        self._last_flush = t
+        if new_alert is not None:
+            self._db.execute("PRAGMA synchronous = NORMAL")
 
     def close(self) -> None:
-        self.flush(self._last_flush)
         self._db.close()
 
 
@@ -307,7 +383,7 @@ def ad_from_manufacturer_data(company_id: int, data: bytes) -> bytes:
     """Rebuild the AD structure from a scanner's manufacturer-data view.
 
     Scanning APIs (bleak, Android, iOS) split the first two payload bytes
-    off as a company id; in v1 frames they are part of the identifier.
+    off as a company id; in these frames they are part of the identifier.
     """
     payload = struct.pack("<H", company_id) + data
     return bytes((len(payload) + 1, 0xFF)) + payload

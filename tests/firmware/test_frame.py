@@ -22,7 +22,13 @@ def test_every_vector_frame_is_reproduced_byte_for_byte():
         s = sealer(unit)
         for f in unit["frames"]:
             ad = s.seal(
-                f["kind"], f["counter"], f["alert_id"], f["attempt"], f["battery_pct"], f["flags"]
+                f["kind"],
+                f["counter"],
+                f["alert_id"],
+                f["attempt"],
+                f["battery_pct"],
+                f["flags"],
+                f["clock_s"],
             )
             assert len(ad) == AD_LENGTH
             assert ad.hex() == f["ad"], (unit["unit_id"], f["counter"])

@@ -474,3 +474,12 @@ def test_random_histories_with_repeated_cuts():
             op = rng.choice(ops)
             script.append((op, rng.randint(1, 90) if op == "take" else rng.randint(0, 3)))
         history.run(script)
+
+
+def test_an_alert_id_is_never_0():
+    # A frame's alert id 0 means "no alert" (docs/protocol.md 3.4): a fresh
+    # unit's first alarm skips counter 0, which no frame then uses.
+    unit = boot(provision())
+    assert unit.next == 0
+    assert unit.raise_alert(test=True) == 1
+    assert unit.take() == 2

@@ -1,4 +1,4 @@
-"""Alert protocol v1 on the host: shared vectors, verification, replay rules,
+"""Alert protocol v2 on the host: shared vectors, verification, replay rules,
 privacy of the advertising payload, downgrade."""
 
 from __future__ import annotations
@@ -12,24 +12,29 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import cmac
 from cryptography.hazmat.primitives.ciphers import algorithms
-from cryptography.hazmat.primitives.ciphers.aead import AESCCM
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from amrkit.protocol import (
     AD_HEADER,
     AD_LENGTH,
+    BATTERY_MAX_PCT,
+    BATTERY_UNKNOWN,
+    FLAGS_DEFINED,
     MAX_COUNTER,
+    VERSION,
     Frame,
+    FrameError,
     Kind,
     KnownUnit,
     ack_ad,
+    decode,
     derive_keys,
     encode,
-    nonce,
     proof_key,
     proof_mac,
     rid,
+    seal,
 )
 from amrkit.receiver import DUPLICATE_S, Receiver
 
@@ -50,15 +55,21 @@ def receiver(db: Path | str = ":memory:", **kw: int) -> Receiver:
 
 
 def alert(counter: int, alert_id: int | None = None, attempt: int = 0) -> bytes:
+    """An alert frame; its alert id, as a unit reserves it, below its counter."""
     kind = Kind.ALERT if attempt == 0 else Kind.ALERT_RETRANSMISSION
     return encode(
-        KEYS_A, Frame(kind, counter, counter if alert_id is None else alert_id, attempt, 80)
+        KEYS_A, Frame(kind, counter, counter - 1 if alert_id is None else alert_id, attempt, 80)
     )
 
 
 def test_vectors_file_is_what_the_host_codec_makes() -> None:
     on_disk = json.loads((REPO / "tests" / "vectors" / "frames.json").read_text())
     assert on_disk == make_vectors.vectors()
+
+
+def test_the_worked_examples_in_the_spec_are_what_the_codec_makes() -> None:
+    spec = (REPO / "docs" / "protocol.md").read_text()
+    assert make_vectors.worked_examples() in spec
 
 
 def test_keys_are_per_unit_and_per_purpose() -> None:
@@ -102,7 +113,7 @@ def test_replays_are_rejected(delay: float) -> None:
     # A copy within the frame's own airing is a duplicate; later, a replay.
     assert rx.stats["duplicates" if delay <= DUPLICATE_S else "rejected_replay"] == 1
     # A retransmission of the same alert is a new frame: accepted, not a new alert.
-    assert rx.feed(alert(11, alert_id=10, attempt=1), delay + 1) == []
+    assert rx.feed(alert(11, alert_id=9, attempt=1), delay + 1) == []
     assert rx.stats["retransmissions"] == 1 and rx.stats["accepted"] == 2
 
 
@@ -114,7 +125,7 @@ def test_replay_after_receiver_restart_is_rejected(tmp_path: Path) -> None:
     rx.close()
     rx = receiver(db)
     assert rx.feed(frame, 10.0) == []
-    assert rx.feed(alert(4, alert_id=3, attempt=1), 11.0) == []  # alert 3 already reported
+    assert rx.feed(alert(4, alert_id=2, attempt=1), 11.0) == []  # alert 2 already reported
     assert rx.stats["accepted"] == 1
 
 
@@ -140,7 +151,8 @@ def test_counters_near_wrap(tmp_path: Path) -> None:
     receiver(db).close()
     with sqlite3.connect(db) as conn:  # a unit that has used almost every counter
         conn.execute(
-            "INSERT INTO unit_state VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO unit_state (unit, hwm, newest_alert, last_seen, supervised)"
+            " VALUES (?, ?, ?, ?, ?)",
             (UNIT_A.hex(), MAX_COUNTER - 5, -1, 1.0, 1),
         )
     rx = receiver(db)
@@ -171,15 +183,17 @@ def test_privacy_no_constant_bytes_and_no_repeated_identifiers() -> None:
 
 def test_downgrade_rejected() -> None:
     rx = receiver()
-    counter = 2
-    rolling_id = rid(KEYS_A.id, counter)
-    for version in (0, 2, 15):
-        plain = bytes([version << 4 | Kind.ALERT]) + counter.to_bytes(4, "little") + bytes(8)
-        sealed = AESCCM(KEYS_A.enc, tag_length=8).encrypt(
-            nonce(counter, rolling_id), plain, rolling_id
-        )
-        assert rx.feed(AD_HEADER + rolling_id + sealed, 0.0) == []
-    assert rx.stats["rejected_version"] == 3
+
+    def heartbeat(version: int, counter: int) -> bytes:
+        # A v1 frame had the counter where v2 has the unit clock.
+        plain = bytes([version << 4 | Kind.HEARTBEAT]) + counter.to_bytes(4, "little") + bytes(8)
+        return seal(KEYS_A, counter, plain)
+
+    others = [v for v in range(16) if v != VERSION]
+    for counter, version in enumerate(others, 1):
+        assert rx.feed(heartbeat(version, counter), 0.0) == []
+    assert rx.stats == {"rejected_version": len(others)}
+    assert rx.feed(heartbeat(VERSION, 1), 1.0)[0]["event"] == "heartbeat"
 
 
 def test_foreign_key_frames_are_rejected() -> None:
@@ -213,7 +227,7 @@ def test_proof_of_keys_vectors_and_rfc_4493() -> None:
 
 def test_a_test_press_is_reported_once_as_a_test_press_never_an_alert() -> None:
     rx = receiver()
-    test_id = 7
+    test_id = 6
     events = rx.feed(encode(KEYS_A, Frame(Kind.TEST_PRESS, 7, test_id, 0, 90)), 1.0)
     assert [e["event"] for e in events] == ["test_press"] and events[0]["test_id"] == test_id
     assert rx.last_test == (UNIT_A.hex(), test_id) and rx.last_alert is None
@@ -222,5 +236,60 @@ def test_a_test_press_is_reported_once_as_a_test_press_never_an_alert() -> None:
     assert rx.stats["test_retransmissions"] == 1 and rx.last_test == (UNIT_A.hex(), test_id)
     assert rx.ack_ad(UNIT_A.hex(), test_id) == ack_ad(KEYS_A.ack, test_id)
     # An alert after it is an alert, and the test id does not make it late.
-    (alert,) = rx.feed(encode(KEYS_A, Frame(Kind.ALERT, 12, 12, 0, 90)), 9.0)
+    (alert,) = rx.feed(encode(KEYS_A, Frame(Kind.ALERT, 12, 11, 0, 90)), 9.0)
     assert alert["event"] == "alert" and alert["late"] is False and rx.last_test is None
+
+
+def vector_units() -> list[dict[str, object]]:
+    units: list[dict[str, object]] = json.loads(
+        (REPO / "tests" / "vectors" / "frames.json").read_text()
+    )["units"]
+    return units
+
+
+def test_every_rule_of_the_plaintext_is_enforced_on_frames_with_the_right_key() -> None:
+    reasons = set()
+    for unit in vector_units():
+        keys = derive_keys(SECRET, bytes.fromhex(str(unit["unit_id"])))
+        for v in unit["rejected"]:  # type: ignore[attr-defined]
+            ad = bytes.fromhex(v["ad"])
+            assert seal(keys, v["counter"], bytes.fromhex(v["plaintext"])) == ad
+            with pytest.raises(FrameError) as err:
+                decode(keys.enc, v["counter"], ad)
+            assert err.value.reason == v["reason"], v
+            reasons.add(v["reason"])
+    rules = {"version", "kind", "reserved", "flags", "battery", "alert_id", "attempt"}
+    assert reasons == rules
+
+
+def conforming_frames() -> list[Frame]:
+    """Frames at the edges of what sections 3.4 and 3.5 allow."""
+    c = 0x200
+    return [
+        Frame(Kind.HEARTBEAT, c, battery_pct=0),
+        Frame(Kind.HEARTBEAT, c, battery_pct=BATTERY_MAX_PCT),
+        Frame(Kind.HEARTBEAT, c, battery_pct=BATTERY_UNKNOWN),
+        Frame(Kind.LOW_BATTERY, c, flags=FLAGS_DEFINED),
+        Frame(Kind.HEARTBEAT, c, attempt=5),  # a cover sequence's last retry
+        Frame(Kind.LOW_BATTERY, c, attempt=1),
+        Frame(Kind.FAULT, c, flags=FLAGS_DEFINED),
+        Frame(Kind.ALERT, c, alert_id=c - 1),
+        Frame(Kind.ALERT, c, alert_id=1),
+        Frame(Kind.ALERT_RETRANSMISSION, c, alert_id=c - 1, attempt=1),
+        Frame(Kind.ALERT_RETRANSMISSION, c, alert_id=c - 1, attempt=300),  # saturates
+        Frame(Kind.TEST_PRESS, c, alert_id=c - 1),
+        Frame(Kind.TEST_PRESS, c, alert_id=c - 1, attempt=4),
+    ]
+
+
+@pytest.mark.parametrize("frame", conforming_frames(), ids=repr)
+def test_frames_at_the_edges_of_the_rules_are_accepted(frame: Frame) -> None:
+    got = decode(KEYS_A.enc, frame.counter, encode(KEYS_A, frame))
+    assert got == Frame(
+        frame.kind,
+        frame.counter,
+        frame.alert_id,
+        min(frame.attempt, 255),
+        frame.battery_pct,
+        frame.flags,
+    )

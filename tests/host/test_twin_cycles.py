@@ -272,7 +272,7 @@ def test_an_alarm_during_service_mode_closes_it_and_goes_out(unit: VirtualUnit) 
     opened = next(i for i, line in enumerate(log) if "service mode: connectable" in line)
     closed = next(i for i, line in enumerate(log) if "service mode closed (alarm)" in line)
     assert opened < closed
-    assert any("alert 0 reserved" in line for line in log[closed:])
+    assert any("alert 1 reserved" in line for line in log[closed:])
     assert len(alerts(unit)) == 1
     # While service mode was open the unit advertised connectable, and only then.
     connectable = [e for b in unit.boots for e in b.events if e.get("connectable")]

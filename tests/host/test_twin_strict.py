@@ -141,7 +141,7 @@ def test_a_hang_during_an_alert_ends_in_a_watchdog_reset_and_the_alert_goes_out(
     # The pending alert resumes after the reset, from flash.
     sent_after = [e for e in after.events if e["kind"] == "advertise"]
     assert sent_after, after.lines
-    assert any("alert 0 attempt" in line for line in after.lines), after.lines
+    assert any("alert 1 attempt" in line for line in after.lines), after.lines
 
 
 def test_amr_info_shows_a_stuck_button(tmp_path: Path) -> None:
@@ -209,7 +209,7 @@ def test_amr_sim_injects_a_hang_and_the_watchdog_brings_the_alert_back(tmp_path:
         assert control(sim, {"cmd": "hang", "unit": "unit-1", "in_ms": 3500})["ok"]
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not any(
-            b.reset_cause == WDT_RESET and any("alert 0 attempt" in line for line in b.lines)
+            b.reset_cause == WDT_RESET and any("alert 1 attempt" in line for line in b.lines)
             for b in list(unit.boots)
         ):
             time.sleep(0.2)
@@ -217,4 +217,4 @@ def test_amr_sim_injects_a_hang_and_the_watchdog_brings_the_alert_back(tmp_path:
         assert len(hung) == 1 and any("reserved and persisted" in line for line in hung[0].lines)
         after = unit.boots[unit.boots.index(hung[0]) + 1]
         assert after.reset_cause == WDT_RESET
-        assert any("alert 0 attempt" in line for line in after.lines), after.lines
+        assert any("alert 1 attempt" in line for line in after.lines), after.lines
