@@ -171,12 +171,13 @@ def bundles() -> dict[str, tuple[bytes | str, int]]:
 
 def line(counter: int, t: str, kind: Kind = Kind.HEARTBEAT, rssi: str = "-60") -> str:
     """One capture line of a verified frame, with `t` and `rssi` as written."""
-    ad = encode(KEYS, Frame(kind, counter, alert_id=counter if kind == Kind.ALERT else 0))
+    # An alert's id is the counter reserved before its first frame: below it.
+    ad = encode(KEYS, Frame(kind, counter, alert_id=counter - 1 if kind == Kind.ALERT else 0))
     return f'{{"t": {t}, "ad": "{ad.hex()}", "rssi": {rssi}}}\n'
 
 
 def captures() -> dict[str, tuple[bytes | str, int]]:
-    good = line(0, "1000.0") + line(1, "1001.5", Kind.ALERT) + line(2, "1002", rssi="null")
+    good = line(0, "1000.0") + line(2, "1001.5", Kind.ALERT) + line(3, "1002", rssi="null")
     return {
         "good.jsonl": (good, OK),
         "empty.jsonl": ("", OK),
