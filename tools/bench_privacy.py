@@ -23,6 +23,7 @@ figures give both, the unit's from its own clock.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
 from concurrent.futures import ThreadPoolExecutor
@@ -47,15 +48,15 @@ QUICK_ALERTS = 2
 
 
 def _gaps(watched: Watched, analysis: Analysis) -> dict[str, float | None]:
-    """Median gap between the starts of a sequence's windows: as the
-    observer times it (wall clock) and on the unit's own clock."""
-    unit_t = {s.data: s.t_ms / 1000 for s in watched.sent}
+    """Median quiet time between one window of a sequence and the next: as
+    the observer times it (wall clock) and on the unit's own clock."""
+    sent = {s.data: s for s in watched.sent}
     wall, unit = [], []
     for seq in analysis.sequences:
-        for a, b in zip(seq.windows, seq.windows[1:], strict=False):
-            wall.append(b.first - a.first)
-            if a.data in unit_t and b.data in unit_t:
-                unit.append(unit_t[b.data] - unit_t[a.data])
+        for a, b in itertools.pairwise(seq.windows):
+            wall.append(b.first - a.last)
+            if a.data in sent and b.data in sent:
+                unit.append((sent[b.data].t_ms - sent[a.data].until_ms) / 1000)
     return {
         "observer_s": round(statistics.median(wall), 3) if wall else None,
         "unit_clock_s": round(statistics.median(unit), 3) if unit else None,
