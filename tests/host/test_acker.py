@@ -51,11 +51,11 @@ def sequence(kind: Kind, retry_kind: Kind, start: float) -> list[tuple[float, Fr
     """A burst heard at `start`, then two retries, on the default back-off."""
     first = start + DEFAULTS["burst_ms"] / 1000 + DEFAULTS["retry_first_s"]
     second = first + RETRY_S + 2 * DEFAULTS["retry_first_s"]
-    alert_id = 7 if kind == Kind.ALERT else 0
+    alert_id = 7 if kind == Kind.ALERT else 0  # reserved before its first frame's counter
     return [
-        (start, Frame(kind, 0, alert_id, 0)),
-        (first, Frame(retry_kind, 1, alert_id, 1)),
-        (second, Frame(retry_kind, 2, alert_id, 2)),
+        (start, Frame(kind, 8, alert_id, 0)),
+        (first, Frame(retry_kind, 9, alert_id, 1)),
+        (second, Frame(retry_kind, 10, alert_id, 2)),
     ]
 
 
