@@ -108,7 +108,7 @@ class _BatchedReceiver(Receiver):
     _last_commit = float("-inf")
     _dirty: set[str] | None = None
 
-    def _commit(self, track: _Track, t: float, new_alert: int | None = None) -> None:
+    def _commit(self, track: _Track, t: float, new_alert: dict[str, Any] | None = None) -> None:
         if self._dirty is None:
             self._dirty = set()
         self._dirty.add(track.known.unit)

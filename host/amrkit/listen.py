@@ -232,6 +232,11 @@ async def listen(
             if outbox is not None:
                 outbox.put(event)  # durable before it is shown as handled
             emit(event)
+            # Until here an alert is only the receiver's: a full disk under
+            # the outbox, or an output that fails, leaves it to the next run.
+            receiver.handed_over(event)
+
+    publish(receiver.not_handed_over())
 
     queue: asyncio.Queue[Advert | None] = asyncio.Queue()
     producer = asyncio.create_task(source(queue))

@@ -26,6 +26,7 @@ routine progress made since the last alert or checkpoint (docs/protocol.md
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import struct
 from collections import Counter, deque
@@ -96,6 +97,8 @@ CREATE TABLE IF NOT EXISTS alerts (
     unit TEXT NOT NULL,
     alert_id INTEGER NOT NULL,
     first_seen REAL NOT NULL,
+    event TEXT,
+    handed_over INTEGER NOT NULL DEFAULT 1,
     PRIMARY KEY (unit, alert_id)
 ) WITHOUT ROWID;
 """
@@ -150,11 +153,18 @@ class Receiver:
     # -- set-up ------------------------------------------------------------
 
     def _add_anchor_columns(self) -> None:
-        """A state file from before the unit clock gains its anchor columns."""
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(unit_state)")}
-        for name, kind in (("anchor_clock", "INTEGER"), ("anchor_t", "REAL")):
+        """A state file from before the unit clock gains its anchor columns,
+        and its alerts (all handed over then) the hand-over columns."""
+        added = (
+            ("unit_state", "anchor_clock", "INTEGER"),
+            ("unit_state", "anchor_t", "REAL"),
+            ("alerts", "event", "TEXT"),
+            ("alerts", "handed_over", "INTEGER NOT NULL DEFAULT 1"),
+        )
+        for table, name, kind in added:
+            columns = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
             if name not in columns:
-                self._db.execute(f"ALTER TABLE unit_state ADD COLUMN {name} {kind}")
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
         self._db.commit()
 
     def _add(self, known: KnownUnit) -> None:
@@ -252,8 +262,8 @@ class Receiver:
         event = self._frame_event(track, frame, t, rssi, self._timing(track, frame.clock_s, t))
         if event is not None:
             events.append(event)
-        new_alert = event is not None and event["event"] == "alert"
-        self._commit(track, t, frame.alert_id if new_alert else None)
+        new_alert = event if event is not None and event["event"] == "alert" else None
+        self._commit(track, t, new_alert)
         return events
 
     def _shrink(self, track: _Track) -> None:
@@ -350,14 +360,15 @@ class Receiver:
             if track.last_seen is None:
                 track.last_seen = units_started_at
 
-    def _commit(self, track: _Track, t: float, new_alert: int | None = None) -> None:
+    def _commit(self, track: _Track, t: float, new_alert: dict[str, Any] | None = None) -> None:
         """Make the unit's state durable before any event about it leaves.
         A new alert goes to the storage itself (synchronous=FULL), taking
-        all earlier commits with it."""
+        all earlier commits with it, with its event, not yet handed over."""
         if new_alert is not None:
             self._db.execute("PRAGMA synchronous = FULL")
             self._db.execute(
-                "INSERT OR IGNORE INTO alerts VALUES (?, ?, ?)", (track.known.unit, new_alert, t)
+                "INSERT OR IGNORE INTO alerts VALUES (?, ?, ?, ?, 0)",
+                (track.known.unit, new_alert["alert_id"], t, json.dumps(new_alert)),
             )
         anchor = track.anchor or (None, None)
         self._db.execute(
@@ -374,6 +385,27 @@ class Receiver:
         self._db.commit()
         if new_alert is not None:
             self._db.execute("PRAGMA synchronous = NORMAL")
+
+    def handed_over(self, event: dict[str, Any]) -> None:
+        """An alert event is safe with whoever takes it on (the outbox, the
+        screen): it need not be emitted again."""
+        if event.get("event") != "alert":
+            return
+        self._db.execute(
+            "UPDATE alerts SET handed_over = 1, event = NULL WHERE unit = ? AND alert_id = ?",
+            (event["unit"], event["alert_id"]),
+        )
+        self._db.commit()
+
+    def not_handed_over(self) -> list[dict[str, Any]]:
+        """Alert events recorded as reported but never handed over (the
+        outbox's disk was full, the output failed, the process was killed
+        in between): to emit again, oldest first, marked `redelivered`."""
+        rows = self._db.execute(
+            "SELECT event FROM alerts WHERE handed_over = 0 AND event IS NOT NULL"
+            " ORDER BY first_seen"
+        )
+        return [{**json.loads(event), "redelivered": True} for (event,) in rows]
 
     def close(self) -> None:
         self._db.close()
