@@ -5,6 +5,10 @@
 # the host pairs with LE Secure Connections and passkey entry, and the
 # passkey the unit "displays" is one that only a holder of its keys can
 # compute (amr.frame.Sealer.passkey). Bonded hosts reconnect without it.
+# A link is trusted only once encrypted with an authenticated key of 16
+# bytes: stock MicroPython's NimBLE negotiates down to the 7 bytes a host
+# may ask for and still falls back to legacy pairing; the production image
+# refuses both in its security manager (firmware/image/, SC-only mode).
 #
 # The service commands (amr/commands.py) are reached through one control
 # point, in a service of its own: an authenticated host writes a command's
@@ -54,6 +58,7 @@ _SETTLE_MS = const(10)
 _SECURE_READ = FLAG_READ | FLAG_READ_AUTHENTICATED
 _CHUNK = const(19)  # fits the default ATT MTU (23) with the header
 _COMMAND_MAX = const(64)  # longest command (name, separator, argument) taken
+_KEY_SIZE = const(16)  # bytes: the only encryption key size trusted
 _EVENTS = (
     IRQ_GATTS_WRITE,
     IRQ_CENTRAL_CONNECT,
@@ -203,12 +208,18 @@ class ServiceLink:
                 "link encrypted=%d authenticated=%d bonded=%d key %d bytes"
                 % (encrypted, authenticated, bonded, key_size)
             )
-            if encrypted and authenticated:
+            if encrypted and authenticated and key_size >= _KEY_SIZE:
                 self.trusted.add(conn)
                 self.served = True
                 self.active = True
-            else:  # Just Works: it could not know the passkey
-                self._ble.gap_disconnect(conn)
+                return None
+            # Dropped, and counted as refused when it leaves.
+            self.trusted.discard(conn)
+            if not (encrypted and authenticated):  # Just Works: it could not know the passkey
+                self.notes.append("host refused: link not authenticated")
+            else:  # a weak stack, or one that weakens the link on purpose
+                self.notes.append("host refused: key %d bytes, %d needed" % (key_size, _KEY_SIZE))
+            self._ble.gap_disconnect(conn)
         elif event == IRQ_PASSKEY_ACTION:
             conn, action, _ = data
             if action == PASSKEY_ACTION_DISPLAY:

@@ -403,7 +403,9 @@ class Sim:
                 shutil.copytree(app, fs, dirs_exist_ok=True)  # the app, deployed
             known = provision(unit) if fresh and not self.blank else twin_keys(unit)
             sim_unit = SimUnit(self, name, unit, None if self.blank else known)
-            sim_unit.device = UnitRadio(self.radio.radio, name, unit.directory)
+            sim_unit.device = UnitRadio(
+                self.radio.radio, name, unit.directory, sc_only=self.board.deployment == "frozen"
+            )
             unit.ble = self.radio.call(sim_unit.device.start())
             if fresh and not self.blank:
                 # Units start as issued: MicroPython in flash, the app deployed.

@@ -54,6 +54,7 @@ class UnitSession:
         writer: asyncio.StreamWriter,
         lost: Callable[[], bool] = lambda: False,
         irk: bytes = b"",
+        sc_only: bool = True,
     ) -> None:
         self.radio = radio
         self.name = name
@@ -67,7 +68,7 @@ class UnitSession:
         self._connections: dict[int, Connection] = {}
         self._wire = Wire(reader, writer)
         self._gatt = GattServer(self._wire)
-        self._pairing = Pairing(self._wire)
+        self._pairing = Pairing(self._wire, sc_only)
 
     async def serve(self) -> None:
         try:
@@ -285,9 +286,20 @@ class UnitRadio:
     """Where one unit's firmware reaches the radio: a local TCP port; each
     connection to it (one boot) drives one bumble device. Runs on the radio's loop."""
 
-    def __init__(self, radio: VirtualRadio, name: str, directory: Path | None = None) -> None:
+    def __init__(
+        self,
+        radio: VirtualRadio,
+        name: str,
+        directory: Path | None = None,
+        *,
+        sc_only: bool = True,
+    ) -> None:
         self.radio = radio
         self.name = name
+        # The production image's NimBLE refuses legacy pairing and short keys
+        # (Secure Connections Only mode); stock MicroPython does not. Read at
+        # each boot.
+        self.sc_only = sc_only
         # The unit's IRK lives with its flash, so a bond outlasts the session
         # (on the chip the BLE stack keeps it; the firmware never sees it).
         self.irk = b""
@@ -308,7 +320,9 @@ class UnitRadio:
         return f"127.0.0.1:{port}"
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        session = UnitSession(self.radio, self.name, reader, writer, self._lost, self.irk)
+        session = UnitSession(
+            self.radio, self.name, reader, writer, self._lost, self.irk, self.sc_only
+        )
         self.sessions.append(session)
         try:
             await session.serve()
