@@ -18,7 +18,11 @@ command).
   - fuzzing (tools/bench_fuzz.py): 100,000 inputs a target (fewer for the
     slow ones, which it names); crashes, hangs, secrets said (all must be 0);
   - adversary (amrkit.twin.adversary): 15,000 frames of each of 7 attacks
-    (105,000) mixed into genuine traffic; accepted (must be 0).
+    (105,000) mixed into genuine traffic; accepted (must be 0);
+  - privacy (tools/bench_privacy.py): an independent scanner watching a unit
+    for a simulated day, cover off and on; rotation, constant bytes, and a
+    classifier of alert against routine sequences against chance (not with
+    --quick: a day takes minutes of real time).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_ack
 import bench_faults
 import bench_fuzz
+import bench_privacy
 
 from amrkit.twin.adversary import run_adversary
 from amrkit.twin.air_load import SHORT, Timing, run_load
@@ -89,6 +94,7 @@ def figures(quick: bool = False) -> dict[str, Any]:
         "ack": bench_ack.figures(counts.ack_alerts),
         "fuzz": bench_fuzz.run(counts.fuzz_per_target),
         "adversary": run_adversary(counts.per_attack).figures(),
+        "privacy": None if quick else bench_privacy.figures(False),
     }
 
 
@@ -176,6 +182,7 @@ def rows(result: dict[str, Any]) -> list[tuple[str, str]]:
             "  genuine frames accepted",
             f"{adv['genuine_accepted']} of {adv['genuine_frames']}",
         ),
+        *(bench_privacy.rows(result["privacy"]) if result["privacy"] else []),
     ]
 
 
