@@ -39,9 +39,11 @@ _JITTER_FROM = const(2)  # the first attempt whose back-off is jittered
 _JITTER_SHIFT = const(2)  # jitter: up to back-off >> 2 taken off
 _HEARTBEAT_SPREAD = const(5)  # heartbeat intervals vary by up to 1/5 either way
 COVER = const(0xFFFFFF00)  # ids from here up are cover sequences, never alert ids
-# How many retries a cover sequence makes: mostly one (an alert acknowledged
-# at its first retry), sometimes more (a receiver that took longer) ...
-_COVER_LENGTHS = (1, 1, 1, 1, 2, 2, 3, 5)
+# How many retries a cover sequence makes: as an acknowledged alert, one (a
+# receiver that heard the burst answers at the first retry), now and then
+# two (one that missed it). An alert with one retry must not be told apart
+# by its length: mostly one, as alerts are ...
+_COVER_LENGTHS = (1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2)
 # ... and one in COVER_TAIL_IN goes on as an alert nobody acknowledges does,
 # for a number of retries drawn uniformly up to what such an alert makes in
 # its first COVER_TAIL_MS (cover_tail), so that a long sequence tells little

@@ -200,9 +200,9 @@ def test_fifth_alarm_evicts_second_oldest_and_unschedules_it():
 
 
 # The cover sequence's first draw picks its length: one in COVER_TAIL_IN
-# (draw % COVER_TAIL_IN == 0) a tail, else _COVER_LENGTHS[draw // COVER_TAIL_IN % 8].
+# (draw % COVER_TAIL_IN == 0) a tail, else _COVER_LENGTHS[draw // COVER_TAIL_IN % 16].
 SHORTEST = 1  # a short sequence, _COVER_LENGTHS[0]: one retry
-LONGEST_SHORT = 7 * COVER_TAIL_IN + 1  # _COVER_LENGTHS[7]: five retries
+LONGEST_SHORT = 15 * COVER_TAIL_IN + 1  # _COVER_LENGTHS[15]: two retries
 
 
 def test_cover_sequence_has_an_acknowledged_alerts_timing_and_ends():
@@ -226,14 +226,14 @@ def test_longest_cover_sequence_draws_its_jitter_as_an_alert_does():
     cover = drive(seq, 0, 10 * 60000)
     alert_seq, _, _ = unit(random_u32=draws(*rand))
     alert_seq.alarm(0)
-    timing = drive(alert_seq, 0, 10 * 60000)[:6]
-    assert len(cover) == 6
+    timing = drive(alert_seq, 0, 10 * 60000)[:3]
+    assert len(cover) == 3
     assert [(t, a, s) for t, _, a, s in cover] == [(t, a, s) for t, _, a, s in timing]
 
 
 def test_a_cover_tail_retries_as_an_unacknowledged_alert_for_up_to_its_first_30_minutes():
     fewest, most = cover_tail(DEFAULTS)
-    assert fewest == 6  # one past the longest short sequence
+    assert fewest == 3  # one past the longest short sequence
     rand = (3, 99999, 4242, 17, 123456789)
     for pick, retries in ((0, fewest), (most - fewest, most)):
         seq, _, _ = unit(random_u32=first_then(pick * COVER_TAIL_IN, *rand))
@@ -259,14 +259,14 @@ def test_a_cover_tail_retries_as_an_unacknowledged_alert_for_up_to_its_first_30_
 def test_cover_lengths_one_in_sixteen_a_tail():
     fewest, most = cover_tail(DEFAULTS)
     lengths = []
-    for r in range(COVER_TAIL_IN * 8):
+    for r in range(COVER_TAIL_IN * 16):
         seq, _, _ = unit(random_u32=draws(r))
         seq.cover(0)
         lengths.append(len(drive(seq, 0, 2 * COVER_TAIL_MS)) - 1)
     tails = [n for n in lengths if n >= fewest]
     assert len(tails) * COVER_TAIL_IN == len(lengths)
     assert all(fewest <= n <= most for n in tails)
-    assert sorted(n for n in lengths if n < fewest) == sorted([1, 1, 1, 1, 2, 2, 3, 5] * 15)
+    assert sorted(n for n in lengths if n < fewest) == sorted(([1] * 15 + [2]) * 15)
 
 
 def test_cover_sequences_survive_deep_sleep_but_not_power_loss():
