@@ -17,6 +17,7 @@ from amrkit.paths import firmware_module
 from amrkit.protocol import derive_keys
 from amrkit.twin.factory import TWIN_REGISTRY_SECRET, provision, twin_unit_id
 from amrkit.twin.gestures import Rng, trace
+from amrkit.twin.power_cuts import FlashSlots
 from amrkit.twin.unit import VirtualUnit
 from amrkit.unit import FORCE, provisioning_record
 from amrkit.unit.wired import command_source
@@ -32,22 +33,10 @@ def wired(unit: VirtualUnit, name: str, arg: bytes | None = None, **cut: Any) ->
     return {"power_cut": True} if cut_hit else dict(json.loads(out))
 
 
-class NvsSlots:
-    """A SlotStore backend that reads the twin's flash image."""
-
-    def __init__(self, unit: VirtualUnit, prefix: str) -> None:
-        self.space = unit.nvs().get(firmware_module("records").NVS_NAMESPACE, {})
-        self.prefix = prefix
-
-    def read(self, slot: int) -> bytes | None:
-        entry = self.space.get(f"{self.prefix}{slot}")
-        return None if entry is None else bytes.fromhex(entry["blob"])
-
-
 def provisioning(unit: VirtualUnit) -> tuple[int, bytes, dict[str, int]] | None:
     """(generation, keys, config) the unit's flash holds, None if none."""
     prefix, kind = firmware_module("records").PROVISION
-    store = firmware_module("store").SlotStore(NvsSlots(unit, prefix), kind)
+    store = firmware_module("store").SlotStore(FlashSlots(unit, prefix), kind)
     try:
         prov = firmware_module("provisioning").decode_provisioning(store.load())
     except firmware_module("store").StoreFault as fault:
@@ -58,7 +47,7 @@ def provisioning(unit: VirtualUnit) -> tuple[int, bytes, dict[str, int]] | None:
 
 def counter_hwm(unit: VirtualUnit) -> int:
     prefix, kind = firmware_module("records").STATE
-    store = firmware_module("store").SlotStore(NvsSlots(unit, prefix), kind)
+    store = firmware_module("store").SlotStore(FlashSlots(unit, prefix), kind)
     hwm: int = firmware_module("state").decode_state(store.load()).counter_hwm
     return hwm
 

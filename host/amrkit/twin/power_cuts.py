@@ -75,7 +75,7 @@ class CutReport:
         }
 
 
-class _FlashSlots:
+class FlashSlots:
     """A SlotStore backend over the twin's flash image."""
 
     def __init__(self, unit: VirtualUnit, prefix: str) -> None:
@@ -91,7 +91,7 @@ def flash_state(unit: VirtualUnit) -> Any:
     """The counter state in the unit's flash, as the firmware decodes it
     (a StoreFault if it cannot be read)."""
     prefix, kind = firmware_module("records").STATE
-    store = firmware_module("store").SlotStore(_FlashSlots(unit, prefix), kind)
+    store = firmware_module("store").SlotStore(FlashSlots(unit, prefix), kind)
     return firmware_module("state").decode_state(store.load())
 
 
