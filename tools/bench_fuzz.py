@@ -182,6 +182,19 @@ def _twin(per_target: int, work: Path) -> dict[str, dict[str, Any]]:
         units = [u.known for u in sim.units.values() if u.known is not None]
         secrets = fh.secrets_for(*units, fh.frame_unit())
         names = list(sim.units)
+        # The serial and radio campaigns first, on units as they boot: the
+        # control port's fuzz leaves them in any state (off, a flat cell,
+        # every radio packet lost).
+        wired = [fh.wired_input(s) for s in _seeds("wired")]
+        count = max(1, int(per_target * SERIAL_SHARE))
+        results["wired_serial"] = asyncio.run(
+            fh.serial_campaign(sim, "unit-1", wired, count, secrets)
+        )
+        points = _seeds("control_point")
+        count = max(1, int(per_target * RADIO_SHARE))
+        results["control_point_radio"] = asyncio.run(
+            fh.radio_campaign(sim, "unit-2", points, count, secrets)
+        )
         lines = _seeds("control")
         connection = fh.ControlConnection(sim.control)
 
@@ -195,16 +208,6 @@ def _twin(per_target: int, work: Path) -> dict[str, dict[str, Any]]:
         connection.close()
         results["control"]["over_one_connection"] = connection.reconnects == 0
         results["control"]["sim_alive"] = fh.sim_alive(sim)
-        wired = [fh.wired_input(s) for s in _seeds("wired")]
-        count = max(1, int(per_target * SERIAL_SHARE))
-        results["wired_serial"] = asyncio.run(
-            fh.serial_campaign(sim, "unit-1", wired, count, secrets)
-        )
-        points = _seeds("control_point")
-        count = max(1, int(per_target * RADIO_SHARE))
-        results["control_point_radio"] = asyncio.run(
-            fh.radio_campaign(sim, "unit-2", points, count, secrets)
-        )
     return results
 
 

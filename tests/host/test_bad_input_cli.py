@@ -364,6 +364,13 @@ def fifo(tmp_path: Path) -> Path:
     return path
 
 
+def _as_at_a_terminal() -> None:
+    # Run as a person at a terminal runs it: Ctrl-C delivered. A suite run
+    # in the background (`make test &`) has SIGINT ignored, and amr listen
+    # keeps an ignored SIGINT ignored, as nohup asks.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_listening(fifo: Path, state: Path, *options: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [AMR, "listen", "--bundle", str(GOOD_BUNDLE), "--capture", str(fifo),
@@ -371,6 +378,7 @@ def start_listening(fifo: Path, state: Path, *options: str) -> subprocess.Popen[
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env(),
+        preexec_fn=_as_at_a_terminal,
     )  # fmt: skip
 
 
