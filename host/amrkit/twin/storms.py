@@ -1,12 +1,16 @@
 """Press storms: 50 presses in about 10 s on one twin unit (someone hammering
 the button), and what the spec says they must raise.
 
-The expected alarms come from the gesture rules as docs/firmware.md states
-them, written out here independently of the firmware's recogniser: a hold
-of hold_ms is an alarm; multi_count presses whose starts lie within
-multi_window_ms are an alarm; after an alarm the count starts afresh. The
-storm's taps are long and far apart enough (against the bounce model in
-amrkit.twin.gestures) that debouncing cannot change what a press is.
+The expected alarms come from the rules as docs/firmware.md states them,
+written out here apart from the firmware's recogniser and applied to the
+raw contact samples: closed for press_settle_ms is a press, dated from the
+first edge of its bounce (at most 50 ms back); open for release_settle_ms
+ends it; a press shorter than min_press_ms does not count. A hold of
+hold_ms is an alarm; multi_count presses whose starts lie within
+multi_window_ms are an alarm; after an alarm the count starts afresh.
+(Taps this close together sometimes merge: a long glitch after a release
+can leave the contact open for less than release_settle_ms before the
+next tap, and then the two are one press.)
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from amrkit.boards import Board, load_board
 from amrkit.paths import firmware_module
 from amrkit.receiver import Receiver
 from amrkit.twin.factory import provision
-from amrkit.twin.gestures import Presses, Rng, trace
+from amrkit.twin.gestures import Presses, Rng, Trace, trace
 from amrkit.twin.unit import VirtualUnit
 
 PRESSES = 50
@@ -50,12 +54,42 @@ def storm(rng: random.Random) -> Presses:
     return presses
 
 
+MAX_BOUNCE_MS = 50  # a press is dated at most this far before it settled
+
+
+def debounced(samples: Trace, cfg: dict[str, int]) -> Presses:
+    """(start, duration) of the presses in raw samples, by the debounce rules."""
+    presses: Presses = []
+    # A closing edge well after the last sample ends the last open stretch.
+    edges = [*samples, (samples[-1][0] + cfg["release_settle_ms"] + 1, True)]
+    level, since = False, 0  # the contact's state, and since when
+    burst = None  # first closing edge since the contact was last open long enough
+    start = None  # the press in progress, dated
+    for t, closed in edges:
+        if closed == level:
+            continue
+        held = t - since
+        if level and start is None and held >= cfg["press_settle_ms"]:
+            start = max(burst if burst is not None else since, since - MAX_BOUNCE_MS)
+        if not level and held >= cfg["release_settle_ms"]:
+            if start is not None:
+                presses.append((start, since - start))
+                start = None
+            burst = None
+        if closed and burst is None:
+            burst = t
+        level, since = closed, t
+    return presses
+
+
 def expected_alarms(presses: Presses, cfg: dict[str, int]) -> int:
-    """Alarms the gesture rules give for these presses."""
+    """Alarms the gesture rules give for these (debounced) presses."""
     alarms = 0
     starts: list[int] = []
     count, window = cfg["multi_count"], cfg["multi_window_ms"]
     for start, duration in presses:
+        if duration < cfg["min_press_ms"]:
+            continue
         starts.append(start)
         presses_in_window = len(starts) >= count and starts[-1] - starts[-count] <= window
         if presses_in_window or duration >= cfg["hold_ms"]:
@@ -87,12 +121,13 @@ def run_storm(directory: Path, seed: int, board: Board | None = None) -> StormRe
     rng = random.Random(seed)
     presses = storm(rng)
     cfg = firmware_module("config").DEFAULTS
-    report = StormReport(presses, expected_alarms(presses, cfg))
+    samples = trace(Rng(seed), presses)
+    report = StormReport(presses, expected_alarms(debounced(samples, cfg), cfg))
     unit = VirtualUnit(directory, board or load_board())
     known = provision(unit)
     unit.power_on()
     start = unit.clock_ms + 5_000
-    unit.press(start, trace(Rng(seed), presses))
+    unit.press(start, samples)
     # Long enough for every alarm's burst to have gone out, one after another.
     end = start + presses[-1][0] + report.expected * cfg["burst_ms"] + 60_000
     receiver = Receiver([known])
