@@ -89,7 +89,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from amrkit.acker import WINDOW
+from amrkit.acker import HOLD, WINDOW
 from amrkit.paths import firmware_dir
 
 if TYPE_CHECKING:
@@ -392,6 +392,10 @@ def acknowledge_alert(
     first), it acknowledges that alert on the air from that frame for
     ACK_ON_AIR_MS, as amrkit.acker does: the unit hears it at its first
     retry, whose own frame the acknowledgement's window already covers.
+    A retry of an alert already reported (the first retry missed, or power
+    came back) is acknowledged too, held to the next retry: the twin runs a
+    boot to its end before the receiver answers, so a retry window after
+    the frame would be over already (the acker's HOLD policy).
     The alert event, or None if no frame was one."""
     for sent in (e for e in boot.events if e["kind"] == "advertise"):
         events = receiver.feed(bytes.fromhex(sent["data"]), sent["t"] / 1000)
@@ -400,4 +404,7 @@ def acknowledge_alert(
             ack = receiver.ack_ad(unit_id, alert["alert_id"])
             unit.air(ack, sent["t"], sent["t"] + ACK_ON_AIR_MS)
             return alert
+        if receiver.last_alert is not None and receiver.last_alert[0] == unit_id:
+            ack = receiver.ack_ad(*receiver.last_alert)
+            unit.air(ack, sent["t"], sent["t"] + round(HOLD.again_s * 1000))
     return None
