@@ -186,7 +186,11 @@ def _measure(board: Board) -> dict[str, EventCost]:
         retries = [b for b, a in zip(boots, adv, strict=True) if a < 0.9 * timing.burst_ms]
         if not bursts or not retries:
             raise RuntimeError("the twin ran no cover sequence")
-        burst_ms, retry_ms = _mean(board, bursts), _mean(board, retries)
+        # Per retry, not per boot: two sequences' retries due close together
+        # go out in one wake (alert.py _BATCH_MS).
+        frames = sum(1 for b in retries for e in b.events if e["kind"] == "advertise")
+        retry_ms = {s: v / frames for s, v in _awake(board, retries).items()}
+        burst_ms = _mean(board, bursts)
         out["cover"] = EventCost(
             "cover",
             {s: burst_ms[s] + timing.cover_mean_retries * retry_ms[s] for s in STATES},
