@@ -48,7 +48,7 @@ _ALERT_WINDOW_MS = 10 * 60_000
 UNACKED_MINUTES = 30
 # Cover traffic is measured at the firmware's highest rate, for many sequences.
 _COVER_PER_DAY = 48
-_COVER_HOURS = 6
+_COVER_HOURS = 24  # about 48 sequences: an odd wake carrying two moves the mean little
 
 
 @dataclass(frozen=True)
