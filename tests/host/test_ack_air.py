@@ -25,7 +25,7 @@ from amrkit.twin.sim import Sim
 PASS = "ack on the air"
 DEFAULTS = firmware_module("config").DEFAULTS
 ALERTS = 2
-COVER_PER_DAY = 12  # with the sim's fast sleep: a cover sequence every few seconds
+COVER_PER_DAY = 48  # with the sim's fast sleep: a cover sequence every second or two
 FRAME_HEADER = bytes((0x1E, 0xFF))  # the unit's own frames
 
 

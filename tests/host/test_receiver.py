@@ -257,10 +257,13 @@ def test_the_receiver_takes_every_frame_a_unit_sends(tmp_path: Path) -> None:
     ack_next[0] = True
     unit.run_until(defaults["heartbeat_s"] * 1000 + 60_000, on_boot=phone)  # a heartbeat
     between = (defaults["battery_floor_mv"] + defaults["low_battery_mv"]) // 2
+    # Each part lasts the longest a heartbeat may be drawn apart (a fifth
+    # more than heartbeat_s), so one falls in it whatever the draw.
+    longest_ms = defaults["heartbeat_s"] * 1000 * 6 // 5 + 60_000
     unit.set_battery(between)
-    unit.run_until(unit.clock_ms + defaults["heartbeat_s"] * 1000, on_boot=phone)
+    unit.run_until(unit.clock_ms + longest_ms, on_boot=phone)
     unit.set_battery(defaults["battery_floor_mv"] - 20)
-    end = unit.clock_ms + defaults["heartbeat_s"] * 1000
+    end = unit.clock_ms + longest_ms
     while unit.clock_ms < end and not any(e.get("below_floor") for e in events):
         unit.run_until(unit.clock_ms + 600_000, on_boot=phone)
 
