@@ -316,7 +316,7 @@ def test_a_late_frame_leaves_the_anchor_and_a_restarted_clock_moves_it() -> None
     (restart,) = rx.feed(frame_at(70, 30), 200.0 + DAY_S)
     assert restart["clock_restarted"] is True and restart["delay_s"] is None
     (alert,) = rx.feed(frame_at(71, 90, Kind.ALERT, 70), 260.0 + DAY_S)
-    assert alert["late"] is False and alert["delay_s"] == 0
+    assert alert["late"] is False and alert["delay_s"] <= 1
 
 
 def test_the_anchor_survives_a_receiver_restart_and_an_older_state_file(
@@ -374,7 +374,8 @@ def test_a_power_cycled_unit_is_anchored_again_not_flagged(tmp_path: Path) -> No
     # second drawn within a fifth of one after it (the third is later still).
     before = frames_from(unit.run_until(2 * heartbeat_ms + heartbeat_ms // 5 + 60_000))
     events = [e for ad, t in before for e in rx.feed(ad, t)]
-    assert [e["delay_s"] for e in events] == [None, 0]
+    # The unit's clock counts whole seconds: a delay within one is on time.
+    assert events[0]["delay_s"] is None and len(events) == 2 and events[1]["delay_s"] <= 1
     # The cell is out for an hour. The chip's RTC starts again from 0 at the
     # next power-on; the twin has one clock for the unit and the world, so it
     # is set back here and the world's time kept as an offset.
@@ -391,7 +392,7 @@ def test_a_power_cycled_unit_is_anchored_again_not_flagged(tmp_path: Path) -> No
     first, *rest = events
     assert first["clock_restarted"] is True and first["delay_s"] is None
     alert = next(e for e in rest if e["event"] == "alert")
-    assert alert["late"] is False and alert["delay_s"] == 0
+    assert alert["late"] is False and alert["delay_s"] <= 1
     assert not any(e["clock_restarted"] for e in rest)
 
 
