@@ -876,39 +876,23 @@ async def radio_write(link: Any, data: bytes) -> Outcome:
     return reply_outcome(reply)
 
 
-SERVICE_ATTEMPTS = 3
-
-
 async def radio_campaign(
     sim: Any, unit: str, seeds: list[bytes], count: int, secrets: Secrets
 ) -> dict[str, Any]:
     """Writes to the control point over the twin's radio, in one session:
     the seeds first, then mutations of them."""
     from amrkit.twin.control import send
-    from amrkit.unit import UnitError
     from amrkit.unit.ble import BleLink
 
     known = sim.units[unit].known
     rng = random.Random(count)
     tally = Tally(secrets)
-    for attempt in range(1, SERVICE_ATTEMPTS + 1):
-        # The maintenance gesture is pressed in real time: on a loaded host
-        # its timing can slip and service mode not open. Press it again.
-        send(sim.control.removeprefix("tcp://"), {"cmd": "service", "unit": unit}, timeout_s=30)
-        try:
-            link = await BleLink([known], sim.ble).__aenter__()
-        except UnitError:
-            if attempt == SERVICE_ATTEMPTS:
-                raise
-            continue
-        break
-    try:
+    send(sim.control.removeprefix("tcp://"), {"cmd": "service", "unit": unit}, timeout_s=30)
+    async with BleLink([known], sim.ble) as link:
         for i in range(count):
             data = seeds[i] if i < len(seeds) else mutate(rng, rng.choice(seeds), seeds)[:512]
             tally.add(data.hex(), await radio_write(link, data))
         after = await radio_write(link, b"info")
-    finally:
-        await link.__aexit__(None, None, None)
     result = tally.result()
     result["answers_after"] = after.kind == "ok"
     return result
