@@ -516,6 +516,10 @@ def capture_outcome(files: FileTarget, data: bytes) -> Outcome:
 
 # -- the sim's control port ------------------------------------------------------
 
+# How long the fuzzed sim waits for a unit to sleep before it withdraws a
+# power or clock command (Sim's command_timeout_s; 30 s for `amr sim`).
+COMMAND_TIMEOUT_S = 0.2
+
 
 class ControlConnection:
     """One connection to `amr sim`'s control port, kept for many commands."""

@@ -27,7 +27,8 @@ SERIAL_SKIP = ("provision-next", "provision-forced", "provision-generation-0", "
 
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
-    with Sim(2, load_board(), tmp_path_factory.mktemp("fuzz") / "fleet") as fleet:
+    directory = tmp_path_factory.mktemp("fuzz") / "fleet"
+    with Sim(2, load_board(), directory, command_timeout_s=fh.COMMAND_TIMEOUT_S) as fleet:
         yield fleet
 
 

@@ -334,3 +334,31 @@ def test_power_cut_at_next_write_and_time_jump(tmp_path: Path) -> None:
         woke = unit.boots[boots]
         assert woke.wake_reason == 4 and not woke.power_cut
         assert sum(1 for e in woke.events if e["kind"] == "advertise") == 1
+
+
+def test_a_command_the_awake_unit_cannot_take_in_time_is_withdrawn_not_done_later(
+    tmp_path: Path,
+) -> None:
+    with Sim(1, load_board(), tmp_path / "fleet", command_timeout_s=0.3) as sim:
+        unit = sim.units["unit-1"].unit
+        assert control(sim, {"cmd": "taps", "unit": "unit-1", "count": 3})["ok"]
+        deadline = time.monotonic() + 10
+        while unit.awake_clock() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert unit.awake_clock() is not None, "the alarm did not wake the unit"
+        year_ms = 365 * 86_400_000
+        refused = control(sim, {"cmd": "time_jump", "unit": "unit-1", "ms": year_ms})
+        assert refused["ok"] is False
+        assert "was not done" in refused["error"] and "send it again" in refused["error"]
+        # Once the unit sleeps between its alert's bursts, the withdrawn
+        # jump has not happened; the same command sent again is done.
+        deadline = time.monotonic() + 30
+        while unit.awake_clock() is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.2)  # the unit's thread serves its queue between boots
+        assert unit.clock_ms < year_ms
+        again = {"cmd": "time_jump", "unit": "unit-1", "ms": year_ms}
+        deadline = time.monotonic() + 30
+        while not (reply := control(sim, again))["ok"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert reply["ok"] and unit.clock_ms >= year_ms

@@ -51,10 +51,14 @@ from amrkit.twin.unit import FirmwareCrash, VirtualUnit
 SPEED = 1000.0  # virtual seconds per wall second while a unit sleeps
 TICK_S = 0.02
 BOOT_WAIT_S = 60.0
+COMMAND_TIMEOUT_S = 30.0  # for a unit to be between boots and take a power or clock command
 SOFT_REBOOT_WAIT_S = 5.0  # for the unit's thread to start the app after a soft reboot
 # Commands that only change the unit's surroundings (its button, cell, radio)
 # or read its status; they need not wait for it to sleep.
 AT_ONCE = frozenset({"press", "taps", "service", "battery", "hang", "radio_loss", "status"})
+# The control port's commands: those and the power and clock changes, which
+# the unit's thread carries out between boots (soft_reset comes from its REPL).
+CONTROL_COMMANDS = AT_ONCE | {"power_cut", "power_on", "time_jump"}
 # What a command's numbers may be: the ranges `amr sim`'s own commands allow.
 TAPS = (1, 20)
 PRESS_MS = (1, 60_000)
@@ -65,6 +69,25 @@ SEED = (-(2**63), 2**63 - 1)
 
 class SimError(ValueError):
     """A control command that cannot be carried out; says why."""
+
+
+class _Queued:
+    """A command waiting for its unit's thread. Whoever claims it first
+    decides its fate: the unit's thread carries it out, or the sender,
+    tired of waiting, withdraws it, so a command reported as not done is
+    never done later behind the sender's back."""
+
+    def __init__(self, command: dict[str, Any]) -> None:
+        self.command = command
+        self.reply: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._lock = threading.Lock()
+        self._claimed_by = ""
+
+    def claim(self, who: str) -> bool:
+        with self._lock:
+            if not self._claimed_by:
+                self._claimed_by = who
+            return self._claimed_by == who
 
 
 def _int(c: dict[str, Any], key: str, bounds: tuple[int, int], default: int | None = None) -> int:
@@ -94,9 +117,7 @@ class SimUnit:
         self.name = name
         self.unit = unit
         self.known = known
-        self.commands: queue.Queue[tuple[dict[str, Any], queue.Queue[dict[str, Any]]]] = (
-            queue.Queue()
-        )
+        self.commands: queue.Queue[_Queued] = queue.Queue()
         self.serial: Rfc2217Server | None = None
         self.device: UnitRadio | None = None  # where its firmware reaches the radio
         self.ready = threading.Event()  # its first boot is over
@@ -138,7 +159,7 @@ class SimUnit:
 
         def boot(context: BootContext) -> UartHandler:
             if context.number > 1 and (fs / "main.py").exists():
-                self.commands.put(({"cmd": "power_on"}, queue.Queue()))
+                self.commands.put(_Queued({"cmd": "power_on"}))
             return repl(context)
 
         return boot
@@ -158,12 +179,12 @@ class SimUnit:
         runs again, in the unit's thread, with RTC memory kept and reset cause
         SOFT_RESET; returns once it has started (or could not)."""
         self.interrupt()  # a soft reset stops whatever ran, if a Ctrl-C did not
-        reply: queue.Queue[dict[str, Any]] = queue.Queue()
-        self.commands.put(({"cmd": "soft_reset"}, reply))
+        queued = _Queued({"cmd": "soft_reset"})
+        self.commands.put(queued)
         deadline = time.monotonic() + SOFT_REBOOT_WAIT_S
         while (
             (self.unit.stopped or self.unit.awake_clock() is None)
-            and reply.empty()
+            and queued.reply.empty()
             and time.monotonic() < deadline
         ):
             time.sleep(0.005)
@@ -211,13 +232,15 @@ class SimUnit:
     def _serve_commands(self) -> None:
         while True:
             try:
-                command, reply = self.commands.get_nowait()
+                queued = self.commands.get_nowait()
             except queue.Empty:
                 return
+            if not queued.claim("unit"):
+                continue  # withdrawn by its sender
             try:
-                reply.put({"ok": True, **self._checked(command)})
+                queued.reply.put({"ok": True, **self._checked(queued.command)})
             except SimError as err:
-                reply.put({"ok": False, "error": str(err)})
+                queued.reply.put({"ok": False, "error": str(err)})
 
     def _checked(self, c: dict[str, Any]) -> dict[str, Any]:
         """_command, with a missing or malformed value refused as a SimError
@@ -299,11 +322,6 @@ class SimUnit:
             if not (isinstance(delay, int) and 0 <= delay <= 3_600_000):
                 raise SimError(f"in_ms={delay!r}: give the ms until the hang, 0 to 3600000")
             unit.hang(now + delay)
-        elif cmd != "status":
-            raise SimError(
-                f"unknown command {cmd!r}: use press, taps, service, battery, hang, power_cut, "
-                "power_on, time_jump, radio_loss or status"
-            )
         return self._status()
 
     def _status(self) -> dict[str, Any]:
@@ -349,6 +367,7 @@ class Sim:
         blank: bool = False,
         speed: float = SPEED,
         receiver: Profile | None = None,
+        command_timeout_s: float = COMMAND_TIMEOUT_S,
     ) -> None:
         if units < 1:
             raise SimError("--units must be at least 1")
@@ -357,6 +376,7 @@ class Sim:
         # None: they hear every advertising event.
         self.receiver = receiver
         self.speed = speed
+        self.command_timeout_s = command_timeout_s
         self.blank = blank
         self.count = units
         self._own_dir = directory is None
@@ -428,8 +448,10 @@ class Sim:
         except build.BuildError as err:
             raise SimError(f"cannot build the app for board {self.board.name}: {err}") from err
 
-    def command(self, command: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
-        """Carry out one control command; the reply as a dict."""
+    def command(self, command: dict[str, Any]) -> dict[str, Any]:
+        """Carry out one control command; the reply as a dict. A power or
+        clock command waits for its unit to be between boots; if that takes
+        longer than command_timeout_s it is withdrawn, not done."""
         cmd, name = command.get("cmd"), command.get("unit")
         if not isinstance(cmd, str):
             return {"ok": False, "error": f"cmd={cmd!r}: give a command's name (a string)"}
@@ -437,6 +459,12 @@ class Sim:
             return {
                 "ok": True,
                 "units": [self.command({"cmd": "status", "unit": u}) for u in self.units],
+            }
+        if cmd not in CONTROL_COMMANDS:
+            return {
+                "ok": False,
+                "error": f"unknown command {cmd!r}: use press, taps, service, battery, hang, "
+                "power_cut, power_on, time_jump, radio_loss or status",
             }
         if not isinstance(name, str) or name not in self.units:
             return {"ok": False, "error": f"no unit {name!r}: units are {', '.join(self.units)}"}
@@ -447,12 +475,23 @@ class Sim:
         if cut_now and sim_unit.unit.cut_now():
             return {"ok": True, **sim_unit.at_once({"cmd": "status"})}  # awake: cut this instant
         # Power and clock changes wait for the unit's thread (between boots).
-        reply: queue.Queue[dict[str, Any]] = queue.Queue()
-        self.units[name].commands.put((command, reply))
+        queued = _Queued(command)
+        sim_unit.commands.put(queued)
+        timeout = self.command_timeout_s
         try:
-            return reply.get(timeout=timeout)
+            return queued.reply.get(timeout=timeout)
         except queue.Empty:
-            return {"ok": False, "error": f"{name} did not answer within {timeout} s"}
+            pass
+        if queued.claim("sender"):
+            return {
+                "ok": False,
+                "error": f"{name} stayed awake for {timeout:g} s (an alert, service mode "
+                f"or a hang); {cmd} was not done: send it again once the unit sleeps",
+            }
+        try:  # under way in the unit's thread: its boot runs until the app sleeps
+            return queued.reply.get(timeout=timeout)
+        except queue.Empty:
+            return {"ok": False, "error": f"{name} is still carrying out {cmd} after {timeout:g} s"}
 
     def close(self) -> None:
         self.stopping.set()
