@@ -212,6 +212,10 @@ class Sequencer:
         if battery_mv < self._floor:
             # Look again after the longest back-off, not at once: a wake
             # every moment would drain the very cell the floor is sparing.
+            # Cover sequences are dropped: they would keep that wake going
+            # for nothing, since below the floor nothing is sent anyway.
+            for alert_id in [i for i in self._plan if i >= COVER]:
+                del self._plan[alert_id]
             for entry in self._plan.values():
                 if entry[0] <= now:
                     entry[0] = now + self._cap

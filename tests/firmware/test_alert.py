@@ -145,6 +145,16 @@ def test_below_battery_floor_nothing_is_sent_and_the_alert_stays():
     assert seq.due(cap, FULL_MV)[0][:2] == (alert, 0)
 
 
+def test_below_battery_floor_a_cover_sequence_is_dropped_not_kept_waking_the_unit():
+    seq, _, _ = unit()
+    seq.cover(0)
+    alert = seq.alarm(0)
+    assert seq.due(0, DEFAULTS["battery_floor_mv"] - 1) == []
+    assert seq.busy == 1 and seq.next_due() == DEFAULTS["retry_max_s"] * 1000
+    assert seq.acknowledge(alert)
+    assert seq.busy == 0 and seq.next_due() is None  # nothing left to wake for
+
+
 def test_second_alarm_gets_its_own_burst_and_both_are_retried():
     seq, _, _ = unit()
     first = seq.alarm(0)

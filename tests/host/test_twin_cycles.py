@@ -278,3 +278,20 @@ def test_an_alarm_during_service_mode_closes_it_and_goes_out(unit: VirtualUnit) 
     connectable = [e for b in unit.boots for e in b.events if e.get("connectable")]
     service_length = len(service_ad(bytes(16), 0))
     assert connectable and all(len(bytes.fromhex(e["data"])) == service_length for e in connectable)
+
+
+def test_below_the_battery_floor_cover_traffic_does_not_keep_the_unit_waking(
+    unit: VirtualUnit,
+) -> None:
+    """Below the floor nothing is sent, so a cover sequence has nothing to
+    wait for: the unit wakes for its cover and heartbeat schedule, not at
+    every longest back-off as a pending alert makes it."""
+    defaults = firmware_module("config").DEFAULTS
+    KNOWN[unit.directory] = provision(unit, {**defaults, "cover_per_day": 48})
+    unit.set_battery(defaults["battery_floor_mv"] - 100)
+    unit.power_on()
+    hours = 6
+    unit.run_until(hours * 3600_000)
+    assert not frames(unit)  # below the floor: silent
+    # 48 covers a day: 12 expected in 6 h; far fewer wakes than one a minute.
+    assert len(unit.boots) < 40, len(unit.boots)
