@@ -28,7 +28,8 @@ import statistics
 import time
 from typing import Any
 
-from amrkit.acker import HOLD, TURN_S, WINDOW, Acker, AckPolicy, AckSchedule
+from amrkit.ack_schedule import HOLD, WINDOW, AckPolicy, AckSchedule
+from amrkit.acker import TURN_S, Acker
 from amrkit.boards import load_board
 from amrkit.listen import ble_source, listen
 from amrkit.protocol import ack_ad

@@ -44,7 +44,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from amrkit.acker import HOLD_S
+from amrkit.ack_schedule import HOLD_S
 from amrkit.boards import load_board
 from amrkit.paths import firmware_dir, firmware_module
 from amrkit.receiver import Receiver

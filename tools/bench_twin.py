@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from amrkit.acker import HOLD_S
+from amrkit.ack_schedule import HOLD_S
 from amrkit.boards import load_board
 from amrkit.paths import firmware_module, micropython_binary
 from amrkit.receiver import Receiver

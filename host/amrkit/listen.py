@@ -19,7 +19,8 @@ from collections.abc import AsyncGenerator, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from amrkit.acker import Acker, AckSchedule
+from amrkit.ack_schedule import AckSchedule
+from amrkit.acker import Acker
 from amrkit.outbox import Outbox
 from amrkit.receiver import Receiver, ad_from_manufacturer_data
 
@@ -218,7 +219,7 @@ async def listen(
     the clock when nothing is heard at all (a jammed or silent unit must
     still be reported). With an acker, every alert frame heard (first or
     retransmission), and every test press, is acknowledged over the air,
-    while the unit can hear it; routine frames get decoys (amrkit.acker).
+    while the unit can hear it; routine frames get decoys (amrkit.ack_schedule).
     With duration_s, listening stops after that many seconds.
     """
     stop = threading.Event()
@@ -274,7 +275,7 @@ async def listen(
             publish(events)
             if acker is not None:
                 # Alerts and test presses with their tags (so the unit stops
-                # retrying), routine frames with decoys (amrkit.acker).
+                # retrying), routine frames with decoys (amrkit.ack_schedule).
                 acker.heard(receiver, events)
             if t >= next_check:
                 publish(receiver.check_supervision(t))

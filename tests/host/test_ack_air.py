@@ -14,7 +14,8 @@ import pytest
 from listen_cli import amr_listen
 from sim_control import control
 
-from amrkit.acker import TURN_S, WINDOW
+from amrkit.ack_schedule import WINDOW
+from amrkit.acker import TURN_S
 from amrkit.boards import load_board
 from amrkit.bundle import write_bundle
 from amrkit.paths import firmware_module

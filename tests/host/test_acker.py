@@ -1,4 +1,4 @@
-"""When the receiver's acknowledgement is on the air (amrkit.acker): the
+"""When the receiver's acknowledgement is on the air (amrkit.ack_schedule): the
 schedule against the unit's config, decoys against real tags, and decoys
 against the real firmware on the twin."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from amrkit.acker import HOLD, MARGIN_S, WINDOW, AckPolicy, AckSchedule
+from amrkit.ack_schedule import HOLD, MARGIN_S, WINDOW, AckPolicy, AckSchedule
 from amrkit.boards import load_board
 from amrkit.paths import firmware_module
 from amrkit.protocol import ACK_AD_HEADER, Frame, Kind, KnownUnit, ack_ad, derive_keys, encode

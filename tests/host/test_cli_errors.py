@@ -130,3 +130,16 @@ def test_no_sim_running(tmp_path: Path) -> None:
         result.returncode == EXIT_UNIT
         and "no `amr sim` control port at 127.0.0.1:9" in result.stderr
     )
+
+
+def test_the_command_line_loads_the_radio_stack_only_for_a_verb_that_uses_it() -> None:
+    """`amr` starts without bumble or bleak (importing bumble alone doubles
+    its start); the verbs that use a radio import them when they run."""
+    probe = (
+        "import sys; from amrkit.cli import main; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'bumble', 'bleak'}))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert loaded.stdout.strip() == "[]", loaded.stdout

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from amrkit.acker import HOLD_S
+from amrkit.ack_schedule import HOLD_S
 from amrkit.boards import Board
 from amrkit.paths import firmware_module
 from amrkit.protocol import KnownUnit, ack_ad

@@ -29,7 +29,8 @@ from typing import Any
 
 from bumble.device import Advertisement
 
-from amrkit.acker import Acker, AckSchedule
+from amrkit.ack_schedule import AckSchedule
+from amrkit.acker import Acker
 from amrkit.ble.bumble.link import BumbleHost, VirtualRadio
 from amrkit.boards import Board, load_board
 from amrkit.listen import ble_source, listen

@@ -73,7 +73,7 @@ startAdvertisingSet until the acknowledgement is on the air) is an
 ASSUMPTION of 100 ms for a phone and 20 ms for a gateway. The receiver's
 acknowledgement advertises at AdvertisingSetParameters.INTERVAL_LOW (160 x
 0.625 ms = 100 ms, the Builder's default), as `amr listen --ack` does
-(amrkit.acker, docs/protocol.md section 6.2): from the alert's first frame
+(amrkit.ack_schedule, docs/protocol.md section 6.2): from the alert's first frame
 heard for ACK_ON_AIR_MS, until the unit's first retry is over, and for
 ACK_AGAIN_MS after each retransmission heard.
 """
@@ -89,7 +89,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from amrkit.acker import HOLD, WINDOW
+from amrkit.ack_schedule import HOLD, WINDOW
 from amrkit.paths import firmware_dir
 
 if TYPE_CHECKING:
@@ -390,7 +390,7 @@ def acknowledge_alert(
     """A receiver that hears every frame: fed the boot's frames in order until
     one verifies as an alert (a routine frame due at the same wake may go out
     first), it acknowledges that alert on the air from that frame for
-    ACK_ON_AIR_MS, as amrkit.acker does: the unit hears it at its first
+    ACK_ON_AIR_MS, as amrkit.ack_schedule does: the unit hears it at its first
     retry, whose own frame the acknowledgement's window already covers.
     A retry of an alert already reported (the first retry missed, or power
     came back) is acknowledged too, held to the next retry: the twin runs a
