@@ -16,6 +16,7 @@ import stat
 import sys
 import threading
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -159,6 +160,30 @@ def finite_duration(_ctx: Any, _param: Any, value: float | None) -> float | None
     return value
 
 
+@dataclass(frozen=True)
+class ListenOptions:
+    """What `amr listen` was asked to do: its options, as click parses them."""
+
+    bundle: Path
+    passphrase_env: str
+    state: Path
+    capture: Path | None
+    adapter: str | None
+    transport: str | None
+    ack: bool
+    decoys: bool
+    duration: float | None
+    webhook: str | None
+    outbox: Path | None
+    output: str | None
+    as_json: bool
+    names: Path | None
+    registry_url: str | None
+    master_key_file: Path | None
+    units_shown: tuple[str, ...]
+    kinds_shown: tuple[str, ...]
+
+
 @click.command()
 @click.option("--bundle", type=click.Path(path_type=Path), required=True, help="Receiver bundle.")
 @click.option(
@@ -245,26 +270,7 @@ def finite_duration(_ctx: Any, _param: Any, value: float | None) -> float | None
     type=click.Choice(EVENT_KINDS),
     help="Show only events of this kind (repeatable); the webhook still gets every event.",
 )
-def listen(
-    bundle: Path,
-    passphrase_env: str,
-    state: Path,
-    capture: Path | None,
-    adapter: str | None,
-    transport: str | None,
-    ack: bool,
-    decoys: bool,
-    duration: float | None,
-    webhook: str | None,
-    outbox: Path | None,
-    output: str | None,
-    as_json: bool,
-    names: Path | None,
-    registry_url: str | None,
-    master_key_file: Path | None,
-    units_shown: tuple[str, ...],
-    kinds_shown: tuple[str, ...],
-) -> None:
+def listen(**options: Any) -> None:
     """Receive, verify and report alerts: one line per event on stdout, a
     sentence for a person on a terminal, a JSON object for a program (--format).
 
@@ -279,63 +285,44 @@ def listen(
     written; 130 Ctrl-C (SIGINT); 141 the reader of its output went away;
     143 SIGTERM."""
     try:
-        run_listen(**locals())
+        run_listen(ListenOptions(**options))
     except KeyboardInterrupt:  # Ctrl-C before or after listening (reading the bundle, say)
         fail("interrupted", EXIT_INTERRUPTED)
 
 
-def run_listen(
-    bundle: Path,
-    passphrase_env: str,
-    state: Path,
-    capture: Path | None,
-    adapter: str | None,
-    transport: str | None,
-    ack: bool,
-    decoys: bool,
-    duration: float | None,
-    webhook: str | None,
-    outbox: Path | None,
-    output: str | None,
-    as_json: bool,
-    names: Path | None,
-    registry_url: str | None,
-    master_key_file: Path | None,
-    units_shown: tuple[str, ...],
-    kinds_shown: tuple[str, ...],
-) -> None:
+def run_listen(o: ListenOptions) -> None:
     from amrkit.ble import transport_trouble
     from amrkit.listen_text import Names, NamesError, describe, load_names
     from amrkit.outbox import Outbox, check_url
     from amrkit.receiver import Receiver
 
-    if ack and not transport:
+    if o.ack and not o.transport:
         raise click.UsageError("--ack needs --transport: acknowledging means advertising")
-    if as_json and output == "text":
+    if o.as_json and o.output == "text":
         raise click.UsageError("--json and --format text contradict each other")
-    json_out = as_json or output == "json" or (output is None and not sys.stdout.isatty())
+    json_out = o.as_json or o.output == "json" or (o.output is None and not sys.stdout.isatty())
     table: Names = {}
-    if names is not None:
+    if o.names is not None:
         try:
-            table = load_names(names)
+            table = load_names(o.names)
         except NamesError as err:
             fail(str(err), EXIT_INPUT)
-    if registry_url is not None or master_key_file is not None:
+    if o.registry_url is not None or o.master_key_file is not None:
         from amrkit.listen_text import registry_names
 
-        with open_registry(registry_url, master_key_file) as registry, registry_errors():
+        with open_registry(o.registry_url, o.master_key_file) as registry, registry_errors():
             table = {**registry_names(registry.list_units()), **table}
-    if webhook:
+    if o.webhook:
         try:
-            check_url(webhook)
+            check_url(o.webhook)
         except ValueError as err:
             raise click.BadParameter(str(err), param_hint="--webhook") from err
-    units = bundle_units(bundle, passphrase_env)
-    stores = {"--state": state}
-    receiver = open_store(lambda: Receiver(units, state), state, "--state")
+    units = bundle_units(o.bundle, o.passphrase_env)
+    stores = {"--state": o.state}
+    receiver = open_store(lambda: Receiver(units, o.state), o.state, "--state")
     forward = None
-    if webhook:
-        path = stores["--outbox"] = outbox or state.with_suffix(".outbox")
+    if webhook := o.webhook:
+        path = stores["--outbox"] = o.outbox or o.state.with_suffix(".outbox")
         try:
             forward = open_store(lambda: Outbox(path, webhook), path, "--outbox")
         except SystemExit:
@@ -346,12 +333,12 @@ def run_listen(
     # a bad bundle or option need not wait for.
     from amrkit.listen import CaptureError, ble_source, capture_source, session
 
-    source = capture_source(capture) if capture else ble_source(adapter, transport)
+    source = capture_source(o.capture) if o.capture else ble_source(o.adapter, o.transport)
 
     def emit(event: dict[str, Any]) -> None:
-        if units_shown and event.get("unit") not in units_shown:
+        if o.units_shown and event.get("unit") not in o.units_shown:
             return
-        if kinds_shown and event.get("event") not in kinds_shown:
+        if o.kinds_shown and event.get("event") not in o.kinds_shown:
             return
         try:
             click.echo(json_line(event) if json_out else describe(event, table))
@@ -368,9 +355,9 @@ def run_listen(
                     source,
                     emit,
                     forward,
-                    ack_transport=transport if ack else None,
-                    decoys=decoys,
-                    duration_s=duration,
+                    ack_transport=o.transport if o.ack else None,
+                    decoys=o.decoys,
+                    duration_s=o.duration,
                 )
             )
         )
@@ -391,9 +378,9 @@ def run_listen(
             why = cause.strerror if isinstance(cause, OSError) else cause
             problem = f"cannot write the events to stdout ({why})", EXIT_INPUT
     except Exception as err:  # bleak: no adapter, no permission, no BlueZ
-        if transport:  # bumble: a dongle that is not there, or no `amr sim` at that address
-            problem = transport_trouble(transport, err), EXIT_RADIO
-        elif capture:
+        if o.transport:  # bumble: a dongle that is not there, or no `amr sim` at that address
+            problem = transport_trouble(o.transport, err), EXIT_RADIO
+        elif o.capture:
             raise
         else:
             problem = (
@@ -421,7 +408,7 @@ def run_listen(
             fail(problem[0], problem[1])
         raise SystemExit(problem[1])
     if stopped_by is not None:
-        saved = f"stopped by {signal.Signals(stopped_by).name}; state saved in {state}"
+        saved = f"stopped by {signal.Signals(stopped_by).name}; state saved in {o.state}"
         if waiting:
             saved += f"; {waiting} event(s) wait in the outbox {stores['--outbox']} to be sent"
         fail(saved, STOP_CODES[signal.Signals(stopped_by)])
