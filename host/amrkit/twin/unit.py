@@ -68,6 +68,7 @@ from amrkit.twin.platform._contract import (
     REPL_ENV,
     RESET_CAUSE,
     RTC_ANCHOR,
+    RTC_EPOCH_MS,
     RTC_FILE,
     SAMPLES,
     SLEEP_MS,
@@ -137,6 +138,7 @@ class VirtualUnit:
     resistance_ohm: float = 0.0  # its internal resistance
     firmware: Path = field(default_factory=firmware_dir)
     clock_ms: int = 0
+    rtc_epoch_ms: int = 0  # clock_ms when the cell last went in: the chip's RTC counts from it
     samples: list[tuple[int, bool]] = field(default_factory=list)
     boots: list[Boot] = field(default_factory=list)
     commits: int = 0  # NVS commits over the unit's life; power cuts are injected by number
@@ -225,6 +227,7 @@ class VirtualUnit:
         (self.directory / RTC_FILE).unlink(missing_ok=True)
         with self._lock:
             self._stopped_at = None
+        self.rtc_epoch_ms = self.clock_ms
         return self._boot(PWRON_RESET, 0, cut_at_commit, cut_after, cut_at_ms)
 
     def interrupt(self, at_ms: int | None = None, wait_s: float = INTERRUPT_WAIT_S) -> bool:
@@ -546,6 +549,7 @@ class VirtualUnit:
             RTC_ANCHOR: (
                 [int(time.time() * 1000), self.clock_ms, 1.0] if self.awake_in_real_time else None
             ),
+            RTC_EPOCH_MS: self.rtc_epoch_ms,
             **self._cell(),
         }
 

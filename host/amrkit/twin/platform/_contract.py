@@ -43,6 +43,10 @@ SPAWN_WALL_MS = "spawn_wall_ms"  # the wall clock when the process started
 # boots): [wall ms since the epoch, RTC ms then, RTC ms per wall ms]; the
 # supervisor renews it when the unit sleeps (fast-forwarded) or wakes.
 RTC_ANCHOR = "rtc_anchor"
+# The supervisor's clock when the cell last went in: the RTC counter the
+# firmware reads (time.time_ns) starts again from 0 at a power-on, as the
+# chip's does; deep sleep, resets and brownouts keep it running.
+RTC_EPOCH_MS = "rtc_epoch_ms"
 # The cell, updated while awake: ADC readings by what the chip draws,
 # {draw: {pin: uV}}, its voltage under the radio, and where it browns out.
 ADC_UV = "adc_uv"
@@ -67,6 +71,7 @@ UNIT_KEYS = (
     REALTIME,
     SPAWN_WALL_MS,
     RTC_ANCHOR,
+    RTC_EPOCH_MS,
     ADC_UV,
     RADIO_MV,
     BROWNOUT_MV,

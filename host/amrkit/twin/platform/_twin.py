@@ -3,8 +3,10 @@
 # directory before each boot; the emulations report back through files there.
 #
 # Time is virtual: it advances only when the firmware sleeps or waits, so a
-# run is deterministic and deep sleep costs nothing. The clock is the RTC
-# (ms since the unit was first powered); ticks count from the wake.
+# run is deterministic and deep sleep costs nothing. The clock is the
+# supervisor's (ms since the unit was first powered); the RTC counter the
+# firmware reads is that clock since the last power-on (rtc_ms); ticks count
+# from the wake.
 # Under `amr sim` (unit.json "realtime") awake time follows the wall clock
 # from the process start: the boot takes its time, waits are real, and
 # presses the supervisor adds to unit.json meanwhile reach the pin.
@@ -33,6 +35,7 @@ from _contract import (
     REALTIME,
     REPL_ENV,
     RTC_ANCHOR,
+    RTC_EPOCH_MS,
     SAMPLES,
     SPAWN_WALL_MS,
     UNIT_FILE,
@@ -78,6 +81,11 @@ def now():
             wall, rtc, rate = anchor
             return rtc + int((utime.time_ns() // 1000000 - wall) * rate)
     return _now
+
+
+def rtc_ms():
+    """The chip's RTC counter: the clock since the cell last went in."""
+    return now() - (latest() if IN_REPL else UNIT)[RTC_EPOCH_MS]
 
 
 def since_wake():

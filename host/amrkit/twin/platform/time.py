@@ -36,8 +36,8 @@ def sleep(seconds):
 
 
 def time():
-    return _twin.now() // 1000
+    return _twin.rtc_ms() // 1000
 
 
 def time_ns():
-    return _twin.now() * 1000000
+    return _twin.rtc_ms() * 1000000
