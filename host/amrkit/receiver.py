@@ -101,6 +101,12 @@ CREATE TABLE IF NOT EXISTS alerts (
     handed_over INTEGER NOT NULL DEFAULT 1,
     PRIMARY KEY (unit, alert_id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS test_presses (
+    unit TEXT NOT NULL,
+    test_id INTEGER NOT NULL,
+    first_seen REAL NOT NULL,
+    PRIMARY KEY (unit, test_id)
+) WITHOUT ROWID;
 """
 
 
@@ -117,7 +123,7 @@ class _Track:
     ahead: dict[int, bytes] = field(default_factory=dict)  # counter -> rid in the table
     recent: deque[bytes] = field(default_factory=lambda: deque(maxlen=RECENT))
     alerts: set[int] = field(default_factory=set)
-    tests: set[int] = field(default_factory=set)  # test presses reported (this run)
+    tests: set[int] = field(default_factory=set)  # test presses reported
 
 
 class Receiver:
@@ -182,6 +188,12 @@ class Receiver:
                 a
                 for (a,) in self._db.execute(
                     "SELECT alert_id FROM alerts WHERE unit = ?", (known.unit,)
+                )
+            }
+            track.tests = {
+                i
+                for (i,) in self._db.execute(
+                    "SELECT test_id FROM test_presses WHERE unit = ?", (known.unit,)
                 )
             }
         self._tracks[known.unit] = track
@@ -262,8 +274,7 @@ class Receiver:
         event = self._frame_event(track, frame, t, rssi, self._timing(track, frame.clock_s, t))
         if event is not None:
             events.append(event)
-        new_alert = event if event is not None and event["event"] == "alert" else None
-        self._commit(track, t, new_alert)
+        self._commit(track, t, event)
         return events
 
     def _shrink(self, track: _Track) -> None:
@@ -360,15 +371,22 @@ class Receiver:
             if track.last_seen is None:
                 track.last_seen = units_started_at
 
-    def _commit(self, track: _Track, t: float, new_alert: dict[str, Any] | None = None) -> None:
+    def _commit(self, track: _Track, t: float, event: dict[str, Any] | None = None) -> None:
         """Make the unit's state durable before any event about it leaves.
         A new alert goes to the storage itself (synchronous=FULL), taking
-        all earlier commits with it, with its event, not yet handed over."""
+        all earlier commits with it, with its event, not yet handed over;
+        a test press is recorded so that it is reported once, restarts or not."""
+        new_alert = event if event is not None and event["event"] == "alert" else None
         if new_alert is not None:
             self._db.execute("PRAGMA synchronous = FULL")
             self._db.execute(
                 "INSERT OR IGNORE INTO alerts VALUES (?, ?, ?, ?, 0)",
                 (track.known.unit, new_alert["alert_id"], t, json.dumps(new_alert)),
+            )
+        elif event is not None and event["event"] == "test_press":
+            self._db.execute(
+                "INSERT OR IGNORE INTO test_presses VALUES (?, ?, ?)",
+                (track.known.unit, event["test_id"], t),
             )
         anchor = track.anchor or (None, None)
         self._db.execute(

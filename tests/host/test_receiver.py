@@ -398,3 +398,19 @@ def test_a_person_reading_the_listener_sees_how_late_an_alert_is() -> None:
     rx.feed(frame_at(0, 7200), 100.0)
     (event,) = rx.feed(frame_at(2, 7260, Kind.ALERT, 1), 160.0 + DAY_S)
     assert "ALERT 1 (late: sent about 24.0 h before it was heard)" in describe(event, {})
+
+
+def test_a_test_press_is_reported_once_across_a_receiver_restart(tmp_path: Path) -> None:
+    """As an alert is: the store's check sees one test press per id, even
+    when the receiver restarts between its first frame and a retry."""
+    db = tmp_path / "rx.sqlite"
+    units = [KnownUnit(UNIT.hex(), KEYS, HEARTBEAT_S)]
+    rx = Receiver(units, db)
+    (first,) = rx.feed(frame_at(3, 100, Kind.TEST_PRESS, 2), 1.0)
+    assert first["event"] == "test_press" and first["test_id"] == 2
+    rx.close()
+    rx = Receiver(units, db)
+    assert rx.feed(frame_at(4, 110, Kind.TEST_PRESS, 2), 11.0) == []
+    assert rx.stats["test_retransmissions"] == 1
+    (other,) = rx.feed(frame_at(6, 130, Kind.TEST_PRESS, 5), 31.0)
+    assert other["test_id"] == 5
