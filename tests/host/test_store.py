@@ -47,7 +47,9 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]
     # Deep sleep in real time: test mode's minutes must not pass in a blink.
     with Sim(2, load_board(), root / "fleet", blank=True, speed=1.0) as sim:
         urls = {name: str(u.announce()["serial"]) for name, u in sim.units.items()}
-        ns = SimpleNamespace(sim=sim, urls=urls, app=app, image=image, root=root, env=env)
+        ns = SimpleNamespace(
+            sim=sim, urls=urls, app=app, image=image, root=root, env=env, deployed={}
+        )
         made = amr(ns, "units", "init", "--master-key-file", env["AMR_MASTER_KEY_FILE"])
         assert made.returncode == 0, made.stderr
         yield ns
@@ -75,6 +77,15 @@ def provision(store: SimpleNamespace, name: str) -> dict[str, object]:
     assert result.returncode == 0, result.stderr
     out: dict[str, object] = json.loads(result.stdout)
     return out
+
+
+def deployed(store: SimpleNamespace, name: str) -> str:
+    """Flash and provision `name` once, for the tests that need it issued
+    with an app and keys, whichever of them runs first; its unit id."""
+    if name not in store.deployed:
+        store.deployed[name] = str(flash(store, name)["unit_id"])
+        provision(store, name)
+    return str(store.deployed[name])
 
 
 def check(store: SimpleNamespace, name: str, *, press: bool = True) -> tuple[int, dict, str]:
@@ -185,8 +196,7 @@ def test_stock_to_issued_and_back(store: SimpleNamespace) -> None:
 
 
 def test_a_tampered_app_fails_the_check(store: SimpleNamespace) -> None:
-    unit_id = str(flash(store, "unit-2")["unit_id"])
-    provision(store, "unit-2")
+    unit_id = deployed(store, "unit-2")
     app_file = store.sim.directory / "unit-2" / "fs" / "amr" / "press.mpy"
     original = app_file.read_bytes()
     app_file.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
@@ -203,6 +213,7 @@ def test_a_tampered_app_fails_the_check(store: SimpleNamespace) -> None:
 
 
 def test_a_corrupted_key_store_fails_the_check_with_its_reason(store: SimpleNamespace) -> None:
+    deployed(store, "unit-2")
     unit = store.sim.units["unit-2"].unit
     asleep(unit)
     nvs = unit.nvs()
@@ -233,7 +244,8 @@ def export(
 
 
 def test_a_second_receiver_needs_new_keys(store: SimpleNamespace) -> None:
-    unit_id = str(provision(store, "unit-2")["unit_id"])
+    unit_id = deployed(store, "unit-2")
+    assert provision(store, "unit-2")["unit_id"] == unit_id  # keys no receiver has had
     first = store.root / "rx-c3.bundle"
     second = store.root / "rx-d4.bundle"
     ok = amr(
@@ -266,6 +278,7 @@ def test_a_failed_step_leaves_the_registry_as_it_was(store: SimpleNamespace) -> 
 def test_a_check_without_a_radio_stops_at_once_and_leaves_no_test_mode(
     store: SimpleNamespace,
 ) -> None:
+    deployed(store, "unit-2")
     before = amr(store, "audit", "list", "--json").stdout
     release = str(store.app.parent / "release.json")
     result = amr(store, "check", "--port", store.urls["unit-2"], "--transport",
