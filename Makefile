@@ -29,8 +29,9 @@ test: $(STAMP) lint typecheck
 	# Test files run on three workers, each file whole on one (its fixtures,
 	# a fleet of virtual units say, are made once). Three on two cores: the
 	# suite mostly waits on virtual units running in real time (about one
-	# core busy on average), so a third worker fills the waits.
-	$(BIN)/pytest -q -n 3 --dist loadfile
+	# core busy on average), so a third worker fills the waits. The long
+	# files go first (tests/host/conftest.py), not xdist's most-tests-first.
+	$(BIN)/pytest -q -n 3 --dist loadfile --no-loadscope-reorder
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

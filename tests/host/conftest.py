@@ -5,6 +5,7 @@ deterministically."""
 import sys
 from pathlib import Path
 
+import pytest
 from hypothesis import settings
 
 _TESTS = Path(__file__).resolve().parent.parent
@@ -17,3 +18,29 @@ for _path in (_TESTS.parent / "firmware", _TESTS / "firmware"):
 # campaigns belong in `make bench`.
 settings.register_profile("deterministic", derandomize=True)
 settings.load_profile("deterministic")
+
+
+# The files that take a minute or more of one worker (pytest --durations=0),
+# longest first. `make test` hands files to its workers in collection order
+# (--no-loadscope-reorder), so these start first and no long file is left
+# running alone at the end while the other workers sit idle.
+LONG_FILES = (
+    "host/test_bench.py",
+    "host/test_pairing_refusals.py",
+    "host/test_service_ble.py",
+    "host/test_store.py",
+    "host/test_bad_input_cli.py",
+    "host/test_demo.py",
+    "host/test_press_app.py",
+    "host/test_sim.py",
+    "host/test_twin_cycles.py",
+    "host/test_power_cuts.py",
+    "host/test_receiver.py",
+    "host/test_privacy_observer.py",
+    "host/test_twin_strict.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONG_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.relative_to(_TESTS).as_posix(), len(rank)))
