@@ -20,24 +20,33 @@ settings.register_profile("deterministic", derandomize=True)
 settings.load_profile("deterministic")
 
 
-# The files that take a minute or more of one worker (pytest --durations=0),
-# longest first. `make test` hands files to its workers in collection order
-# (--no-loadscope-reorder), so these start first and no long file is left
-# running alone at the end while the other workers sit idle.
+# The files that take half a minute or more of one worker (pytest
+# --durations=0 on a fresh clone), longest first. `make test` hands files to
+# its workers in collection order (--no-loadscope-reorder), so these start
+# first and no long file is left running alone at the end while the other
+# workers sit idle.
 LONG_FILES = (
-    "host/test_bench.py",
-    "host/test_pairing_refusals.py",
     "host/test_service_ble.py",
-    "host/test_store.py",
-    "host/test_bad_input_cli.py",
-    "host/test_demo.py",
-    "host/test_press_app.py",
+    "host/test_pairing_refusals.py",
+    "host/test_bench.py",
     "host/test_sim.py",
-    "host/test_twin_cycles.py",
-    "host/test_power_cuts.py",
-    "host/test_receiver.py",
+    "host/test_store.py",
+    "host/test_demo.py",
     "host/test_privacy_observer.py",
+    "host/test_virtual_serial.py",
+    "host/test_power_cuts.py",
+    "host/test_press_app.py",
+    "host/test_commands.py",
+    "host/test_flash.py",
+    "host/test_ack_air.py",
     "host/test_twin_strict.py",
+    "host/test_bad_input_cli.py",
+    "host/test_twin_cycles.py",
+    "host/test_jig_session.py",
+    "host/test_air_load.py",
+    "host/test_registry_cli.py",
+    "host/test_pair.py",
+    "host/test_provisioning.py",
 )
 
 
