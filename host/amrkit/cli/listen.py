@@ -290,39 +290,46 @@ def listen(**options: Any) -> None:
         fail("interrupted", EXIT_INTERRUPTED)
 
 
-def run_listen(o: ListenOptions) -> None:
+def run_listen(asked: ListenOptions) -> None:
     from amrkit.ble import transport_trouble
     from amrkit.listen_text import Names, NamesError, describe, load_names
     from amrkit.outbox import Outbox, check_url
     from amrkit.receiver import Receiver
 
-    if o.ack and not o.transport:
+    if asked.ack and not asked.transport:
         raise click.UsageError("--ack needs --transport: acknowledging means advertising")
-    if o.as_json and o.output == "text":
+    if asked.as_json and asked.output == "text":
         raise click.UsageError("--json and --format text contradict each other")
-    json_out = o.as_json or o.output == "json" or (o.output is None and not sys.stdout.isatty())
+    json_out = (
+        asked.as_json
+        or asked.output == "json"
+        or (asked.output is None and not sys.stdout.isatty())
+    )
     table: Names = {}
-    if o.names is not None:
+    if asked.names is not None:
         try:
-            table = load_names(o.names)
+            table = load_names(asked.names)
         except NamesError as err:
             fail(str(err), EXIT_INPUT)
-    if o.registry_url is not None or o.master_key_file is not None:
+    if asked.registry_url is not None or asked.master_key_file is not None:
         from amrkit.listen_text import registry_names
 
-        with open_registry(o.registry_url, o.master_key_file) as registry, registry_errors():
+        with (
+            open_registry(asked.registry_url, asked.master_key_file) as registry,
+            registry_errors(),
+        ):
             table = {**registry_names(registry.list_units()), **table}
-    if o.webhook:
+    if asked.webhook:
         try:
-            check_url(o.webhook)
+            check_url(asked.webhook)
         except ValueError as err:
             raise click.BadParameter(str(err), param_hint="--webhook") from err
-    units = bundle_units(o.bundle, o.passphrase_env)
-    stores = {"--state": o.state}
-    receiver = open_store(lambda: Receiver(units, o.state), o.state, "--state")
+    units = bundle_units(asked.bundle, asked.passphrase_env)
+    stores = {"--state": asked.state}
+    receiver = open_store(lambda: Receiver(units, asked.state), asked.state, "--state")
     forward = None
-    if webhook := o.webhook:
-        path = stores["--outbox"] = o.outbox or o.state.with_suffix(".outbox")
+    if webhook := asked.webhook:
+        path = stores["--outbox"] = asked.outbox or asked.state.with_suffix(".outbox")
         try:
             forward = open_store(lambda: Outbox(path, webhook), path, "--outbox")
         except SystemExit:
@@ -333,12 +340,16 @@ def run_listen(o: ListenOptions) -> None:
     # a bad bundle or option need not wait for.
     from amrkit.listen import CaptureError, ble_source, capture_source, session
 
-    source = capture_source(o.capture) if o.capture else ble_source(o.adapter, o.transport)
+    source = (
+        capture_source(asked.capture)
+        if asked.capture
+        else ble_source(asked.adapter, asked.transport)
+    )
 
     def emit(event: dict[str, Any]) -> None:
-        if o.units_shown and event.get("unit") not in o.units_shown:
+        if asked.units_shown and event.get("unit") not in asked.units_shown:
             return
-        if o.kinds_shown and event.get("event") not in o.kinds_shown:
+        if asked.kinds_shown and event.get("event") not in asked.kinds_shown:
             return
         try:
             click.echo(json_line(event) if json_out else describe(event, table))
@@ -355,9 +366,9 @@ def run_listen(o: ListenOptions) -> None:
                     source,
                     emit,
                     forward,
-                    ack_transport=o.transport if o.ack else None,
-                    decoys=o.decoys,
-                    duration_s=o.duration,
+                    ack_transport=asked.transport if asked.ack else None,
+                    decoys=asked.decoys,
+                    duration_s=asked.duration,
                 )
             )
         )
@@ -378,9 +389,9 @@ def run_listen(o: ListenOptions) -> None:
             why = cause.strerror if isinstance(cause, OSError) else cause
             problem = f"cannot write the events to stdout ({why})", EXIT_INPUT
     except Exception as err:  # bleak: no adapter, no permission, no BlueZ
-        if o.transport:  # bumble: a dongle that is not there, or no `amr sim` at that address
-            problem = transport_trouble(o.transport, err), EXIT_RADIO
-        elif o.capture:
+        if asked.transport:  # bumble: a dongle that is not there, or no `amr sim` at that address
+            problem = transport_trouble(asked.transport, err), EXIT_RADIO
+        elif asked.capture:
             raise
         else:
             problem = (
@@ -408,7 +419,7 @@ def run_listen(o: ListenOptions) -> None:
             fail(problem[0], problem[1])
         raise SystemExit(problem[1])
     if stopped_by is not None:
-        saved = f"stopped by {signal.Signals(stopped_by).name}; state saved in {o.state}"
+        saved = f"stopped by {signal.Signals(stopped_by).name}; state saved in {asked.state}"
         if waiting:
             saved += f"; {waiting} event(s) wait in the outbox {stores['--outbox']} to be sent"
         fail(saved, STOP_CODES[signal.Signals(stopped_by)])
