@@ -14,6 +14,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import re
 import resource
 import select
 import signal
@@ -488,9 +489,13 @@ def test_sigterm_stops_at_once_with_a_webhook_that_does_not_answer(
             process.communicate()
     assert code == EXIT_TERMINATED, err
     assert took < STOP_S and "Traceback" not in err
-    assert f"3 event(s) wait in the outbox {outbox}" in err
+    # The three events printed, and any the listener made since (a slow
+    # machine's supervision check, say): every one waits, durably.
+    waiting = re.search(rf"(\d+) event\(s\) wait in the outbox {re.escape(str(outbox))}", err)
+    assert waiting is not None and int(waiting[1]) >= 3, err
     with sqlite3.connect(outbox) as db:  # durable: the next run sends them
-        assert db.execute("SELECT COUNT(*) FROM outbox WHERE delivered IS NULL").fetchone() == (3,)
+        count = db.execute("SELECT COUNT(*) FROM outbox WHERE delivered IS NULL").fetchone()
+        assert count == (int(waiting[1]),)
 
 
 def test_a_reader_that_goes_away_ends_it_quietly(tmp_path: Path) -> None:

@@ -175,6 +175,8 @@ async def refused_read(connection: Connection) -> str:
     if not read.done():
         read.cancel()
         return f"the unit dropped the link (reason {ended.result():#x})"
+    if read.cancelled():  # bumble cancels a request whose link went away
+        return "the unit dropped the link under the read"
     if isinstance(read.exception(), FAILURES):
         return f"{type(read.exception()).__name__}: {read.exception()}"
     read.result()  # any other error is the test's own

@@ -42,6 +42,9 @@ from amrkit.twin.unit import Boot
 
 POLL_S = 0.05
 ENOUGH_EVERY_S = 1.0  # it reads every report heard so far: not at every poll
+# Past the day's end, how long (unit clock) it waits for an alert still
+# unacknowledged (a busy machine's receiver missed its first retry).
+ACK_GRACE_MS = 30 * 60_000
 UNIT = "unit-1"
 _ALERT_LINE = re.compile(r"\[(\d+) ms\] alert (\d+) attempt (\d+): advertising")
 
@@ -171,6 +174,13 @@ def _asleep(unit: SimUnit) -> bool:
     return unit.unit.awake_clock() is None
 
 
+def _unacknowledged(unit: SimUnit) -> bool:
+    """An alert raised and not yet acknowledged, by the unit's boot logs."""
+    lines = [line for boot in list(unit.unit.boots) for line in boot.lines]
+    raised = sum("reserved and persisted" in line for line in lines)
+    return raised > sum("acknowledged by the receiver" in line for line in lines)
+
+
 async def _settle(unit: SimUnit) -> None:
     while not _asleep(unit):
         await asyncio.sleep(POLL_S)
@@ -202,7 +212,13 @@ async def _run(sim: Sim, day: Day, observer: Observer, enough: Enough | None) ->
         end = start + int(day.hours * 3_600_000)
         heard_enough = enough or (lambda _heard: True)
         done, checked = False, -math.inf
-        while unit.virtual_now() < end or not _asleep(unit) or not done:
+        grace_end: int | None = None  # the day is over once its alerts are acknowledged
+        while True:
+            if unit.virtual_now() >= end and _asleep(unit) and done:
+                if grace_end is None:
+                    grace_end = unit.virtual_now() + ACK_GRACE_MS
+                if unit.virtual_now() >= grace_end or not _unacknowledged(unit):
+                    break
             if not done and time.monotonic() - checked >= ENOUGH_EVERY_S:
                 done, checked = heard_enough(list(observer.heard)), time.monotonic()
             if presses and unit.virtual_now() >= presses[0]:
@@ -242,7 +258,9 @@ def watch_day(
     """Run `day` on one twin unit with a receiver and the observer; with
     `enough`, the day goes on past its hours until that says the observer
     has heard enough (a test that needs so many sequences, whatever the
-    firmware's cover rate)."""
+    firmware's cover rate). Either way it ends with every alert raised
+    acknowledged, waiting up to ACK_GRACE_MS of the unit's clock for one
+    whose first retry the receiver missed."""
     with Sim(1, board or load_board(), directory, speed=day.speed) as sim:
         observer = Observer()
         sim.radio.call(observer.start(sim.radio.radio))
