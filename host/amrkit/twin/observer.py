@@ -174,11 +174,11 @@ def _asleep(unit: SimUnit) -> bool:
     return unit.unit.awake_clock() is None
 
 
-def _unacknowledged(unit: SimUnit) -> bool:
-    """An alert raised and not yet acknowledged, by the unit's boot logs."""
+def _alerts(unit: SimUnit) -> tuple[int, int]:
+    """Alerts raised and alerts acknowledged, by the unit's boot logs."""
     lines = [line for boot in list(unit.unit.boots) for line in boot.lines]
     raised = sum("reserved and persisted" in line for line in lines)
-    return raised > sum("acknowledged by the receiver" in line for line in lines)
+    return raised, sum("acknowledged by the receiver" in line for line in lines)
 
 
 async def _settle(unit: SimUnit) -> None:
@@ -217,7 +217,8 @@ async def _run(sim: Sim, day: Day, observer: Observer, enough: Enough | None) ->
             if unit.virtual_now() >= end and _asleep(unit) and done:
                 if grace_end is None:
                     grace_end = unit.virtual_now() + ACK_GRACE_MS
-                if unit.virtual_now() >= grace_end or not _unacknowledged(unit):
+                raised, acknowledged = _alerts(unit)
+                if unit.virtual_now() >= grace_end or acknowledged >= raised:
                     break
             if not done and time.monotonic() - checked >= ENOUGH_EVERY_S:
                 done, checked = heard_enough(list(observer.heard)), time.monotonic()
@@ -236,13 +237,11 @@ async def _run(sim: Sim, day: Day, observer: Observer, enough: Enough | None) ->
             await receiving
         await acker.close()
     await _settle(unit)  # a boot begun meanwhile is in the log once it ends
-    lines = [line for boot in list(unit.unit.boots) for line in boot.lines]
     return Watched(
         day,
         list(observer.heard),
         sent_frames(list(unit.unit.boots)),
-        sum("reserved and persisted" in line for line in lines),
-        sum("acknowledged by the receiver" in line for line in lines),
+        *_alerts(unit),
         events,
         time.time() - began,
     )
